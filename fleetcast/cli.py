@@ -1,0 +1,95 @@
+"""The ``fleetcast`` command line. Each subcommand lives in ``fleetcast/commands/<name>.py``
+and exposes ``HELP``, ``add_arguments(parser)`` and ``run(args, settings) -> int``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from fleetcast.config import Settings
+
+COMMANDS = [
+    "demo",
+    "ingest",
+    "train",
+    "forecast",
+    "scale",
+    "models",
+    "accuracy",
+    "backtest",
+    "override",
+    "status",
+    "report",
+    "fleets",
+]
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="DuckDB file (default: $FLEETCAST_DB or ./fleetcast.duckdb)",
+    )
+    common.add_argument(
+        "--aws-endpoint",
+        default=argparse.SUPPRESS,
+        help="AWS endpoint override for a local stand-in such as moto (default: real AWS)",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="fleetcast",
+        description="Forecast game-server demand and size fleets ahead of it.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"fleetcast.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"fleetcast.commands.{name}":
+                continue  # not built yet
+            raise
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        db_path=getattr(args, "db", None),
+        landing_dir=getattr(args, "landing", None),
+        aws_endpoint_url=getattr(args, "aws_endpoint", None),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fleetcast.logs import quiet_libraries
+
+    quiet_libraries()
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    try:
+        return int(args._module.run(args, settings) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line for the user; details with FLEETCAST_DEBUG=1
+        import os
+
+        if os.environ.get("FLEETCAST_DEBUG"):
+            raise
+        print(f"fleetcast {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
