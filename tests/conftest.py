@@ -1,0 +1,68 @@
+"""Shared fixtures: a real DuckDB file per test, one local moto server per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleetcast.config import Settings
+from fleetcast.local_aws import MotoServer, start_moto
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Dummy credentials for the local moto server only; no test ever reaches AWS.
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    home = tmp_path_factory.mktemp("prefect_home")
+    os.environ["PREFECT_HOME"] = str(home)
+    yield
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    return Settings(
+        db_path=tmp_path / "fleetcast.duckdb",
+        landing_dir=landing,
+        work_dir=tmp_path / "work",
+    )
+
+
+@pytest.fixture(scope="session")
+def moto_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = start_moto(log=tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_session: MotoServer) -> MotoServer:
+    """A moto server emptied before the test."""
+    moto_session.reset()
+    return moto_session
+
+
+@pytest.fixture
+def aws_settings(settings: Settings, moto: MotoServer) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, aws_endpoint_url=moto.url)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One ephemeral Prefect backend for the whole session (slow to start: ~20 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
