@@ -1,0 +1,471 @@
+"""Plan and apply capacity: fleets + latest forecasts + observed demand + overrides + the groups'
+current state -> the policy's decisions -> the capacity backend -> one `allocations` row each.
+
+Plain functions (no Prefect): ``tasks/plan.py`` and ``tasks/apply.py`` wrap them, and
+``fleetcast scale`` calls :func:`allocate`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from fleetcast import db
+from fleetcast.aws import (
+    ApplyResult,
+    CapacityBackend,
+    GroupNotAllowed,
+    GroupState,
+    apply_decision,
+    build_backend,
+    is_allowed,
+)
+from fleetcast.config import Settings
+from fleetcast.fleets import load_fleets
+from fleetcast.names import check_name
+from models.policy import (
+    OVERRIDE_KINDS,
+    RESOURCE_METRICS,
+    Budget,
+    Decision,
+    FleetSpec,
+    ForecastPoint,
+    Override,
+    PolicyInput,
+    SeriesForecast,
+    apply_budget,
+    decide,
+)
+
+OBSERVED_MAX_AGE = timedelta(hours=2)
+
+
+def utcnow() -> datetime:
+    """Now in UTC, naive (how fleetcast stores timestamps)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_run_id(now: datetime) -> str:
+    return f"scale-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Decisions of one run, with the group states they were made from (read before write)."""
+
+    run_id: str
+    now: datetime
+    decisions: tuple[Decision, ...]
+    states: Mapping[str, GroupState]  # by fleet; absent when the group could not be read
+    busy: Mapping[str, frozenset[str]]  # extra busy instance ids by group, from the caller
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading inputs
+
+
+def _naive(ts: Any) -> datetime | None:
+    if ts is None:
+        return None
+    if isinstance(ts, datetime) and ts.tzinfo is not None:
+        return ts.astimezone(UTC).replace(tzinfo=None)
+    return ts  # type: ignore[no-any-return]
+
+
+def load_forecast(
+    con: duckdb.DuckDBPyConnection, game_type: str, region: str, metric: str, now: datetime
+) -> SeriesForecast | None:
+    """The newest forecast of a series created at or before ``now``; the upper quantile is
+    ``yhat_q90`` where that column exists and is filled, else ``yhat_upper``."""
+    frame = con.sql(
+        db.sql("alloc_latest_forecast"),
+        params={
+            "game_type": game_type,
+            "region": region,
+            "metric": metric,
+            "now": now,
+            "since": now - timedelta(hours=2),
+        },
+    ).pl()
+    if frame.height == 0:
+        return None
+    has_q90 = "yhat_q90" in frame.columns
+    points = []
+    for row in frame.iter_rows(named=True):
+        q90 = row.get("yhat_q90") if has_q90 else None
+        upper = row["yhat_upper"] if q90 is None else q90
+        points.append(
+            ForecastPoint(
+                ts=_naive(row["ts"]),  # type: ignore[arg-type]
+                yhat=float(row["yhat"]) if row["yhat"] is not None else math.nan,
+                upper=float(upper) if upper is not None else math.nan,
+            )
+        )
+    first = frame.row(0, named=True)
+    return SeriesForecast(
+        metric=metric,
+        points=tuple(points),
+        created_at=_naive(frame["created_at"].max()),
+        model=str(first["model"]),
+        run_id=str(first["run_id"]),
+    )
+
+
+def load_observed(
+    con: duckdb.DuckDBPyConnection, game_type: str, region: str, now: datetime, max_age: timedelta
+) -> dict[str, float]:
+    rows = con.sql(
+        db.sql("alloc_observed"),
+        params={"game_type": game_type, "region": region, "now": now, "since": now - max_age},
+    ).fetchall()
+    return {metric: float(value) for metric, value, _ in rows if value is not None}
+
+
+def _override_from_row(row: Mapping[str, Any]) -> Override:
+    return Override(
+        override_id=row["override_id"],
+        fleet=row["fleet"],
+        kind=row["kind"],
+        value=float(row["value"]),
+        reason=row["reason"],
+        created_at=_naive(row["created_at"]),  # type: ignore[arg-type]
+        expires_at=_naive(row["expires_at"]),  # type: ignore[arg-type]
+        cleared_at=_naive(row["cleared_at"]),
+    )
+
+
+def list_overrides(
+    con: duckdb.DuckDBPyConnection,
+    now: datetime,
+    *,
+    fleet: str | None = None,
+    include_inactive: bool = False,
+) -> list[Override]:
+    """Overrides in force at ``now`` (or all of them), for one fleet or all."""
+    if fleet is not None:
+        check_name("fleet", fleet)
+    frame = con.sql(
+        db.sql("override_list"), params={"fleet": fleet, "now": now, "all": include_inactive}
+    ).pl()
+    return [_override_from_row(r) for r in frame.iter_rows(named=True)]
+
+
+def set_override(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    fleet: str,
+    kind: str,
+    value: float,
+    reason: str,
+    expires_at: datetime,
+    now: datetime | None = None,
+) -> Override:
+    """Record a human override (capacity, min, max or multiplier) with its reason and expiry."""
+    now = now or utcnow()
+    check_name("fleet", fleet)
+    if kind not in OVERRIDE_KINDS:
+        raise ValueError(f"override kind {kind!r}: use one of {', '.join(OVERRIDE_KINDS)}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"override value must be a number >= 0 (got {value})")
+    if kind != "multiplier" and value != int(value):
+        raise ValueError(f"a {kind} override is a whole number of instances (got {value})")
+    if not reason or not reason.strip():
+        raise ValueError("an override needs a reason (--reason)")
+    if expires_at <= now:
+        raise ValueError(f"expiry {expires_at:%Y-%m-%d %H:%M} is not in the future")
+    known = con.sql("select count(*) from fleets where fleet = ?", params=[fleet]).fetchall()
+    if not known[0][0]:
+        raise ValueError(f"no fleet {fleet!r}: see `fleetcast fleets list`")
+    o = Override(
+        override_id=uuid.uuid4().hex[:12],
+        fleet=fleet,
+        kind=kind,  # type: ignore[arg-type]
+        value=float(value),
+        reason=reason.strip(),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    params = asdict(o)
+    params.pop("cleared_at")
+    con.execute(db.sql("override_insert"), params).fetchall()
+    return o
+
+
+def clear_overrides(
+    con: duckdb.DuckDBPyConnection,
+    fleet: str,
+    *,
+    override_id: str | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """End a fleet's overrides in force (or one); returns the ids cleared."""
+    check_name("fleet", fleet)
+    rows = con.execute(
+        db.sql("override_clear"),
+        {"fleet": fleet, "override_id": override_id, "now": now or utcnow()},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def load_history(
+    con: duckdb.DuckDBPyConnection, fleet: FleetSpec, now: datetime
+) -> list[tuple[datetime, int]]:
+    """Earlier recommendations reaching back one stabilisation window (plus one decision)."""
+    since = now - timedelta(minutes=fleet.scale_in_stabilisation_minutes) - timedelta(hours=2)
+    rows = con.sql(
+        db.sql("alloc_history"), params={"fleet": fleet.fleet, "since": since, "now": now}
+    ).fetchall()
+    return [(_naive(t), int(r)) for t, r in rows]  # type: ignore[misc]
+
+
+def _metrics_for(fleet: FleetSpec) -> list[str]:
+    metrics = [fleet.demand_metric]
+    for resource, cap in fleet.capacities().items():
+        if resource != "players" and cap is not None:
+            metrics.extend(RESOURCE_METRICS[resource])
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan (reads only)
+
+
+def plan(
+    settings: Settings,
+    *,
+    forecast_only: bool = False,
+    game_type: str | None = None,
+    run_id: str | None = None,
+    now: datetime | None = None,
+    backend: CapacityBackend | None = None,
+    busy: Mapping[str, Collection[str]] | None = None,
+    budget: Budget | None = None,
+    forecast_errors: Mapping[str, str] | None = None,
+) -> Plan:
+    """Decide every fleet's capacity. Reads DuckDB and the groups; changes nothing.
+
+    ``busy``: extra busy instance ids per group (sessions in progress reported by the caller),
+    on top of instances tagged ``fleetcast:busy=true``. ``forecast_errors``: a reason per fleet
+    or game type the forecast cannot be trusted (failed validation, unloadable model).
+    """
+    now = now or utcnow()
+    run_id = run_id or new_run_id(now)
+    backend = backend or build_backend(settings)
+    busy_extra = {k: frozenset(v) for k, v in (busy or {}).items()}
+    errors = dict(forecast_errors or {})
+    observed_age = (
+        timedelta(minutes=float(settings.extra.get("observed_max_age_minutes", 0) or 0))
+        or OBSERVED_MAX_AGE
+    )
+    decisions: list[Decision] = []
+    states: dict[str, GroupState] = {}
+    with db.session(settings.db_path) as con:  # a writer: applies pending migrations
+        fleets = load_fleets(con, game_type)
+        overrides = list_overrides(con, now)
+        for spec in fleets:
+            if forecast_only:
+                spec = replace(spec, mode="forecast_only")
+            state: GroupState | None = None
+            group_error: str | None = None
+            try:
+                state = backend.describe(spec.asg_name)
+                states[spec.fleet] = state
+            except Exception as exc:  # unreadable group: decide fail-static, apply nothing
+                group_error = f"could not read group {spec.asg_name}: {exc}"
+            forecasts = {}
+            for metric in _metrics_for(spec):
+                fc = load_forecast(con, spec.game_type, spec.region, metric, now)
+                if fc is not None:
+                    forecasts[metric] = fc
+            busy_ids: set[str] = set()
+            if state is not None:
+                live = {
+                    i.instance_id for i in state.instances if i.lifecycle_state != "Terminating"
+                }
+                busy_ids = (set(state.busy_ids) | set(busy_extra.get(spec.asg_name, ()))) & live
+            inp = PolicyInput(
+                fleet=spec,
+                now=now,
+                current=state.desired if state is not None else None,
+                busy=len(busy_ids),
+                forecasts=forecasts,
+                observed=load_observed(con, spec.game_type, spec.region, now, observed_age),
+                overrides=overrides,
+                history=load_history(con, spec, now),
+                current_max=state.max_size if state is not None else None,
+                forecast_error=group_error or errors.get(spec.fleet) or errors.get(spec.game_type),
+                max_forecast_age=timedelta(hours=settings.freshness_hours),
+            )
+            decision = decide(inp)
+            if state is not None and spec.mode == "scale":
+                if not is_allowed(state, settings.allowed_groups, settings.allowed_tag):
+                    decision = replace(
+                        decision, reason=decision.reason + "; group is not on the allow-list"
+                    )
+            decisions.append(decision)
+    if budget is None:
+        budget = _budget_from_settings(settings)
+    decisions = apply_budget(decisions, budget)
+    return Plan(run_id, now, tuple(decisions), states, busy_extra)
+
+
+def _budget_from_settings(settings: Settings) -> Budget:
+    n = settings.extra.get("budget_instances")
+    c = settings.extra.get("budget_cost_per_hour")
+    return Budget(
+        max_instances=int(n) if n not in (None, "") else None,
+        max_cost_per_hour=float(c) if c not in (None, "") else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Apply and record
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    d: Decision,
+    result: ApplyResult | None,
+    state: GroupState | None,
+) -> None:
+    inputs = dict(d.inputs)
+    inputs["group"] = (
+        None
+        if state is None
+        else {
+            "desired": state.desired,
+            "min": state.min_size,
+            "max": state.max_size,
+            "instances": len(state.instances),
+            "busy_tagged": sorted(state.busy_ids),
+        }
+    )
+    inputs["calls"] = list(result.calls) if result else []
+    inputs["protected"] = list(result.protected) if result else []
+    inputs["released"] = list(result.released) if result else []
+    params = {
+        "decision_id": uuid.uuid4().hex,
+        "run_id": run_id,
+        "decided_at": d.decided_at,
+        "fleet": d.fleet,
+        "game_type": d.game_type,
+        "region": d.region,
+        "asg_name": d.asg_name,
+        "mode": d.mode,
+        "current_desired": d.current,
+        "target_desired": d.target,
+        "applied_desired": d.applied_desired,
+        "applied": d.applied,
+        "processes_per_instance": d.processes_per_instance,
+        "demand_forecast": d.demand_forecast,
+        "inputs": json.dumps(inputs, default=str, sort_keys=True),
+        "reason": d.reason,
+        "recommended": d.recommended,
+        "status": d.status,
+        "new_max_size": result.sent_max if result else None,
+        "unserved_instances": d.unserved_instances,
+        "outcome": d.outcome,
+    }
+    con.execute(db.sql("alloc_insert"), params).fetchall()
+
+
+def apply_and_record(
+    settings: Settings, plan_: Plan, *, backend: CapacityBackend | None = None
+) -> list[Decision]:
+    """Apply each decision (scale mode only), then record it with the outcome of the call.
+
+    One fleet's failure (refused group, AWS error) is recorded and does not stop the others.
+    """
+    backend = backend or build_backend(settings)
+    out: list[Decision] = []
+    with db.session(settings.db_path) as con:
+        for d in plan_.decisions:
+            state = plan_.states.get(d.fleet)
+            result: ApplyResult | None = None
+            if state is None:
+                d = replace(d, outcome="not applied: the group could not be read")
+            else:
+                try:
+                    fresh = backend.describe(d.asg_name) if d.mode == "scale" else state
+                    result = apply_decision(
+                        backend,
+                        d,
+                        fresh,
+                        allowed_groups=settings.allowed_groups,
+                        allowed_tag=settings.allowed_tag,
+                        busy_ids=plan_.busy.get(d.asg_name, frozenset()),
+                    )
+                    state = fresh
+                    d = replace(
+                        d,
+                        applied=result.applied,
+                        applied_desired=result.applied_desired,
+                        outcome=result.outcome,
+                    )
+                except GroupNotAllowed as exc:
+                    d = replace(d, outcome=f"refused: {exc}")
+                except Exception as exc:  # recorded with the outcome; the run goes on
+                    d = replace(d, outcome=f"error: {type(exc).__name__}: {exc}")
+            _record(con, plan_.run_id, d, result, state)
+            out.append(d)
+    return out
+
+
+def allocate(
+    settings: Settings,
+    *,
+    forecast_only: bool = False,
+    game_type: str | None = None,
+    run_id: str | None = None,
+    now: datetime | None = None,
+    backend: CapacityBackend | None = None,
+    busy: Mapping[str, Collection[str]] | None = None,
+    budget: Budget | None = None,
+    forecast_errors: Mapping[str, str] | None = None,
+) -> list[Decision]:
+    """Plan every fleet (or one game type's), apply in scale mode, record in `allocations`."""
+    backend = backend or build_backend(settings)
+    p = plan(
+        settings,
+        forecast_only=forecast_only,
+        game_type=game_type,
+        run_id=run_id,
+        now=now,
+        backend=backend,
+        busy=busy,
+        budget=budget,
+        forecast_errors=forecast_errors,
+    )
+    return apply_and_record(settings, p, backend=backend)
+
+
+def decisions_table(decisions: Sequence[Decision]) -> str:
+    """A plain-text table: fleet, mode, current, target, applied, status, reason."""
+    header = ("fleet", "mode", "current", "target", "applied", "status", "reason")
+    rows = [
+        (
+            d.fleet,
+            d.mode,
+            "?" if d.current is None else str(d.current),
+            str(d.target),
+            str(d.applied_desired) if d.applied_desired is not None else "-",
+            d.status,
+            d.reason + (f" | {d.outcome}" if d.outcome else ""),
+        )
+        for d in decisions
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for r in [header, *rows]:
+        lines.append(
+            "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        )
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+-- fleet_upsert: insert or replace one fleet's configuration (fleetcast fleets import).
+insert into fleets (
+    fleet, game_type, region, server_config, asg_name, demand_metric,
+    capacity_players, capacity_cpu, capacity_memory_gb, capacity_net_mbps,
+    process_cpu, process_memory_gb, process_net_mbps, processes_per_instance,
+    min_size, max_size, priority, session_type, lead_time_minutes, window_minutes,
+    safety_margin, mode, max_breach, max_breach_buffer_pct, max_step_up, max_step_down,
+    tolerance, scale_in_stabilisation_minutes, cost_per_hour
+) values (
+    $fleet, $game_type, $region, $server_config, $asg_name, $demand_metric,
+    $capacity_players, $capacity_cpu, $capacity_memory_gb, $capacity_net_mbps,
+    $process_cpu, $process_memory_gb, $process_net_mbps, $processes_per_instance,
+    $min_size, $max_size, $priority, $session_type, $lead_time_minutes, $window_minutes,
+    $safety_margin, $mode, $max_breach, $max_breach_buffer_pct, $max_step_up, $max_step_down,
+    $tolerance, $scale_in_stabilisation_minutes, $cost_per_hour
+)
+on conflict (fleet) do update set
+    game_type = excluded.game_type,
+    region = excluded.region,
+    server_config = excluded.server_config,
+    asg_name = excluded.asg_name,
+    demand_metric = excluded.demand_metric,
+    capacity_players = excluded.capacity_players,
+    capacity_cpu = excluded.capacity_cpu,
+    capacity_memory_gb = excluded.capacity_memory_gb,
+    capacity_net_mbps = excluded.capacity_net_mbps,
+    process_cpu = excluded.process_cpu,
+    process_memory_gb = excluded.process_memory_gb,
+    process_net_mbps = excluded.process_net_mbps,
+    processes_per_instance = excluded.processes_per_instance,
+    min_size = excluded.min_size,
+    max_size = excluded.max_size,
+    priority = excluded.priority,
+    session_type = excluded.session_type,
+    lead_time_minutes = excluded.lead_time_minutes,
+    window_minutes = excluded.window_minutes,
+    safety_margin = excluded.safety_margin,
+    mode = excluded.mode,
+    max_breach = excluded.max_breach,
+    max_breach_buffer_pct = excluded.max_breach_buffer_pct,
+    max_step_up = excluded.max_step_up,
+    max_step_down = excluded.max_step_down,
+    tolerance = excluded.tolerance,
+    scale_in_stabilisation_minutes = excluded.scale_in_stabilisation_minutes,
+    cost_per_hour = excluded.cost_per_hour;

@@ -1,0 +1,338 @@
+"""Apply against a real local moto server: allow-list, busy protection, retries, no-op runs.
+
+Mutating calls are counted with a botocore 'before-parameter-build' event hook (observation only); faults
+are injected with a 'before-send' hook that returns a canned AWS error response.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from fleetcast.aws import (
+    MUTATING_OPERATIONS,
+    PPI_TAG,
+    AwsBackend,
+    GroupNotAllowed,
+    RecordedBackend,
+    apply_decision,
+)
+from fleetcast.config import Settings
+from models.policy import Decision
+
+REGION = "us-east-1"
+
+
+def _client(url: str, service: str) -> Any:
+    return boto3.client(service, region_name=REGION, endpoint_url=url)
+
+
+def make_group(
+    url: str, name: str, *, desired: int = 2, max_size: int = 10, managed: bool = True
+) -> None:
+    ec2 = _client(url, "ec2")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    ec2.create_launch_template(
+        LaunchTemplateName=f"lt-{name}",
+        LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"},
+    )
+    tags = (
+        [
+            {
+                "ResourceId": name,
+                "ResourceType": "auto-scaling-group",
+                "Key": "fleetcast:managed",
+                "Value": "true",
+                "PropagateAtLaunch": False,
+            }
+        ]
+        if managed
+        else []
+    )
+    _client(url, "autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": f"lt-{name}", "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=max_size,
+        DesiredCapacity=desired,
+        AvailabilityZones=[f"{REGION}a"],
+        Tags=tags,
+    )
+
+
+def group(url: str, name: str) -> dict[str, Any]:
+    resp = _client(url, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+    return resp["AutoScalingGroups"][0]  # type: ignore[no-any-return]
+
+
+class CallLog:
+    """Records every Auto Scaling operation a client makes, with its API parameters."""
+
+    def __init__(self, client: Any) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        client.meta.events.register("before-parameter-build.autoscaling", self._on_call)
+
+    def _on_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.calls.append((model.name, params))
+
+    @property
+    def mutating(self) -> list[tuple[str, dict[str, Any]]]:
+        return [c for c in self.calls if c[0] in MUTATING_OPERATIONS]
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+
+def inject_error(client: Any, operation: str, code: str, times: int) -> list[int]:
+    """Answer the next ``times`` calls of ``operation`` with an HTTP 400 ``code`` error."""
+    seen = [0]
+    body = (
+        "<ErrorResponse><Error><Type>Sender</Type>"
+        f"<Code>{code}</Code><Message>injected {code}</Message></Error>"
+        "<RequestId>injected</RequestId></ErrorResponse>"
+    ).encode()
+
+    def handler(request: Any, **_: Any) -> AWSResponse | None:
+        if seen[0] >= times:
+            return None
+        seen[0] += 1
+        return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, _Raw(body))
+
+    client.meta.events.register(f"before-send.autoscaling.{operation}", handler)
+    return seen
+
+
+def decision(name: str, target: int, *, mode: str = "scale", **kw: Any) -> Decision:
+    return Decision(
+        fleet=name,
+        game_type="br",
+        region="global",
+        asg_name=name,
+        mode=mode,  # type: ignore[arg-type]
+        decided_at=datetime(2024, 5, 1, 10),
+        current=None,
+        target=target,
+        recommended=target,
+        processes_per_instance=kw.pop("ppi", 4),
+        status="ok",
+        reason="test",
+        **kw,
+    )
+
+
+def _apply(backend: AwsBackend, d: Decision, settings: Settings, **kw: Any) -> Any:
+    state = backend.describe(d.asg_name)
+    return apply_decision(
+        backend,
+        d,
+        state,
+        allowed_groups=settings.allowed_groups,
+        allowed_tag=settings.allowed_tag,
+        **kw,
+    )
+
+
+def test_botocore_config_uses_standard_retries_and_timeouts(aws_settings: Settings) -> None:
+    backend = AwsBackend(aws_settings)
+    cfg = backend.client.meta.config
+    assert cfg.retries["mode"] == "standard" and cfg.retries["total_max_attempts"] >= 3
+    assert cfg.connect_timeout and cfg.read_timeout
+    assert backend.client.meta.endpoint_url == aws_settings.aws_endpoint_url
+
+
+def test_scale_sets_absolute_desired_and_tag_then_second_run_is_a_noop(
+    aws_settings: Settings,
+) -> None:
+    make_group(aws_settings.aws_endpoint_url or "", "g1", desired=1)
+    backend = AwsBackend(aws_settings)
+    log = CallLog(backend.client)
+    first = _apply(backend, decision("g1", 3), aws_settings)
+    assert first.applied and first.applied_desired == 3
+    ops = [c[0] for c in log.mutating]
+    assert ops == ["CreateOrUpdateTags", "SetDesiredCapacity"]
+    sent = dict(log.mutating[1][1])
+    assert sent["DesiredCapacity"] == 3 and sent["HonorCooldown"] is False
+    g = group(aws_settings.aws_endpoint_url or "", "g1")
+    assert g["DesiredCapacity"] == 3
+    assert {t["Key"]: t["Value"] for t in g["Tags"]}[PPI_TAG] == "4"
+
+    log.calls.clear()
+    second = _apply(backend, decision("g1", 3), aws_settings)
+    assert not second.applied and log.mutating == []
+    assert "nothing sent" in second.outcome
+
+
+def test_forecast_only_makes_no_mutating_call(aws_settings: Settings) -> None:
+    make_group(aws_settings.aws_endpoint_url or "", "g1", desired=1)
+    backend = AwsBackend(aws_settings)
+    log = CallLog(backend.client)
+    result = _apply(backend, decision("g1", 5, mode="forecast_only"), aws_settings)
+    assert not result.applied and "would set 5" in result.outcome
+    assert log.mutating == [] and [c[0] for c in log.calls] == ["DescribeAutoScalingGroups"]
+    assert group(aws_settings.aws_endpoint_url or "", "g1")["DesiredCapacity"] == 1
+
+
+def test_group_off_the_allow_list_is_refused(aws_settings: Settings) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "stranger", desired=2, managed=False)
+    backend = AwsBackend(aws_settings)
+    log = CallLog(backend.client)
+    with pytest.raises(GroupNotAllowed, match="allow-list"):
+        _apply(backend, decision("stranger", 5), aws_settings)
+    # the backend itself refuses too (defence in depth), before any request goes out
+    with pytest.raises(GroupNotAllowed):
+        backend.set_desired("stranger", 5)
+    assert log.mutating == []
+    assert group(url, "stranger")["DesiredCapacity"] == 2
+    # named in Settings.allowed_groups: allowed without the tag
+    named = replace(aws_settings, allowed_groups=("stranger",))
+    assert _apply(AwsBackend(named), decision("stranger", 3), named).applied
+
+
+def test_busy_instances_survive_a_scale_in_and_are_released_after_drain(
+    aws_settings: Settings,
+) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "g1", desired=4)
+    ids = sorted(i["InstanceId"] for i in group(url, "g1")["Instances"])
+    busy = ids[1:3]  # not the first: a plain scale-in would be free to pick them
+    _client(url, "ec2").create_tags(
+        Resources=busy, Tags=[{"Key": "fleetcast:busy", "Value": "true"}]
+    )
+    backend = AwsBackend(aws_settings)
+    state = backend.describe("g1")
+    assert state.busy_ids == frozenset(busy)
+    result = _apply(backend, decision("g1", 2), aws_settings)
+    assert result.protected == tuple(busy) and result.applied_desired == 2
+    left = {i["InstanceId"]: i for i in group(url, "g1")["Instances"]}
+    assert set(busy) <= set(left)
+    assert all(left[i]["ProtectedFromScaleIn"] for i in busy)
+
+    # the sessions end: the busy tag is removed, the next run releases the protection
+    _client(url, "ec2").delete_tags(Resources=busy, Tags=[{"Key": "fleetcast:busy"}])
+    result = _apply(backend, decision("g1", 2), aws_settings)
+    assert result.released == tuple(busy) and not result.applied
+    assert not any(i["ProtectedFromScaleIn"] for i in group(url, "g1")["Instances"])
+
+
+def test_caller_reported_busy_instances_are_protected(aws_settings: Settings) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "g1", desired=3)
+    ids = sorted(i["InstanceId"] for i in group(url, "g1")["Instances"])
+    backend = AwsBackend(aws_settings)
+    result = _apply(backend, decision("g1", 1), aws_settings, busy_ids=[ids[2]])
+    assert result.protected == (ids[2],)
+    assert [i["InstanceId"] for i in group(url, "g1")["Instances"]] == [ids[2]]
+
+
+def test_throttling_is_retried_and_succeeds(aws_settings: Settings) -> None:
+    make_group(aws_settings.aws_endpoint_url or "", "g1", desired=1)
+    backend = AwsBackend(aws_settings)
+    seen = inject_error(backend.client, "SetDesiredCapacity", "Throttling", times=2)
+    responses: list[dict[str, Any]] = []
+    backend.client.meta.events.register(
+        "after-call.autoscaling.SetDesiredCapacity",
+        lambda parsed, **_: responses.append(parsed),
+    )
+    result = _apply(backend, decision("g1", 3), aws_settings)
+    assert seen[0] == 2 and result.applied
+    assert responses[-1]["ResponseMetadata"]["RetryAttempts"] == 2
+    assert group(aws_settings.aws_endpoint_url or "", "g1")["DesiredCapacity"] == 3
+
+
+def test_scaling_activity_in_progress_is_deferred_not_raised(aws_settings: Settings) -> None:
+    make_group(aws_settings.aws_endpoint_url or "", "g1", desired=1)
+    backend = AwsBackend(aws_settings)
+    log = CallLog(backend.client)
+    inject_error(backend.client, "SetDesiredCapacity", "ScalingActivityInProgress", times=1)
+    result = _apply(backend, decision("g1", 3), aws_settings)
+    assert not result.applied and result.applied_desired is None
+    assert "deferred" in result.outcome
+    # botocore does not retry it: exactly one attempt was made
+    assert [c[0] for c in log.mutating].count("SetDesiredCapacity") == 1
+    assert group(aws_settings.aws_endpoint_url or "", "g1")["DesiredCapacity"] == 1
+    # next cycle: goes through
+    assert _apply(backend, decision("g1", 3), aws_settings).applied
+
+
+def test_value_sent_never_exceeds_max_size(aws_settings: Settings) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "g1", desired=1, max_size=4)
+    backend = AwsBackend(aws_settings)
+    log = CallLog(backend.client)
+    result = _apply(backend, decision("g1", 9), aws_settings)
+    sent = [p["DesiredCapacity"] for op, p in log.mutating if op == "SetDesiredCapacity"]
+    assert sent == [4] and result.applied_desired == 4 and "capped" in result.outcome
+
+
+def test_breach_raise_updates_max_before_desired(aws_settings: Settings) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "g1", desired=1, max_size=4)
+    backend = AwsBackend(aws_settings)
+    log = CallLog(backend.client)
+    _apply(backend, decision("g1", 6, new_max_size=7), aws_settings)
+    ops = [(op, p.get("MaxSize", p.get("DesiredCapacity"))) for op, p in log.mutating]
+    assert ops == [
+        ("UpdateAutoScalingGroup", 7),
+        ("CreateOrUpdateTags", None),
+        ("SetDesiredCapacity", 6),
+    ]
+    g = group(url, "g1")
+    assert (g["MaxSize"], g["DesiredCapacity"]) == (7, 6)
+
+
+def test_recorded_backend_never_reaches_aws() -> None:
+    from fleetcast.aws import GroupState
+
+    rec = RecordedBackend(
+        [GroupState("g1", 2, 0, 10, {"fleetcast:managed": "true"})],
+    )
+    result = apply_decision(
+        rec, decision("g1", 5), rec.describe("g1"), allowed_groups=(), allowed_tag="fleetcast:managed"
+    )
+    assert result.applied and rec.groups["g1"].desired == 5
+    assert [c[0] for c in rec.calls] == ["CreateOrUpdateTags", "SetDesiredCapacity"]
+
+
+IAM = Path(__file__).resolve().parent.parent / "iam" / "fleetcast-policy.json"
+
+
+def test_iam_policy_is_least_privilege() -> None:
+    doc = json.loads(IAM.read_text())
+    assert doc["Version"] == "2012-10-17"
+    allowed: set[str] = set()
+    for st in doc["Statement"]:
+        assert st["Effect"] == "Allow"
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        allowed |= set(actions)
+        writes = [a for a in actions if not a.split(":")[1].startswith("Describe")]
+        if writes:
+            # every write is scoped to groups tagged fleetcast:managed=true
+            cond = st["Condition"]["StringEquals"]
+            assert cond["aws:ResourceTag/fleetcast:managed"] == "true"
+            assert st["Resource"] != "*"
+            assert all(a.startswith("autoscaling:") for a in writes)
+    writes = {a for a in allowed if not a.split(":")[1].startswith("Describe")}
+    assert writes == {
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:SetInstanceProtection",
+        "autoscaling:CreateOrUpdateTags",
+    }
+    assert "*" not in allowed and "autoscaling:*" not in allowed
+    text = IAM.read_text().lower()
+    for bad in ("terminate", "delete", "iam:", "passrole", "notaction"):
+        assert bad not in text
+    assert "autoscaling:Describe*" in allowed
