@@ -78,3 +78,50 @@ def moto_server(port: int | None = None) -> Iterator[MotoServer]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def provision_groups(
+    endpoint_url: str,
+    region: str,
+    groups: list[tuple[str, int, int, int]],
+) -> None:
+    """Create Auto Scaling groups on a local moto server for the demo: (name, min, max, desired).
+
+    Real deployments create their groups with their own infrastructure code; fleetcast only
+    resizes groups tagged ``fleetcast:managed=true``. Existing groups are left as they are.
+    """
+    import boto3
+
+    ec2 = boto3.client("ec2", endpoint_url=endpoint_url, region_name=region)
+    asg = boto3.client("autoscaling", endpoint_url=endpoint_url, region_name=region)
+    existing = {
+        g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]
+    }
+    templates = {
+        t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]
+    }
+    if "fleetcast-demo" not in templates:
+        ec2.create_launch_template(
+            LaunchTemplateName="fleetcast-demo",
+            LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "c6i.xlarge"},
+        )
+    for name, min_size, max_size, desired in groups:
+        if name in existing:
+            continue
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateName": "fleetcast-demo", "Version": "$Latest"},
+            MinSize=min_size,
+            MaxSize=max_size,
+            DesiredCapacity=desired,
+            AvailabilityZones=[f"{region}a"],
+            Tags=[
+                {
+                    "ResourceId": name,
+                    "ResourceType": "auto-scaling-group",
+                    "Key": "fleetcast:managed",
+                    "Value": "true",
+                    "PropagateAtLaunch": False,
+                }
+            ],
+        )
