@@ -23,6 +23,7 @@ COMMANDS = [
     "status",
     "report",
     "fleets",
+    "sample",
 ]
 
 

@@ -1,0 +1,250 @@
+"""Report plots and a self-contained HTML page. Pure file writers: no DuckDB, no network.
+
+Plots use matplotlib's object API with the Agg canvas (no pyplot, no global backend switch), so
+they are safe in threads and on machines without a display.
+
+- ``plot_forecast_vs_actual(actual[ts, value], forecast[ts, yhat, yhat_lower, yhat_upper], ...)``
+- ``plot_capacity_vs_demand(demand[ts, value], capacity[ts, capacity], ...)``
+- ``write_html_report(sections, path)``: one page, images embedded as base64, a summary table
+  per section (fleet) and an overview table of all of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ACTUAL_COLOR = "#222222"
+FORECAST_COLOR = "#1f77b4"
+CAPACITY_COLOR = "#2ca02c"
+SHORT_COLOR = "#d62728"
+
+
+def _require(frame: pl.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{what} frame lacks columns {missing}; it has {frame.columns} "
+            f"(expected {list(columns)})"
+        )
+
+
+def _times(frame: pl.DataFrame) -> np.ndarray:
+    """The ``ts`` column as numpy datetime64 (tz-aware columns are shown in UTC)."""
+    ts = frame.get_column("ts")
+    if isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is not None:
+        ts = ts.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return ts.to_numpy()
+
+
+def _values(frame: pl.DataFrame, column: str) -> np.ndarray:
+    return frame.get_column(column).cast(pl.Float64).to_numpy()
+
+
+def _new_figure(title: str):  # noqa: ANN202 - matplotlib types
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _finish(fig, ax, path: Path) -> Path:  # noqa: ANN001
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlabel("time (UTC)")
+    ax.legend(loc="upper left", fontsize="small")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format=path.suffix.lstrip(".") or "png")
+    return path
+
+
+def plot_forecast_vs_actual(
+    actual: pl.DataFrame, forecast: pl.DataFrame, title: str, path: Path
+) -> Path:
+    """Actual values as a line, the forecast with its interval as a band. Returns ``path``."""
+    _require(actual, ("ts", "value"), "actual")
+    _require(forecast, ("ts", "yhat", "yhat_lower", "yhat_upper"), "forecast")
+    actual = actual.sort("ts")
+    forecast = forecast.sort("ts")
+    fig, ax = _new_figure(title)
+    if forecast.height:
+        t = _times(forecast)
+        ax.fill_between(
+            t,
+            _values(forecast, "yhat_lower"),
+            _values(forecast, "yhat_upper"),
+            color=FORECAST_COLOR,
+            alpha=0.2,
+            linewidth=0,
+            label="forecast interval",
+        )
+        ax.plot(t, _values(forecast, "yhat"), color=FORECAST_COLOR, lw=1.5, label="forecast")
+    if actual.height:
+        ax.plot(_times(actual), _values(actual, "value"), color=ACTUAL_COLOR, lw=1.0,
+                label="actual")  # fmt: skip
+    if actual.height and forecast.height:
+        ax.axvline(_times(forecast)[0], color="#888888", ls="--", lw=0.8)
+    ax.set_ylabel("value")
+    return _finish(fig, ax, path)
+
+
+def plot_capacity_vs_demand(
+    demand: pl.DataFrame, capacity: pl.DataFrame, title: str, path: Path
+) -> Path:
+    """Demand as a line, capacity in effect as a step line; hours short shaded red."""
+    _require(demand, ("ts", "value"), "demand")
+    _require(capacity, ("ts", "capacity"), "capacity")
+    demand = demand.sort("ts")
+    capacity = capacity.sort("ts")
+    fig, ax = _new_figure(title)
+    if capacity.height:
+        ax.step(_times(capacity), _values(capacity, "capacity"), where="post",
+                color=CAPACITY_COLOR, lw=1.5, label="capacity")  # fmt: skip
+    if demand.height:
+        td, vd = _times(demand), _values(demand, "value")
+        ax.plot(td, vd, color=ACTUAL_COLOR, lw=1.0, label="demand")
+        if capacity.height:
+            # capacity in effect at each demand time (last step at or before it)
+            tc, vc = _times(capacity), _values(capacity, "capacity")
+            idx = np.searchsorted(tc, td, side="right") - 1
+            cap_at = np.where(idx >= 0, vc[np.clip(idx, 0, None)], np.nan)
+            short = vd > cap_at
+            if short.any():
+                ax.fill_between(td, cap_at, vd, where=short, color=SHORT_COLOR, alpha=0.35,
+                                linewidth=0, label="short", interpolate=False)  # fmt: skip
+    ax.set_ylabel("players")
+    return _finish(fig, ax, path)
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One block of the report, usually one fleet.
+
+    ``summary``: label -> value, shown as a two-column table and in the overview table.
+    ``images``: PNG (or SVG) files to embed. ``table``: an optional detail table.
+    """
+
+    title: str
+    summary: Mapping[str, object] = field(default_factory=dict)
+    images: Sequence[Path] = ()
+    notes: str = ""
+    table: pl.DataFrame | None = None
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "n/a"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def _kv_table(summary: Mapping[str, object]) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
+        for k, v in summary.items()
+    )
+    return f'<table class="kv">{rows}</table>'
+
+
+def _frame_table(frame: pl.DataFrame, max_rows: int = 200) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+        for row in frame.head(max_rows).iter_rows()
+    )
+    more = (
+        f'<p class="note">{frame.height - max_rows} more rows not shown</p>'
+        if frame.height > max_rows
+        else ""
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+
+
+def _overview(sections: Sequence[ReportSection]) -> str:
+    keys: list[str] = []
+    for s in sections:
+        keys.extend(k for k in s.summary if k not in keys)
+    if not keys:
+        return ""
+    head = "<th>section</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    body = "".join(
+        f'<tr><td><a href="#s{i}">{html.escape(s.title)}</a></td>'
+        + "".join(f"<td>{html.escape(_fmt(s.summary.get(k)))}</td>" for k in keys)
+        + "</tr>"
+        for i, s in enumerate(sections)
+    )
+    return f"<h2>Overview</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _embed(image: Path) -> str:
+    image = Path(image)
+    data = image.read_bytes()
+    mime = "image/svg+xml" if image.suffix.lower() == ".svg" else "image/png"
+    b64 = base64.b64encode(data).decode("ascii")
+    alt = html.escape(image.stem)
+    return f'<figure><img alt="{alt}" src="data:{mime};base64,{b64}"></figure>'
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
+table{border-collapse:collapse;margin:.5em 0 1em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:14px}
+th{background:#f3f3f3} table.kv th{text-align:left}
+img{max-width:100%} figure{margin:.5em 0} .note{color:#666;font-size:13px}
+section{border-top:2px solid #ddd;margin-top:1.5em}
+"""
+
+
+def write_html_report(
+    sections: Sequence[ReportSection],
+    path: Path,
+    *,
+    title: str = "fleetcast report",
+    generated_at: datetime | None = None,
+) -> Path:
+    """Write one self-contained HTML page (no external CSS, JS or images). Returns ``path``."""
+    when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="note">generated {html.escape(when)}</p>',
+        _overview(sections),
+    ]
+    for i, s in enumerate(sections):
+        parts.append(f'<section id="s{i}"><h2>{html.escape(s.title)}</h2>')
+        if s.notes:
+            parts.append(f"<p>{html.escape(s.notes)}</p>")
+        if s.summary:
+            parts.append(_kv_table(s.summary))
+        parts.extend(_embed(img) for img in s.images)
+        if s.table is not None:
+            parts.append(_frame_table(s.table))
+        parts.append("</section>")
+    parts.append("</body></html>")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
