@@ -391,7 +391,8 @@ def decide(inp: PolicyInput) -> Decision:
 
     # Max breach behaviour: raise the max by a buffer of the forecast need (as AWS does).
     new_max: int | None = None
-    if f.max_breach == "raise" and "max" not in ovr and fail is None and recommended > eff_max:
+    forced = "max" in ovr or "capacity" in ovr  # a human's bound wins over the breach rule
+    if f.max_breach == "raise" and not forced and fail is None and recommended > eff_max:
         eff_max = math.ceil(recommended * (1 + f.max_breach_buffer_pct / 100) - _EPS)
         new_max = eff_max
         notes.append(f"max raised to {eff_max} (need {recommended} > max {f.max_size})")
@@ -420,9 +421,12 @@ def decide(inp: PolicyInput) -> Decision:
         why = f"fail-static: {fail}; keep {base}"
         if reactive is not None and reactive > base:
             why += f", raised to the reactive floor {reactive}"
-        if target > eff_max:
+        if errors:  # the bounds themselves are suspect: keep, do not clamp
+            pass
+        elif target > eff_max:
             why += f"; capped at max {eff_max}"
-        target = min(max(target, eff_min), eff_max)
+        if not errors:
+            target = min(max(target, eff_min), eff_max)
     else:
         desired = recommended
         why = (

@@ -1,7 +1,7 @@
 """Apply against a real local moto server: allow-list, busy protection, retries, no-op runs.
 
-Mutating calls are counted with a botocore 'before-parameter-build' event hook (observation only); faults
-are injected with a 'before-send' hook that returns a canned AWS error response.
+Mutating calls are counted with a botocore 'before-parameter-build' event hook (observation
+only); faults are injected with a 'before-send' hook that returns a canned AWS error response.
 """
 
 from __future__ import annotations
@@ -37,11 +37,10 @@ def _client(url: str, service: str) -> Any:
 def make_group(
     url: str, name: str, *, desired: int = 2, max_size: int = 10, managed: bool = True
 ) -> None:
-    ec2 = _client(url, "ec2")
-    image = ec2.describe_images()["Images"][0]["ImageId"]
-    ec2.create_launch_template(
+    # a fixed AMI id: listing moto's images costs seconds and moto does not check the id
+    _client(url, "ec2").create_launch_template(
         LaunchTemplateName=f"lt-{name}",
-        LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"},
+        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
     )
     tags = (
         [
@@ -300,7 +299,11 @@ def test_recorded_backend_never_reaches_aws() -> None:
         [GroupState("g1", 2, 0, 10, {"fleetcast:managed": "true"})],
     )
     result = apply_decision(
-        rec, decision("g1", 5), rec.describe("g1"), allowed_groups=(), allowed_tag="fleetcast:managed"
+        rec,
+        decision("g1", 5),
+        rec.describe("g1"),
+        allowed_groups=(),
+        allowed_tag="fleetcast:managed",
     )
     assert result.applied and rec.groups["g1"].desired == 5
     assert [c[0] for c in rec.calls] == ["CreateOrUpdateTags", "SetDesiredCapacity"]

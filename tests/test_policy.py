@@ -1,0 +1,354 @@
+"""The pure capacity policy: literal cases and Hypothesis properties."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.policy import (
+    Budget,
+    FleetSpec,
+    ForecastPoint,
+    Override,
+    PolicyInput,
+    SeriesForecast,
+    apply_budget,
+    decide,
+    processes_per_instance,
+)
+
+NOW = datetime(2024, 5, 1, 10, 0)
+H = timedelta(hours=1)
+
+
+def fleet(**kw: object) -> FleetSpec:
+    base = dict(
+        fleet="br-eu",
+        game_type="battle_royale",
+        region="eu",
+        asg_name="br-eu-asg",
+        capacity_players=100.0,
+        min_size=1,
+        max_size=50,
+        safety_margin=0.1,
+        mode="scale",
+    )
+    base.update(kw)
+    return FleetSpec(**base)  # type: ignore[arg-type]
+
+
+def forecast(
+    values: list[float], *, upper: float = 1.0, created: datetime = NOW - H, metric: str = "players"
+) -> SeriesForecast:
+    pts = tuple(
+        ForecastPoint(NOW + h * H, v, v * upper if math.isfinite(v) else v)
+        for h, v in enumerate(values)
+    )
+    return SeriesForecast(metric, pts, created, "prophet", "run-1")
+
+
+def inp(**kw: object) -> PolicyInput:
+    base: dict[str, object] = dict(
+        fleet=fleet(),
+        now=NOW,
+        current=10,
+        forecasts={"players": forecast([1000.0] * 4)},
+        observed={"players": 1000.0},
+        history=[(NOW - H, 10)],
+    )
+    base.update(kw)
+    return PolicyInput(**base)  # type: ignore[arg-type]
+
+
+def ovr(
+    kind: str, value: float, *, expires: datetime = NOW + H, created: datetime = NOW - H
+) -> Override:
+    return Override("o1", "br-eu", kind, value, "ops call", created, expires)  # type: ignore[arg-type]
+
+
+# --- literal cases -----------------------------------------------------------------------------
+
+
+def test_sizes_the_window_one_lead_ahead_from_the_upper_quantile_plus_margin() -> None:
+    fc = forecast([500, 500, 2000, 500], upper=1.5)  # ts 10:00, 11:00, 12:00, 13:00
+    d = decide(
+        inp(
+            current=5,
+            forecasts={"players": fc},
+            observed={"players": 400},
+            fleet=fleet(lead_time_minutes=120),
+        )
+    )
+    # window 12:00-13:00: upper 3000 x 1.1 = 3300 players -> 33 instances
+    assert d.target == 33 and d.demand_forecast == pytest.approx(3300)
+    assert "lead 120 min" in d.reason
+    d60 = decide(inp(current=5, forecasts={"players": fc}, observed={"players": 400}))
+    assert d60.target == 9  # window 11:00: 750 x 1.1 = 825 -> 9
+
+
+def test_largest_resource_wins_and_network_uses_the_busier_direction() -> None:
+    f = fleet(capacity_cpu=8.0, capacity_net_mbps=100.0)
+    fcs = {
+        "players": forecast([500] * 3),  # 550 -> 6
+        "cpu_cores": forecast([80] * 3, metric="cpu_cores"),  # 88 / 8 -> 11
+        "net_in_mbps": forecast([100] * 3, metric="net_in_mbps"),
+        "net_out_mbps": forecast([1200] * 3, metric="net_out_mbps"),  # 1320 / 100 -> 14
+    }
+    d = decide(inp(fleet=f, current=5, forecasts=fcs, observed={"players": 100}))
+    assert d.target == 14 and "(net)" in d.reason
+
+
+def test_reactive_floor_when_forecast_is_low() -> None:
+    d = decide(inp(forecasts={"players": forecast([100] * 3)}, observed={"players": 2000}))
+    assert d.target == 22 and d.reactive_floor == 22
+
+
+def test_forecast_alone_never_shrinks_the_fleet() -> None:
+    d = decide(inp(current=20, forecasts={"players": forecast([100] * 3)}, observed={}))
+    assert d.target == 20 and "no scale-in without observed demand" in d.reason
+
+
+def test_scale_in_waits_for_a_stabilisation_window_highest_wins() -> None:
+    low = {"players": forecast([300] * 3)}
+    # no history older than the window yet: hold
+    d = decide(inp(current=20, forecasts=low, observed={"players": 300}, history=[]))
+    assert d.target == 20 and "history" in d.reason
+    # history covers the window: highest recommendation in it (15) wins
+    hist = [(NOW - timedelta(minutes=40), 30), (NOW - timedelta(minutes=20), 15)]
+    d = decide(inp(current=20, forecasts=low, observed={"players": 300}, history=hist))
+    assert d.target == 15 and d.recommended == 4
+    hist = [(NOW - timedelta(minutes=40), 30)]
+    d = decide(inp(current=20, forecasts=low, observed={"players": 300}, history=hist))
+    assert d.target == 4
+
+
+def test_tolerance_band_holds() -> None:
+    d = decide(inp(current=11, forecasts={"players": forecast([1000] * 3)}))  # wants 11
+    assert d.status == "hold"
+    d = decide(inp(current=12, forecasts={"players": forecast([1000] * 3)}))
+    assert d.target == 12 and "tolerance" in d.reason
+
+
+def test_step_limits() -> None:
+    f = fleet(max_step_up=3, max_step_down=2)
+    d = decide(inp(fleet=f, current=10, forecasts={"players": forecast([4000] * 3)}))
+    assert d.target == 13 and "step up" in d.reason
+    d = decide(
+        inp(
+            fleet=f, current=10, forecasts={"players": forecast([10] * 3)}, observed={"players": 10}
+        )
+    )
+    assert d.target == 8 and "step down" in d.reason
+
+
+def test_max_honoured_or_raised_by_a_buffer() -> None:
+    fc = {"players": forecast([6000] * 3)}  # 6600 -> 66 instances
+    d = decide(inp(fleet=fleet(max_size=50), forecasts=fc))
+    assert d.target == 50 and d.unserved_instances == 16 and d.status == "capped"
+    d = decide(
+        inp(fleet=fleet(max_size=50, max_breach="raise", max_breach_buffer_pct=10), forecasts=fc)
+    )
+    assert d.target == 66 and d.new_max_size == math.ceil(66 * 1.1) and d.unserved_instances == 0
+    # later, the need is back under the max: restore the configured max
+    d = decide(inp(fleet=fleet(max_size=50, max_breach="raise"), current_max=73))
+    assert d.new_max_size == 50
+
+
+def test_never_below_busy() -> None:
+    d = decide(
+        inp(current=20, busy=9, forecasts={"players": forecast([10] * 3)}, observed={"players": 10})
+    )
+    assert d.target == 9
+
+
+def test_processes_per_instance_from_per_process_needs() -> None:
+    f = fleet(
+        capacity_cpu=16.0,
+        capacity_memory_gb=64.0,
+        capacity_net_mbps=1000.0,
+        process_cpu=1.5,
+        process_memory_gb=4.0,
+        process_net_mbps=50.0,
+    )
+    assert processes_per_instance(f) == 10  # cpu 10, memory 16, network 20
+    assert processes_per_instance(fleet(processes_per_instance=3)) == 3
+    assert decide(inp(fleet=f)).processes_per_instance == 10
+
+
+def test_fail_static_on_each_fault() -> None:
+    cases = {
+        "stale": dict(forecasts={"players": forecast([100] * 3, created=NOW - 7 * H)}),
+        "no forecast": dict(forecasts={}),
+        "NaN": dict(forecasts={"players": forecast([100, math.nan, 100])}),
+        "negative": dict(forecasts={"players": forecast([100, -5, 100])}),
+        "does not cover": dict(forecasts={"players": forecast([100])}),
+        "model unloadable": dict(forecast_error="model unloadable: sha256 mismatch"),
+        "invalid fleet": dict(fleet=fleet(min_size=5, max_size=2)),
+    }
+    for word, kw in cases.items():
+        d = decide(inp(current=20, observed={"players": 100}, **kw))  # type: ignore[arg-type]
+        assert d.status == "fail_static" and d.target == 20, word
+        assert word.split()[0] in d.reason, (word, d.reason)
+    # reactive floor higher than current: raised
+    d = decide(inp(current=5, forecasts={}, observed={"players": 2000}))
+    assert d.target == 22 and d.status == "fail_static"
+
+
+def test_overrides_and_expiry() -> None:
+    d = decide(inp(overrides=[ovr("capacity", 30)]))
+    assert d.target == 30 and d.status == "override" and "ops call" in d.reason
+    d = decide(inp(overrides=[ovr("min", 25)]))
+    assert d.target == 25
+    d = decide(inp(overrides=[ovr("max", 5)]))
+    assert d.target == 5
+    d = decide(inp(current=10, overrides=[ovr("multiplier", 2.0)]))
+    assert d.target == 22  # 1000 x 2 x 1.1
+    expired = ovr("capacity", 30, expires=NOW)
+    assert decide(inp(overrides=[expired])).target == decide(inp()).target
+    cleared = replace(ovr("capacity", 30), cleared_at=NOW - timedelta(minutes=1))
+    assert decide(inp(overrides=[cleared])).target == decide(inp()).target
+    other_fleet = replace(ovr("capacity", 30), fleet="other")
+    assert decide(inp(overrides=[other_fleet])).target == decide(inp()).target
+
+
+def test_budget_serves_priority_first_and_reports_the_rest() -> None:
+    def d_for(name: str, priority: int, cur: int, want: int) -> object:
+        f = fleet(fleet=name, asg_name=name, priority=priority, cost_per_hour=2.0)
+        return decide(
+            inp(
+                fleet=f,
+                current=cur,
+                forecasts={"players": forecast([want * 100 / 1.1] * 3)},
+                observed={"players": 100},
+            )
+        )
+
+    tour = d_for("tournament", 10, 5, 20)
+    ranked = d_for("ranked", 20, 5, 15)
+    casual = d_for("casual", 30, 5, 15)
+    out = apply_budget([casual, ranked, tour], Budget(max_instances=40))  # type: ignore[list-item]
+    got = {d.fleet: d for d in out}
+    assert [d.fleet for d in out] == ["casual", "ranked", "tournament"]  # order kept
+    assert got["tournament"].target == 20 and got["ranked"].target == 15
+    assert got["casual"].target == 5 and got["casual"].unserved_instances == 10
+    assert "budget: 10 instances not served" in got["casual"].reason
+    out = apply_budget([casual, ranked, tour], Budget(max_cost_per_hour=60.0))  # type: ignore[list-item]
+    got = {d.fleet: d for d in out}
+    assert (got["tournament"].target, got["ranked"].target, got["casual"].target) == (20, 5, 5)
+
+
+# --- properties ----------------------------------------------------------------------------
+
+
+@st.composite
+def policy_inputs(draw: st.DrawFn) -> PolicyInput:
+    lo = draw(st.integers(0, 20))
+    hi = draw(st.integers(lo, 60))
+    f = fleet(
+        min_size=lo,
+        max_size=hi,
+        capacity_players=draw(st.sampled_from([10.0, 50.0, 100.0])),
+        max_step_up=draw(st.none() | st.integers(1, 10)),
+        max_step_down=draw(st.none() | st.integers(1, 10)),
+        tolerance=draw(st.sampled_from([0.0, 0.1, 0.2])),
+        lead_time_minutes=draw(st.sampled_from([0, 30, 60, 120])),
+        max_breach=draw(st.sampled_from(["honour", "raise"])),
+    )
+    current = draw(st.integers(lo, hi))
+    busy = draw(st.integers(0, current))
+    values = draw(st.lists(st.floats(0, 8000, allow_nan=False), min_size=5, max_size=5))
+    fc = forecast(values, upper=draw(st.floats(1.0, 1.5)))
+    observed = draw(st.none() | st.floats(0, 8000, allow_nan=False))
+    hist = draw(st.lists(st.tuples(st.integers(1, 120), st.integers(0, 80)), max_size=4))
+    return PolicyInput(
+        fleet=f,
+        now=NOW,
+        current=current,
+        busy=busy,
+        forecasts={"players": fc},
+        observed={} if observed is None else {"players": observed},
+        history=[(NOW - timedelta(minutes=m), r) for m, r in hist],
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy_inputs())
+def test_property_within_min_max_and_never_below_busy(p: PolicyInput) -> None:
+    d = decide(p)
+    upper = (
+        d.new_max_size
+        if d.new_max_size is not None and d.new_max_size > p.fleet.max_size
+        else p.fleet.max_size
+    )
+    assert p.fleet.min_size <= d.target <= upper
+    if p.fleet.max_breach == "honour":
+        assert d.target <= p.fleet.max_size
+    assert d.target >= p.busy
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy_inputs())
+def test_property_step_limits_held(p: PolicyInput) -> None:
+    d = decide(p)
+    assert p.current is not None
+    if p.fleet.max_step_up is not None:
+        assert d.target - p.current <= p.fleet.max_step_up
+    if p.fleet.max_step_down is not None:
+        assert p.current - d.target <= p.fleet.max_step_down
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy_inputs(), st.floats(0.0, 1.0))
+def test_property_never_scale_in_on_forecast_alone(p: PolicyInput, shrink: float) -> None:
+    d = decide(p)
+    assert p.current is not None
+    if not p.observed:
+        assert d.target >= p.current  # no observed demand: never smaller
+    else:
+        assert d.reactive_floor is not None
+        if d.target < p.current:
+            assert d.target >= min(d.reactive_floor, d.max_size)
+    # a lower forecast never takes the fleet below what observed demand needs
+    lower = {
+        k: replace(
+            v,
+            points=tuple(
+                replace(pt, yhat=pt.yhat * shrink, upper=pt.upper * shrink) for pt in v.points
+            ),
+        )
+        for k, v in p.forecasts.items()
+    }
+    d2 = decide(replace(p, forecasts=lower))
+    floor = d2.reactive_floor if d2.reactive_floor is not None else p.current
+    assert d2.target >= min(floor, p.current, d2.max_size)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    policy_inputs(),
+    st.sampled_from(["capacity", "min", "max", "multiplier"]),
+    st.integers(0, 60),
+    st.integers(-90, 90),
+)
+def test_property_overrides_win_until_they_expire(
+    p: PolicyInput, kind: str, value: int, expiry_min: int
+) -> None:
+    value_f = float(value) if kind != "multiplier" else value / 20
+    o = ovr(kind, value_f, expires=NOW + timedelta(minutes=expiry_min))
+    d = decide(replace(p, overrides=[o]))
+    if expiry_min <= 0:  # expired: exactly as if it never existed
+        assert d == decide(p)
+        return
+    if kind == "capacity":
+        assert d.target == max(min(value, p.fleet.max_size), p.busy)
+    elif kind == "min":
+        assert d.target >= min(value, p.fleet.max_size)
+    elif kind == "max":
+        assert d.target <= max(value, p.busy)
+    else:
+        assert "override multiplier" in d.reason
