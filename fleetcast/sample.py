@@ -566,6 +566,7 @@ def _plant(
     replace: dict[str, tuple[str, object]] | None = None,
     add: dict[str, tuple[str, object] | None] | None = None,
     protect_tail: int = 48,
+    id_column: str | None = None,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Plant bad rows into an all-string-typed or typed frame.
 
@@ -573,11 +574,15 @@ def _plant(
     goes missing once the bad row is quarantined). ``add``: fault kind -> (column, bad value)
     for a new row copied from a real one, or None for an exact duplicate. Faults are placed
     before the last ``protect_tail`` rows and at random positions. Returns the frame and the
-    count per fault kind.
+    count per fault kind. With ``id_column``, added faulty rows (not duplicates) get a fresh id,
+    so only the planted duplicate repeats a key.
     """
     n = frame.height
-    limit = max(n - protect_tail, 1)
-    picks = rng.choice(limit, size=len(replace or {}) + len(add or {}), replace=False)
+    needed = len(replace or {}) + len(add or {})
+    if n < needed:
+        raise ValueError(f"cannot plant {needed} bad rows into {n} rows")
+    limit = n - protect_tail if n - protect_tail >= needed else n
+    picks = rng.choice(limit, size=needed, replace=False)
     counts: dict[str, int] = {}
     rows = frame.to_dicts()
     k = 0
@@ -593,6 +598,8 @@ def _plant(
         row = dict(rows[i])
         if change is not None:
             row[change[0]] = change[1]
+            if id_column is not None:
+                row[id_column] = f"{row[id_column]}-{kind.replace('_', '-')}"
         inserts.append((i + 0.5 + 0.01 * k, row))
         counts[kind] = counts.get(kind, 0) + 1
     order = [(float(i), r) for i, r in enumerate(rows)] + inserts
@@ -857,6 +864,7 @@ def generate(
             "duplicate": None,
         },
         protect_tail=200,
+        id_column="session_id",
     )
     path = out_dir / "sessions.jsonl"
     _write_jsonl(frame, path)
