@@ -316,7 +316,7 @@ def _offset_suffix(hours: int) -> str:
 
 
 def _iso_local(ts: np.ndarray, offset_hours: int) -> np.ndarray:
-    local = ts.astype("datetime64[s]") + np.timedelta64(offset_hours, "h")
+    local: np.ndarray = ts.astype("datetime64[s]") + np.timedelta64(offset_hours, "h")
     return np.char.add(np.datetime_as_string(local, unit="s"), _offset_suffix(offset_hours))
 
 
