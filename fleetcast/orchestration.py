@@ -1,0 +1,170 @@
+"""What the flows need from the outside world, built in one place (no Prefect flow logic here).
+
+- :func:`settings_for`: flow parameters + the worker's environment -> ``Settings`` (through the
+  composition root ``Settings.from_env``).
+- :func:`task_runner`: threads on this machine's cores, or Prefect's ``DaskTaskRunner`` when
+  ``FLEETCAST_DASK_ADDRESS`` (or the ``dask_address`` setting) names a scheduler.
+- :func:`training_due`, :func:`landing_files_between`: small reads the flows decide on.
+- :func:`is_transient`: the ``retry_condition_fn`` for tasks that are safe to repeat: retries
+  I/O hiccups, never validation, permission or bad-name errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fleetcast import db
+from fleetcast.config import Settings
+from fleetcast.names import check_name
+
+if TYPE_CHECKING:
+    from prefect.task_runners import TaskRunner
+
+DASK_ADDRESS_ENV = "FLEETCAST_DASK_ADDRESS"
+
+
+def settings_for(params: Any, **extra: str) -> Settings:
+    """Settings for a flow run: explicit parameters win, then the environment, then defaults.
+
+    ``params`` is any object with optional ``db``, ``landing``, ``aws_endpoint`` attributes
+    (the flows' pydantic parameter models).
+    """
+    db_path = getattr(params, "db", None)
+    landing = getattr(params, "landing", None)
+    settings = Settings.from_env(
+        db_path=Path(db_path) if db_path else None,
+        landing_dir=Path(landing) if landing else None,
+        aws_endpoint_url=getattr(params, "aws_endpoint", None) or None,
+    )
+    merged = dict(settings.extra)
+    address = os.environ.get(DASK_ADDRESS_ENV, "").strip()
+    if address:
+        merged.setdefault("dask_address", address)
+    merged.update(extra)
+    if merged == settings.extra:
+        return settings
+    from dataclasses import replace
+
+    return replace(settings, extra=merged)
+
+
+def cpu_workers() -> int:
+    """Worker threads for this machine: its usable cores (at least 2: fits run in subprocesses)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(2, n)
+
+
+def task_runner(settings: Settings) -> TaskRunner:
+    """Threads on this machine by default; a Dask cluster when an address is configured."""
+    address = settings.extra.get("dask_address", "").strip()
+    if address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=address)
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=cpu_workers())
+
+
+def newest_model_at(settings: Settings, game_type: str | None) -> datetime | None:
+    """When the newest model of a game type (or of any) was trained; None when there is none."""
+    if game_type is not None:
+        check_name("game type", game_type)
+    if not settings.db_path.exists():
+        return None
+    with db.session(settings.db_path) as con:
+        rows = con.sql(db.sql("flows_newest_model"), params={"game_type": game_type}).fetchall()
+    return rows[0][0] if rows and rows[0][0] is not None else None
+
+
+def training_due(
+    settings: Settings, game_type: str | None, max_age: timedelta, now: datetime
+) -> tuple[bool, str]:
+    """Whether to train now, and why (for the run summary)."""
+    newest = newest_model_at(settings, game_type)
+    if newest is None:
+        return True, "no model trained yet"
+    age = now - newest
+    hours = age.total_seconds() / 3600
+    if age >= max_age:
+        return (
+            True,
+            f"newest model is {hours:.1f} h old (limit {max_age.total_seconds() / 3600:g} h)",
+        )
+    return False, f"newest model is {hours:.1f} h old: not due yet"
+
+
+_DATE_RE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+
+
+def _date_in(path: Path) -> date | None:
+    """The last YYYY-MM-DD / YYYYMMDD found in the path (file name first, then folders)."""
+    for part in reversed(path.parts):
+        for m in reversed(list(_DATE_RE.finditer(part))):
+            try:
+                return date(int(m[1]), int(m[2]), int(m[3]))
+            except ValueError:
+                continue
+    return None
+
+
+def landing_files_between(settings: Settings, start: date, end: date) -> list[Path]:
+    """Files in the landing folder (recursively) that belong to days ``start``..``end``.
+
+    A file belongs to the day written in its path (``landing/2026-11-03/players.csv`` or
+    ``metrics_20261103.parquet``); a file without a date belongs to the UTC day it was last
+    modified. Symlinks and hidden files are skipped (ingest refuses them anyway).
+    """
+    root = settings.landing_dir
+    if not root.is_dir():
+        return []
+    chosen = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_symlink() or not path.is_file() or any(p.startswith(".") for p in rel.parts):
+            continue
+        day = _date_in(rel)
+        if day is None:
+            day = datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
+        if start <= day <= end:
+            chosen.append(path)
+    return chosen
+
+
+_TRANSIENT_NAMES = {
+    "DatabaseBusy",
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ConnectionClosedError",
+}
+_TRANSIENT_AWS_CODES = {"Throttling", "ThrottlingException", "RequestLimitExceeded"}
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """I/O worth retrying (busy database, dropped connection, throttling), nothing else."""
+    if isinstance(exc, (PermissionError, ValueError, TypeError, KeyError, LookupError)):
+        return False  # validation, bad names, refused groups, missing things: retrying won't help
+    if type(exc).__name__ in _TRANSIENT_NAMES:
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code", "")
+        return code in _TRANSIENT_AWS_CODES
+    return isinstance(exc, (ConnectionError, TimeoutError, OSError))
+
+
+def is_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """``retry_condition_fn`` for Prefect tasks: retry only transient I/O errors."""
+    try:
+        state.result()
+    except Exception as exc:  # the task's exception
+        return is_transient_error(exc)
+    return False

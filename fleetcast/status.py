@@ -1,0 +1,109 @@
+"""Where things stand, read-only: fleets, last forecast, last decision and why, accuracy,
+overrides in force. Used by ``fleetcast status`` and by the flows' run summaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from fleetcast import db
+from fleetcast.allocate import list_overrides, utcnow
+from fleetcast.config import Settings
+from fleetcast.names import check_name
+from models.policy import Override
+
+# Tables a score_accuracy implementation may write (the first found is shown).
+ACCURACY_TABLES = ("accuracy", "forecast_accuracy")
+
+
+@dataclass(frozen=True)
+class Status:
+    fleets: pl.DataFrame  # one row per fleet: config, last forecast, last decision
+    overrides: list[Override] = field(default_factory=list)
+    accuracy: pl.DataFrame | None = None  # newest scores per series, where scored
+    now: datetime | None = None
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.sql("select table_name from information_schema.tables").fetchall()
+    return {r[0] for r in rows}
+
+
+def read_accuracy(con: duckdb.DuckDBPyConnection, game_type: str | None) -> pl.DataFrame | None:
+    """The accuracy scores table, newest first (None when nothing was scored yet)."""
+    present = _tables(con)
+    for table in ACCURACY_TABLES:
+        if table in present:
+            # table is one of our constants, never input: safe to name in the statement.
+            frame = con.sql(f"select * from {table}").pl()  # noqa: S608
+            if game_type is not None and "game_type" in frame.columns:
+                frame = frame.filter(pl.col("game_type") == game_type)
+            order = [c for c in ("scored_at", "created_at", "computed_at") if c in frame.columns]
+            if order:
+                frame = frame.sort(order[0], descending=True)
+            return frame
+    return None
+
+
+def read_status(
+    settings: Settings, game_type: str | None = None, *, now: datetime | None = None
+) -> Status:
+    """Everything ``fleetcast status`` shows, read with a read-only connection."""
+    if game_type is not None:
+        check_name("game type", game_type)
+    now = now or utcnow()
+    with db.session(settings.db_path, read_only=True) as con:
+        fleets = con.sql(db.sql("status_fleets"), params={"game_type": game_type}).pl()
+        names = set(fleets["fleet"].to_list())
+        overrides = [o for o in list_overrides(con, now) if o.fleet in names]
+        accuracy = read_accuracy(con, game_type)
+    return Status(fleets=fleets, overrides=overrides, accuracy=accuracy, now=now)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def status_rows(status: Status) -> list[dict[str, str]]:
+    """One flat, printable row per fleet."""
+    rows = []
+    for r in status.fleets.iter_rows(named=True):
+        if r["decided_at"] is None:
+            decision = "no decision yet"
+        else:
+            applied = f"applied {r['applied_desired']}" if r["applied"] else "not applied"
+            decision = (
+                f"{_fmt(r['current_desired'])} -> {r['target_desired']} ({r['decision_mode']}, "
+                f"{applied}, {_fmt(r['decided_at'])})"
+            )
+        why = r["reason"] or ""
+        if r["outcome"]:
+            why += f" | {r['outcome']}"
+        rows.append(
+            {
+                "fleet": r["fleet"],
+                "game_type": r["game_type"],
+                "region": r["region"],
+                "mode": r["mode"],
+                "min-max": f"{r['min_size']}-{r['max_size']}",
+                "margin": f"{(r['safety_margin'] or 0):.0%}",
+                "last forecast": (
+                    "none"
+                    if r["forecast_at"] is None
+                    else f"{_fmt(r['forecast_at'])} {r['forecast_model']}"
+                ),
+                "last decision": decision,
+                "why": why or "-",
+            }
+        )
+    return rows

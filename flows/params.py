@@ -1,0 +1,117 @@
+"""Flow parameters: one pydantic model per flow, so the Prefect UI renders a real form.
+
+Every model carries the same optional storage overrides (``db``, ``landing``, ``aws_endpoint``);
+left empty, the run takes them from the worker's environment (``FLEETCAST_DB``,
+``FLEETCAST_LANDING``, ``FLEETCAST_AWS_ENDPOINT``) through ``Settings.from_env``. Game types are
+validated names (``^[a-z0-9_-]{1,64}$``) before they reach SQL or a path.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fleetcast.names import NAME_PATTERN
+
+SAMPLE_GAME_TYPES = ("battle_royale", "ranked_arena", "casual_puzzle", "tournament_series")
+
+GameType = Annotated[
+    str,
+    Field(
+        pattern=NAME_PATTERN,
+        description="A game type: lowercase letters, digits, '_' or '-'",
+        examples=list(SAMPLE_GAME_TYPES),
+    ),
+]
+
+CapacityMode = Literal["fleet_setting", "forecast_only"]
+RetrainPolicy = Literal["if_due", "always", "never"]
+
+
+class RunParams(BaseModel):
+    """What every fleetcast flow accepts: where the data lives, and how long to wait for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    game_type: GameType | None = Field(
+        default=None, description="Game type to run for; empty = every game type"
+    )
+    db: str | None = Field(
+        default=None,
+        description="DuckDB file; empty = $FLEETCAST_DB on the worker (default fleetcast.duckdb)",
+    )
+    landing: str | None = Field(
+        default=None,
+        description="Landing folder; empty = $FLEETCAST_LANDING on the worker (default landing/)",
+    )
+    aws_endpoint: str | None = Field(
+        default=None,
+        description="AWS endpoint override for a local stand-in (moto); empty = real AWS",
+    )
+    lock_wait_minutes: float = Field(
+        default=10,
+        ge=0,
+        le=120,
+        description="How long to wait for another run writing the same DuckDB file; "
+        "then this run ends Cancelled without touching anything",
+    )
+
+    @property
+    def scope(self) -> str:
+        """The game type or ``all``: used in run names and artifact keys."""
+        return self.game_type or "all"
+
+
+class ForecastAndScaleParams(RunParams):
+    """Forecast the next hours, then plan (and in scale mode apply) each fleet's capacity."""
+
+    horizon_hours: int = Field(
+        default=48, ge=1, le=24 * 14, description="Hours to forecast from each series' last point"
+    )
+    capacity_mode: CapacityMode = Field(
+        default="fleet_setting",
+        description="fleet_setting: each fleet's own mode (forecast_only or scale); "
+        "forecast_only: record decisions, change nothing in AWS",
+    )
+
+
+class PipelineParams(ForecastAndScaleParams):
+    """The whole cycle: ingest -> train (if due) -> forecast -> plan and apply."""
+
+    ingest: bool = Field(default=True, description="Ingest new files from the landing folder first")
+    retrain: RetrainPolicy = Field(
+        default="if_due",
+        description="if_due: train when the newest model is older than retrain_after_hours "
+        "(or there is none); always; never",
+    )
+    retrain_after_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="Age of the newest model that makes training due"
+    )
+
+
+class AccuracyParams(RunParams):
+    """Score stored forecasts against the actuals that have arrived since."""
+
+
+class BackfillParams(RunParams):
+    """Re-run a date range: re-ingest, re-validate, re-forecast, re-score; safe to run twice."""
+
+    start: date = Field(description="First day (UTC) of landing files to re-ingest")
+    end: date = Field(description="Last day (UTC), inclusive")
+    horizon_hours: int = Field(
+        default=48, ge=1, le=24 * 14, description="Hours to forecast from each series' last point"
+    )
+    replay_decisions: bool = Field(
+        default=False,
+        description="Also replay capacity decisions over the range (recorded, never applied)",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackfillParams:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        if (self.end - self.start).days > 366:
+            raise ValueError("a backfill covers at most 366 days; split it into several runs")
+        return self
