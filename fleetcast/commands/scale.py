@@ -1,0 +1,61 @@
+"""``fleetcast scale``: plan every fleet's capacity and apply it (or only record it)."""
+
+from __future__ import annotations
+
+import argparse
+
+from fleetcast.config import Settings
+from fleetcast.names import check_name
+
+HELP = "plan each fleet's capacity ahead of demand and apply it to its Auto Scaling group"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--forecast-only",
+        action="store_true",
+        help="shadow mode for every fleet: decide and record, change nothing",
+    )
+    parser.add_argument("--game-type", help="only this game type's fleets")
+    parser.add_argument("--run-id", help="run id to record (default: generated)")
+    parser.add_argument(
+        "--budget-instances", type=int, help="instances shared by all fleets (priority first)"
+    )
+    parser.add_argument(
+        "--budget-cost", type=float, help="cost per hour shared by all fleets (priority first)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["aws", "recorded"],
+        default="aws",
+        help="aws (boto3; a moto server with --aws-endpoint) or recorded (no AWS at all)",
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from fleetcast.allocate import allocate, decisions_table
+    from fleetcast.aws import build_backend
+    from models.policy import Budget
+
+    if args.game_type:
+        check_name("game type", args.game_type)
+    budget = None
+    if args.budget_instances is not None or args.budget_cost is not None:
+        budget = Budget(max_instances=args.budget_instances, max_cost_per_hour=args.budget_cost)
+    decisions = allocate(
+        settings,
+        forecast_only=args.forecast_only,
+        game_type=args.game_type,
+        run_id=args.run_id,
+        backend=build_backend(settings, args.backend),
+        budget=budget,
+    )
+    if not decisions:
+        print("no fleets configured: see `fleetcast fleets import FILE`")
+        return 0
+    print(decisions_table(decisions))
+    failed = [d for d in decisions if d.outcome.startswith(("refused", "error", "not applied"))]
+    if failed:
+        print(f"{len(failed)} fleet(s) not applied: " + ", ".join(d.fleet for d in failed))
+        return 2
+    return 0

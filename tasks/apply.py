@@ -1,0 +1,18 @@
+"""Prefect task: apply a capacity plan through the capacity backend and record each decision.
+
+No task-level retries: AWS calls already retry (botocore standard mode), a refused or failed
+fleet is recorded, and a deferred change is retried by the next scheduled run.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+
+from fleetcast.allocate import Plan, apply_and_record
+from fleetcast.config import Settings
+from models.policy import Decision
+
+
+@task(name="apply-capacity")
+def apply_capacity(settings: Settings, plan: Plan) -> list[Decision]:
+    return apply_and_record(settings, plan)

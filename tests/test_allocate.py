@@ -1,0 +1,317 @@
+"""allocate() end to end: real DuckDB file, real moto server; the group equals the record."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from fleetcast import db
+from fleetcast.allocate import allocate, clear_overrides, list_overrides, set_override
+from fleetcast.aws import MUTATING_OPERATIONS, AwsBackend
+from fleetcast.cli import main
+from fleetcast.config import Settings
+from fleetcast.fleets import FleetConfigError, read_fleet_file, upsert_fleets
+from models.policy import FleetSpec
+
+NOW = datetime(2024, 5, 1, 10, 0)
+REGION = "us-east-1"
+
+
+def make_group(url: str, name: str, *, desired: int, managed: bool = True) -> None:
+    asg = boto3.client("autoscaling", region_name=REGION, endpoint_url=url)
+    boto3.client("ec2", region_name=REGION, endpoint_url=url).create_launch_template(
+        LaunchTemplateName=f"lt-{name}",
+        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
+    )
+    tags = (
+        [
+            {
+                "ResourceId": name,
+                "ResourceType": "auto-scaling-group",
+                "Key": "fleetcast:managed",
+                "Value": "true",
+                "PropagateAtLaunch": False,
+            }
+        ]
+        if managed
+        else []
+    )
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": f"lt-{name}", "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=30,
+        DesiredCapacity=desired,
+        AvailabilityZones=[f"{REGION}a"],
+        Tags=tags,
+    )
+
+
+def desired(url: str, name: str) -> int:
+    asg = boto3.client("autoscaling", region_name=REGION, endpoint_url=url)
+    g = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    return int(g["DesiredCapacity"])
+
+
+def seed(
+    settings: Settings,
+    *,
+    fleets: list[FleetSpec],
+    players: float = 1000.0,
+    created: datetime = NOW - timedelta(hours=1),
+    observed: float | None = 800.0,
+) -> None:
+    with db.session(settings.db_path) as con:
+        upsert_fleets(con, fleets)
+        for f in {(f.game_type, f.region) for f in fleets}:
+            for h in range(-1, 5):
+                ts = NOW + timedelta(hours=h)
+                con.execute(
+                    "insert into forecasts values "
+                    "(?, ?, ?, 'players', ?, ?, ?, ?, 'prophet', null, ?)",
+                    ["run-1", f[0], f[1], ts, players, players * 0.8, players * 1.2, created],
+                ).fetchall()
+            if observed is not None:
+                con.execute(
+                    "insert into metrics values (?, ?, ?, 'players', ?, 'b1')",
+                    [NOW - timedelta(minutes=30), f[0], f[1], observed],
+                ).fetchall()
+
+
+def spec(name: str = "br-eu", **kw: Any) -> FleetSpec:
+    base: dict[str, Any] = dict(
+        fleet=name,
+        game_type="battle_royale",
+        region="eu",
+        asg_name=f"{name}-asg",
+        capacity_players=100.0,
+        min_size=1,
+        max_size=30,
+        mode="scale",
+        tolerance=0.0,
+    )
+    base.update(kw)
+    return FleetSpec(**base)
+
+
+class Counter:
+    def __init__(self, backend: AwsBackend) -> None:
+        self.ops: list[str] = []
+        backend.client.meta.events.register("before-parameter-build.autoscaling", self._on)
+
+    def _on(self, model: Any, **_: Any) -> None:
+        self.ops.append(model.name)
+
+    @property
+    def mutating(self) -> list[str]:
+        return [o for o in self.ops if o in MUTATING_OPERATIONS]
+
+
+def rows(settings: Settings) -> list[dict[str, Any]]:
+    with db.session(settings.db_path) as con:
+        return con.sql("select * from allocations order by decided_at, fleet").pl().to_dicts()
+
+
+def test_allocate_applies_and_the_group_equals_the_record(aws_settings: Settings) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "br-eu-asg", desired=2)
+    seed(aws_settings, fleets=[spec()])
+    backend = AwsBackend(aws_settings)
+    count = Counter(backend)
+    [d] = allocate(aws_settings, now=NOW, backend=backend, run_id="r1")
+    assert d.target == 14 and d.applied and d.applied_desired == 14  # 1200 x 1.1 / 100
+    [row] = rows(aws_settings)
+    assert desired(url, "br-eu-asg") == row["target_desired"] == row["applied_desired"] == 14
+    assert row["run_id"] == "r1" and row["mode"] == "scale" and row["applied"]
+    inputs = json.loads(row["inputs"])
+    assert inputs["observed"] == {"players": 800.0} and inputs["calls"]
+    assert "SetDesiredCapacity" in count.mutating
+
+    # the same run again: reads, but no mutating call, and a record that says so
+    count.ops.clear()
+    [d2] = allocate(aws_settings, now=NOW + timedelta(minutes=5), backend=backend)
+    assert count.mutating == [] and not d2.applied and d2.target == 14
+    assert "nothing sent" in d2.outcome
+    assert desired(url, "br-eu-asg") == 14
+
+
+def test_forecast_only_records_without_a_mutating_call(aws_settings: Settings) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "br-eu-asg", desired=2)
+    make_group(url, "shadow-asg", desired=2)
+    seed(
+        aws_settings,
+        fleets=[spec(), spec("shadow", game_type="battle_royale", mode="forecast_only")],
+    )
+    backend = AwsBackend(aws_settings)
+    count = Counter(backend)
+    decisions = allocate(aws_settings, now=NOW, backend=backend, forecast_only=True)
+    assert count.mutating == [] and all(not d.applied for d in decisions)
+    assert {r["mode"] for r in rows(aws_settings)} == {"forecast_only"}
+    assert all(
+        r["target_desired"] == 14 and r["applied_desired"] is None for r in rows(aws_settings)
+    )
+    assert desired(url, "br-eu-asg") == 2
+    # per-fleet mode: only the scale fleet changes
+    allocate(aws_settings, now=NOW, backend=backend)
+    assert desired(url, "br-eu-asg") == 14 and desired(url, "shadow-asg") == 2
+
+
+def test_group_off_the_allow_list_is_refused_and_recorded(aws_settings: Settings) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "br-eu-asg", desired=2, managed=False)
+    seed(aws_settings, fleets=[spec()])
+    backend = AwsBackend(aws_settings)
+    count = Counter(backend)
+    [d] = allocate(aws_settings, now=NOW, backend=backend)
+    assert d.outcome.startswith("refused") and not d.applied
+    assert count.mutating == [] and desired(url, "br-eu-asg") == 2
+    [row] = rows(aws_settings)
+    assert row["applied"] is False and row["outcome"].startswith("refused")
+
+
+def test_stale_forecast_keeps_capacity(aws_settings: Settings) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "br-eu-asg", desired=9)
+    seed(
+        aws_settings,
+        fleets=[spec()],
+        players=100.0,
+        created=NOW - timedelta(hours=12),
+        observed=100.0,
+    )
+    [d] = allocate(aws_settings, now=NOW, backend=AwsBackend(aws_settings))
+    assert d.status == "fail_static" and d.target == 9 and "stale" in d.reason
+    assert desired(url, "br-eu-asg") == 9
+
+
+def test_override_wins_until_cleared_and_q90_is_used(aws_settings: Settings) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "br-eu-asg", desired=2)
+    seed(aws_settings, fleets=[spec()])
+    with db.session(aws_settings.db_path) as con:
+        o = set_override(
+            con,
+            fleet="br-eu",
+            kind="capacity",
+            value=20,
+            reason="launch day",
+            expires_at=NOW + timedelta(hours=2),
+            now=NOW - timedelta(minutes=1),
+        )
+        assert [x.override_id for x in list_overrides(con, NOW)] == [o.override_id]
+        with pytest.raises(ValueError, match="no fleet"):
+            set_override(
+                con,
+                fleet="nope",
+                kind="min",
+                value=1,
+                reason="x",
+                expires_at=NOW + timedelta(hours=1),
+                now=NOW,
+            )
+    backend = AwsBackend(aws_settings)
+    [d] = allocate(aws_settings, now=NOW, backend=backend)
+    assert d.target == 20 and d.status == "override" and "launch day" in d.reason
+    assert desired(url, "br-eu-asg") == 20
+    with db.session(aws_settings.db_path) as con:
+        assert clear_overrides(con, "br-eu", now=NOW + timedelta(minutes=1)) == [o.override_id]
+        # another helper's migration may add yhat_q90: the policy sizes from it when present
+        con.execute("alter table forecasts add column if not exists yhat_q90 double").fetchall()
+        con.execute("update forecasts set yhat_q90 = 1500").fetchall()
+    [d] = allocate(aws_settings, now=NOW + timedelta(minutes=2), backend=backend)
+    assert d.demand_forecast == pytest.approx(1650)  # q90 1500 x 1.1
+    assert d.target == 20 and "history" in d.reason  # scale-in waits for the window
+    [d] = allocate(aws_settings, now=NOW + timedelta(minutes=40), backend=backend)
+    assert d.target == 17 and d.applied and desired(url, "br-eu-asg") == 17
+
+
+def test_fleet_file_validation(tmp_path: Path) -> None:
+    good = tmp_path / "fleets.csv"
+    good.write_text(
+        "fleet,game_type,region,asg_name,capacity_players,min_size,max_size,session_type\n"
+        "tour-eu,tournament,eu,tour-eu-asg,50,2,40,tournament\n"
+        "casual-eu,casual_puzzle,eu,casual-eu-asg,200,0,10,casual\n"
+    )
+    specs = read_fleet_file(good)
+    assert [s.priority for s in specs] == [10, 30]  # tournament before casual by default
+    bad = {
+        "min 5 > max 2": '[{"fleet": "a", "game_type": "g", "asg_name": "x", '
+        '"capacity_players": 10, "min_size": 5, "max_size": 2}]',
+        "invalid fleet": '[{"fleet": "A B", "game_type": "g", "asg_name": "x", '
+        '"capacity_players": 10, "min_size": 0, "max_size": 2}]',
+        "missing": '[{"fleet": "a", "game_type": "g"}]',
+        "unknown columns": '[{"fleet": "a", "game_type": "g", "asg_name": "x", "oops": 1, '
+        '"capacity_players": 10, "min_size": 0, "max_size": 2}]',
+    }
+    for word, text in bad.items():
+        path = tmp_path / "bad.json"
+        path.write_text(text)
+        with pytest.raises(FleetConfigError, match=word.split()[0]):
+            read_fleet_file(path)
+
+
+def test_cli_fleets_override_and_scale(
+    aws_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "br-eu-asg", desired=2)
+    path = tmp_path / "fleets.json"
+    path.write_text(
+        json.dumps(
+            {
+                "fleets": [
+                    {
+                        "fleet": "br-eu",
+                        "game_type": "battle_royale",
+                        "region": "eu",
+                        "asg_name": "br-eu-asg",
+                        "capacity_players": 100,
+                        "min_size": 1,
+                        "max_size": 30,
+                        "mode": "scale",
+                    }
+                ]
+            }
+        )
+    )
+    base = ["--db", str(aws_settings.db_path), "--aws-endpoint", url]
+    assert main(["fleets", "import", str(path), *base]) == 0
+    assert main(["fleets", "list", *base]) == 0
+    assert "br-eu-asg" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "override",
+                "set",
+                "--fleet",
+                "br-eu",
+                "--kind",
+                "capacity",
+                "--value",
+                "6",
+                "--reason",
+                "maintenance",
+                "--expires",
+                "2h",
+                *base,
+            ]
+        )
+        == 0
+    )
+    assert main(["override", "list", *base]) == 0
+    assert "maintenance" in capsys.readouterr().out
+    assert main(["scale", "--forecast-only", *base]) == 0
+    out = capsys.readouterr().out
+    assert "br-eu" in out and "forecast_only" in out and "capacity override 6" in out
+    assert desired(url, "br-eu-asg") == 2
+    assert main(["scale", "--game-type", "battle_royale", *base]) == 0
+    assert desired(url, "br-eu-asg") == 6
+    assert main(["override", "clear", "--fleet", "br-eu", *base]) == 0
+    assert "cleared 1" in capsys.readouterr().out
+    assert main(["scale", "--game-type", "Bad Name", *base]) == 1
