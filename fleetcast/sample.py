@@ -584,27 +584,33 @@ def _plant(
     limit = n - protect_tail if n - protect_tail >= needed else n
     picks = rng.choice(limit, size=needed, replace=False)
     counts: dict[str, int] = {}
-    rows = frame.to_dicts()
+    schema = frame.schema
+    pos = "_plant_pos"
+    work = frame.with_row_index(pos).with_columns(pl.col(pos).cast(pl.Float64))
     k = 0
     for kind, (col, bad) in (replace or {}).items():
         i = int(picks[k])
         k += 1
-        rows[i] = {**rows[i], col: bad}
+        work = work.with_columns(
+            pl.when(pl.col(pos) == i)
+            .then(pl.lit(bad, dtype=schema[col]))
+            .otherwise(pl.col(col))
+            .alias(col)
+        )
         counts[kind] = counts.get(kind, 0) + 1
-    inserts: list[tuple[float, dict[str, object]]] = []
+    inserts: list[pl.DataFrame] = []
     for kind, change in (add or {}).items():
         i = int(picks[k])
         k += 1
-        row = dict(rows[i])
+        row = work.slice(i, 1).with_columns(pl.lit(i + 0.5 + 0.01 * k).alias(pos))
         if change is not None:
-            row[change[0]] = change[1]
+            row = row.with_columns(pl.lit(change[1], dtype=schema[change[0]]).alias(change[0]))
             if id_column is not None:
-                row[id_column] = f"{row[id_column]}-{kind.replace('_', '-')}"
-        inserts.append((i + 0.5 + 0.01 * k, row))
+                row = row.with_columns(pl.col(id_column) + f"-{kind.replace('_', '-')}")
+        inserts.append(row)
         counts[kind] = counts.get(kind, 0) + 1
-    order = [(float(i), r) for i, r in enumerate(rows)] + inserts
-    order.sort(key=lambda x: x[0])
-    return pl.DataFrame([r for _, r in order], schema=frame.schema, orient="row"), counts
+    out = pl.concat([work, *inserts]).sort(pos).drop(pos)
+    return out, counts
 
 
 def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
