@@ -439,6 +439,8 @@ def decide(inp: PolicyInput) -> Decision:
             why += f"; observed needs {_fmt_needs(reactive_needs)}"
         else:
             why += "; no observed demand"
+        if busy:
+            why += f"; {busy} busy instances kept"
         status = "ok"
         if cur_known and desired < base:
             stab = timedelta(minutes=f.scale_in_stabilisation_minutes)

@@ -72,8 +72,9 @@ def seed(
             for h in range(-1, 5):
                 ts = NOW + timedelta(hours=h)
                 con.execute(
-                    "insert into forecasts values "
-                    "(?, ?, ?, 'players', ?, ?, ?, ?, 'prophet', null, ?)",
+                    "insert into forecasts (run_id, game_type, region, metric, ts, yhat, "
+                    "yhat_lower, yhat_upper, model, created_at) "
+                    "values (?, ?, ?, 'players', ?, ?, ?, ?, 'prophet', ?)",
                     ["run-1", f[0], f[1], ts, players, players * 0.8, players * 1.2, created],
                 ).fetchall()
             if observed is not None:
@@ -315,3 +316,58 @@ def test_cli_fleets_override_and_scale(
     assert main(["override", "clear", "--fleet", "br-eu", *base]) == 0
     assert "cleared 1" in capsys.readouterr().out
     assert main(["scale", "--game-type", "Bad Name", *base]) == 1
+
+
+def test_busy_instances_survive_a_planned_scale_in(aws_settings: Settings) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "br-eu-asg", desired=5)
+    asg = boto3.client("autoscaling", region_name=REGION, endpoint_url=url)
+    ids = sorted(
+        i["InstanceId"]
+        for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["br-eu-asg"])[
+            "AutoScalingGroups"
+        ][0]["Instances"]
+    )
+    busy = ids[2:4]
+    boto3.client("ec2", region_name=REGION, endpoint_url=url).create_tags(
+        Resources=busy, Tags=[{"Key": "fleetcast:busy", "Value": "true"}]
+    )
+    seed(aws_settings, fleets=[spec(min_size=0)], players=10.0, observed=10.0)
+    backend = AwsBackend(aws_settings)
+    [d] = allocate(aws_settings, now=NOW - timedelta(minutes=40), backend=backend)
+    assert d.target == 5  # no scale-in before the stabilisation window has history
+    [d] = allocate(aws_settings, now=NOW, backend=backend)
+    assert d.target == 2 and d.busy == 2 and "busy" in d.reason
+    left = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["br-eu-asg"])[
+        "AutoScalingGroups"
+    ][0]["Instances"]
+    assert sorted(i["InstanceId"] for i in left) == busy
+    assert desired(url, "br-eu-asg") == rows(aws_settings)[-1]["applied_desired"] == 2
+
+
+def test_scaling_activity_in_progress_is_recorded_as_deferred(aws_settings: Settings) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "br-eu-asg", desired=2)
+    seed(aws_settings, fleets=[spec()])
+    backend = AwsBackend(aws_settings)
+    body = (
+        b"<ErrorResponse><Error><Type>Sender</Type><Code>ScalingActivityInProgress</Code>"
+        b"<Message>busy</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+    )
+
+    class Raw:
+        def stream(self, **_: Any) -> Any:
+            yield body
+
+    backend.client.meta.events.register(
+        "before-send.autoscaling.SetDesiredCapacity",
+        lambda request, **_: AWSResponse(request.url, 400, {}, Raw()),
+    )
+    [d] = allocate(aws_settings, now=NOW, backend=backend)
+    assert not d.applied and "deferred" in d.outcome
+    [row] = rows(aws_settings)
+    # the record agrees with AWS: nothing applied, the group unchanged
+    assert row["applied"] is False and row["applied_desired"] is None
+    assert desired(url, "br-eu-asg") == 2
