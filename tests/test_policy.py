@@ -352,3 +352,39 @@ def test_property_overrides_win_until_they_expire(
         assert d.target <= max(value, p.busy)
     else:
         assert "override multiplier" in d.reason
+
+
+def test_oscillating_forecast_gives_bounded_direction_changes() -> None:
+    """R2: a forecast that flips every decision must not flip the fleet every decision."""
+    f = fleet(min_size=0, scale_in_stabilisation_minutes=60)
+    current, history, targets = 10, [], []
+    for step in range(24):
+        now = NOW + step * timedelta(minutes=15)
+        level = 1500.0 if step % 2 else 500.0
+        pts = tuple(ForecastPoint(now + h * H, level, level) for h in range(3))
+        d = decide(
+            PolicyInput(
+                fleet=f,
+                now=now,
+                current=current,
+                forecasts={"players": SeriesForecast("players", pts, now)},
+                observed={"players": 500.0},
+                history=tuple(history),
+            )
+        )
+        history.append((now, d.recommended))
+        targets.append(d.target)
+        current = d.target
+    moves = [b - a for a, b in zip(targets, targets[1:], strict=False) if b != a]
+    flips = sum(1 for a, b in zip(moves, moves[1:], strict=False) if (a > 0) != (b > 0))
+    assert flips <= 1 and targets[-1] == 17  # up once to the peak, held there
+
+
+def test_needs_approval_threshold() -> None:
+    from models.policy import needs_approval
+
+    d = decide(inp(current=10, forecasts={"players": forecast([4000] * 3)}))
+    assert d.target == 44
+    assert needs_approval(d, max_instances=20) and not needs_approval(d, max_instances=40)
+    assert needs_approval(d, max_pct=100) and not needs_approval(d)
+    assert not needs_approval(replace(d, mode="forecast_only"), max_instances=1)
