@@ -1,0 +1,163 @@
+"""The landing folder: which files may be read (R16) and how they are read (as text, losslessly).
+
+Only regular files inside the configured landing folder are read. A path that escapes it
+(``../x.csv``, an absolute path elsewhere) or that is, or passes through, a symlink is refused.
+Relative paths resolve against the landing folder; a directory means every supported file in it
+(recursively, sorted by name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+
+SUPPORTED_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+class PathRefused(ValueError):
+    """A path outside the landing folder, a symlink, or not a supported file."""
+
+
+class UnreadableFile(ValueError):
+    """A file that cannot be parsed as its format (broken CSV, corrupt Parquet, bad JSON)."""
+
+
+def resolve_inputs(landing: Path, paths: list[Path]) -> list[Path]:
+    """The files to ingest for ``paths``, all checked to live inside ``landing``.
+
+    Raises PathRefused (one line, with the fix) for the first bad path; nothing is read then.
+    """
+    if landing.is_symlink():
+        raise PathRefused(f"landing folder {landing} is a symlink: point --landing at a real dir")
+    root = landing.resolve()
+    if not root.is_dir():
+        raise PathRefused(f"landing folder {landing} does not exist")
+    files: list[Path] = []
+    for given in paths:
+        candidate = given if given.is_absolute() else root / given
+        _refuse_links(root, candidate, given)
+        real = candidate.resolve()
+        if not real.is_relative_to(root):
+            raise PathRefused(f"{given} is outside the landing folder {landing}: move it there")
+        if real.is_dir():
+            for child in sorted(real.rglob("*")):
+                if child.suffix.lower() in SUPPORTED_SUFFIXES and not child.is_dir():
+                    _refuse_links(root, child, child)
+                    files.append(child)
+        elif real.is_file():
+            if real.suffix.lower() not in SUPPORTED_SUFFIXES:
+                raise PathRefused(
+                    f"{given}: unsupported file type {real.suffix!r} "
+                    f"(use {', '.join(sorted(SUPPORTED_SUFFIXES))})"
+                )
+            files.append(real)
+        else:
+            raise PathRefused(f"{given}: no such file in the landing folder {landing}")
+    seen: set[Path] = set()
+    return [f for f in files if not (f in seen or seen.add(f))]
+
+
+def _refuse_links(root: Path, path: Path, given: Path) -> None:
+    """Refuse ``path`` if it or any folder between ``root`` and it is a symlink."""
+    absolute = Path(*path.parts) if path.is_absolute() else root / path
+    try:
+        rel = absolute.relative_to(root)
+    except ValueError:
+        # Outside the landing folder lexically (e.g. ../x.csv or /etc/passwd).
+        raise PathRefused(f"{given} is outside the landing folder {root}: move it there") from None
+    current = root
+    for part in rel.parts:
+        if part == "..":
+            raise PathRefused(f"{given} is outside the landing folder {root}: move it there")
+        current = current / part
+        if current.is_symlink():
+            raise PathRefused(f"{given} is a symlink ({current}): copy the file in instead")
+
+
+def checksum(path: Path) -> str:
+    """sha256 of the file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_raw(path: Path) -> pl.DataFrame:
+    """The file as a frame of text columns, one row per data row/record, nothing dropped.
+
+    Empty cells become null. Raises UnreadableFile with the parser's reason.
+    """
+    fmt = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    try:
+        if fmt == "csv":
+            if path.stat().st_size == 0:
+                return pl.DataFrame()
+            return pl.read_csv(path, infer_schema=False, raise_if_empty=False)
+        if fmt == "parquet":
+            return _as_text(pl.read_parquet(path))
+        if fmt == "jsonl":
+            return _read_jsonl(path)
+    except UnreadableFile:
+        raise
+    except Exception as exc:  # polars/arrow parse errors: one clear line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableFile(f"{path.name}: cannot read as {fmt}: {first}") from exc
+    raise UnreadableFile(f"{path.name}: unsupported file type {path.suffix!r}")
+
+
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every column as text: timestamps as ISO 8601 (UTC when zoned), numbers as written."""
+    cols = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if isinstance(dtype, pl.Datetime):
+            if dtype.time_zone:
+                col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            col = col.dt.to_string("%Y-%m-%dT%H:%M:%S%.f")
+        elif isinstance(dtype, pl.Date):
+            col = col.dt.to_string("%Y-%m-%d")
+        elif dtype.is_nested():
+            col = col.map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String)
+        cols.append(col.cast(pl.String).alias(name))
+    return frame.select(cols)
+
+
+def _read_jsonl(path: Path) -> pl.DataFrame:
+    """JSON lines, one object per non-blank line; values kept as text."""
+    rows: list[dict[str, str | None]] = []
+    columns: dict[str, None] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UnreadableFile(f"{path.name}: line {lineno} is not JSON: {exc.msg}") from exc
+            if not isinstance(obj, dict):
+                raise UnreadableFile(f"{path.name}: line {lineno} is not a JSON object")
+            row = {k: _text(v) for k, v in obj.items()}
+            columns.update(dict.fromkeys(row))
+            rows.append(row)
+    if not rows:
+        return pl.DataFrame()
+    names = list(columns)
+    return pl.DataFrame(
+        {n: [r.get(n) for r in rows] for n in names}, schema={n: pl.String for n in names}
+    )
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return json.dumps(value)

@@ -1,0 +1,421 @@
+"""Great Expectations (GX Core 1.x) suites per table, run on typed normal frames.
+
+No DuckDB and no Prefect here: ``FrameValidator.validate(table, frame, limits)`` takes the
+typed frame from ``models.records.normalise`` and returns a ``Verdict``: the positions of the
+rows that failed a row-level expectation (each with a reason naming the expectation), the
+table-level errors that reject the whole file, and warnings (freshness) that never reject.
+
+To stay fast on millions of rows, each suite runs on the narrowest pandas frame that can
+answer it (GX hashes every column of a batch before validating):
+
+- ``<table>.rows``: parsability (``unparseable`` must be null), non-null keys, timestamp range
+  (not before 1900, not after now + skew), pairs such as ``end >= start``, uniqueness of the
+  natural key (``natural_key`` = position of the key's first occurrence in the file), row count,
+  and freshness (a *warning* suite: its failure never rejects);
+- ``names``: every distinct game type / region / metric / server configuration must match
+  ``^[a-z0-9_-]{1,64}$`` (checked once per distinct value, then mapped back to its rows);
+- ``metric.<name>``: the value range of each metric, run on that metric's slice of the rows.
+
+Duplicates: GX flags every row of a duplicated natural key; the first occurrence in the file is
+kept and the later ones fail with a reason naming the row they repeat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fleetcast.names import NAME_PATTERN
+from models.records import EVENT_KINDS, NATURAL_KEYS, ROW, UNPARSEABLE
+
+POS = "_pos"
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+OLDEST = dt.datetime(1900, 1, 1)
+
+# (lower, upper) per metric: no negative players, CPU, ...; storage is a percentage; the upper
+# bounds only refuse absurd values (a unit mix-up, an overflow), not large fleets.
+METRIC_BOUNDS: dict[str, tuple[float, float]] = {
+    "players": (0.0, 1e9),
+    "sessions": (0.0, 1e9),
+    "cpu_cores": (0.0, 1e8),
+    "memory_gb": (0.0, 1e9),
+    "net_in_mbps": (0.0, 1e10),
+    "net_out_mbps": (0.0, 1e10),
+    "actions_per_minute": (0.0, 1e5),
+    "movement": (0.0, 1e7),
+    "server_load": (0.0, 1e4),
+    "latency_ms": (0.0, 1e7),
+    "storage_pct": (0.0, 100.0),
+}
+OTHER_METRIC_BOUNDS = (-1e12, 1e12)  # metrics we do not know: finite and not absurd
+SESSION_BOUNDS: dict[str, tuple[float, float]] = {
+    "peak_players": (0.0, 1e7),
+    "actions_per_minute": (0.0, 1e5),
+    "movement": (0.0, 1e7),
+}
+NAME_COLUMNS: dict[str, tuple[str, ...]] = {
+    "metrics": ("game_type", "region", "metric"),
+    "sessions": ("game_type", "region", "server_config"),
+    "events": ("game_type", "region"),  # null = all; a present value must be a valid name
+}
+_NULLABLE_NAMES = {"events"}
+_TIME_COLUMN = {"metrics": "ts", "sessions": "started_at", "events": "starts_at"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Time limits for one run: ``now`` is naive UTC."""
+
+    now: dt.datetime
+    future_skew: dt.timedelta = dt.timedelta(minutes=15)
+    freshness: dt.timedelta = dt.timedelta(hours=6)
+
+    @property
+    def max_ts(self) -> dt.datetime:
+        return self.now + self.future_skew
+
+    @property
+    def fresh_after(self) -> dt.datetime:
+        return self.now - self.freshness
+
+
+@dataclass(frozen=True)
+class Verdict:
+    failures: pl.DataFrame  # _pos (position in the normal frame), reason; several per row ok
+    table_errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.table_errors)
+
+
+def with_natural_key(table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Add ``_pos`` and ``natural_key`` (position of the key's first occurrence; null if a key
+    part is missing). Returns a new frame."""
+    keys = list(NATURAL_KEYS[table])
+    nullable = [k for k in keys if not (table == "events" and k in ("game_type", "region"))]
+    out = frame.with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64))
+    first = pl.col(POS).min().over(keys)
+    complete = pl.all_horizontal([pl.col(k).is_not_null() for k in nullable])
+    return out.with_columns(natural_key=pl.when(complete).then(first).otherwise(None))
+
+
+def _reason(expectation: str, column: str | None, detail: str = "") -> str:
+    head = f"{expectation}({column})" if column else expectation
+    return f"{head}: {detail}" if detail else head
+
+
+class FrameValidator:
+    """One ephemeral GX context for a whole run; suites built once, reused for every file."""
+
+    def __init__(self, docs_dir: Path | None = None) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.docs_dir = docs_dir
+        if docs_dir is not None:
+            self.context.add_data_docs_site(
+                site_name="local",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(docs_dir),
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+        self._source = self.context.data_sources.add_pandas("fleetcast")
+        self._definitions: dict[str, Any] = {}
+
+    # --- suites -------------------------------------------------------------------------
+
+    def _definition(self, name: str) -> Any:
+        """The validation definition for suite ``name``, built on first use."""
+        if name in self._definitions:
+            return self._definitions[name]
+        gx = self._gx
+        suite = self.context.suites.add(gx.ExpectationSuite(name=name))
+        for expectation in self._expectations(name):
+            suite.add_expectation(expectation)
+        asset = self._source.add_dataframe_asset(name)
+        batch = asset.add_batch_definition_whole_dataframe("whole")
+        vd = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
+        self._definitions[name] = vd
+        return vd
+
+    def _expectations(self, name: str) -> list[Any]:
+        E = self._gx.expectations
+        max_ts = {"$PARAMETER": "max_ts"}
+        if name == "names":
+            return [
+                E.ExpectColumnValuesToNotBeNull(column="value"),
+                E.ExpectColumnValuesToMatchRegex(column="value", regex=NAME_PATTERN),
+            ]
+        if name == "nullable_names":
+            return [E.ExpectColumnValuesToMatchRegex(column="value", regex=NAME_PATTERN)]
+        if name.startswith("metric."):
+            lo, hi = METRIC_BOUNDS.get(name.removeprefix("metric."), OTHER_METRIC_BOUNDS)
+            return [E.ExpectColumnValuesToBeBetween(column="value", min_value=lo, max_value=hi)]
+        if name.endswith(".freshness"):
+            column = _TIME_COLUMN[name.split(".")[0]]
+            return [E.ExpectColumnMaxToBeBetween(column=column, min_value={"$PARAMETER": "fresh"})]
+        common = [
+            E.ExpectTableRowCountToBeBetween(min_value=1),
+            E.ExpectColumnValuesToBeNull(column=UNPARSEABLE),
+            E.ExpectColumnValuesToBeUnique(column="natural_key"),
+        ]
+        if name == "metrics.rows":
+            return common + [
+                E.ExpectColumnValuesToNotBeNull(column="ts"),
+                E.ExpectColumnValuesToNotBeNull(column="value"),
+                E.ExpectColumnValuesToBeBetween(column="ts", min_value=OLDEST, max_value=max_ts),
+            ]
+        if name == "sessions.rows":
+            return common + [
+                E.ExpectColumnValuesToNotBeNull(column="session_id"),
+                E.ExpectColumnValuesToMatchRegex(column="session_id", regex=SESSION_ID_PATTERN),
+                E.ExpectColumnValuesToNotBeNull(column="started_at"),
+                E.ExpectColumnValuesToBeBetween(
+                    column="started_at", min_value=OLDEST, max_value=max_ts
+                ),
+                E.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="stopped_at",
+                    column_B="started_at",
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                ),
+                *[
+                    E.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi)
+                    for c, (lo, hi) in SESSION_BOUNDS.items()
+                ],
+            ]
+        if name == "events.rows":
+            # Events may be planned ahead: no future limit, only a sane calendar range.
+            return common + [
+                E.ExpectColumnValuesToNotBeNull(column="name"),
+                E.ExpectColumnValueLengthsToBeBetween(column="name", min_value=1, max_value=200),
+                E.ExpectColumnValuesToNotBeNull(column="kind"),
+                E.ExpectColumnValuesToBeInSet(column="kind", value_set=list(EVENT_KINDS)),
+                E.ExpectColumnValuesToNotBeNull(column="starts_at"),
+                E.ExpectColumnValuesToNotBeNull(column="ends_at"),
+                E.ExpectColumnValuesToBeBetween(
+                    column="starts_at", min_value=OLDEST, max_value=dt.datetime(2200, 1, 1)
+                ),
+                E.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="ends_at",
+                    column_B="starts_at",
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                ),
+            ]
+        raise KeyError(f"no suite named {name!r}")
+
+    def _run(self, name: str, frame: Any, **params: Any) -> Any:
+        return self._definition(name).run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=params or None,
+            result_format={"result_format": "COMPLETE", "partial_unexpected_count": 0},
+        )
+
+    # --- validation ---------------------------------------------------------------------
+
+    def validate(self, table: str, frame: pl.DataFrame, limits: Limits) -> Verdict:
+        """Run ``table``'s suites on ``frame`` (a normal frame from ``models.records``)."""
+        keyed = with_natural_key(table, frame)
+        failures: list[pl.DataFrame] = []
+        table_errors: list[str] = []
+        warnings: list[str] = []
+
+        row_cols = [POS, UNPARSEABLE, "natural_key", *_row_columns(table)]
+        narrow = keyed.select(row_cols)
+        result = self._run(f"{table}.rows", narrow.drop(POS).to_pandas(), max_ts=limits.max_ts)
+        for r in result.results:
+            cfg = r.expectation_config
+            column = cfg.kwargs.get("column") or cfg.kwargs.get("column_A")
+            if r.success:
+                continue
+            if cfg.type == "expect_table_row_count_to_be_between":
+                table_errors.append("no usable rows: nothing to validate")
+                continue
+            idx = r.result.get("unexpected_index_list")
+            if idx is None:
+                table_errors.append(_reason(cfg.type, column, _exception(r)))
+                continue
+            failures.append(_row_failures(keyed, table, cfg, column, idx, limits))
+
+        failures.append(self._check_names(table, keyed))
+        if table == "metrics":
+            failures.extend(self._check_metric_ranges(keyed))
+
+        found = pl.concat(failures) if failures else _no_failures()
+        good = keyed.join(found.select(POS), on=POS, how="anti")
+        if good.height and table != "events":
+            # Freshness is a warning only (backfills and old history must load), judged on
+            # the rows that passed.
+            fresh = self._run(
+                f"{table}.freshness",
+                good.select(_TIME_COLUMN[table]).to_pandas(),
+                fresh=limits.fresh_after,
+            )
+            for r in fresh.results:
+                if not r.success:
+                    newest = r.result.get("observed_value")
+                    warnings.append(
+                        f"stale data: newest {_TIME_COLUMN[table]} {newest} is older than "
+                        f"{limits.freshness} before now ({r.expectation_config.type})"
+                    )
+        failed_rows = found.get_column(POS).n_unique()
+        if keyed.height and failed_rows == keyed.height and not table_errors:
+            table_errors.append(
+                f"no usable rows: all {keyed.height} rows failed row-level expectations"
+            )
+        return Verdict(found, table_errors, warnings)
+
+    def _check_names(self, table: str, keyed: pl.DataFrame) -> pl.DataFrame:
+        cols = NAME_COLUMNS[table]
+        nullable = table in _NULLABLE_NAMES
+        distinct = pl.concat(
+            [
+                keyed.select(pl.lit(c).alias("column"), pl.col(c).alias("value")).unique()
+                for c in cols
+            ]
+        )
+        if nullable:
+            distinct = distinct.filter(pl.col("value").is_not_null())
+        if distinct.height == 0:
+            return _no_failures()
+        result = self._run("nullable_names" if nullable else "names", distinct.to_pandas())
+        out = []
+        for r in result.results:
+            if r.success:
+                continue
+            bad = distinct[r.result["unexpected_index_list"]]
+            for column, value in bad.iter_rows():
+                match = pl.col(column).is_null() if value is None else pl.col(column) == value
+                detail = (
+                    f"{column} is missing"
+                    if value is None
+                    else f"invalid {column} {value[:80]!r}: use 1-64 lowercase letters, "
+                    "digits, '_' or '-'"
+                )
+                out.append(
+                    keyed.filter(match).select(
+                        POS, reason=pl.lit(_reason(r.expectation_config.type, column, detail))
+                    )
+                )
+        return pl.concat(out) if out else _no_failures()
+
+    def _check_metric_ranges(self, keyed: pl.DataFrame) -> list[pl.DataFrame]:
+        out = []
+        present = keyed.filter(pl.col("value").is_not_null() & pl.col("metric").is_not_null())
+        for (metric,), part in present.partition_by("metric", as_dict=True).items():
+            if not isinstance(metric, str) or not _is_name(metric):
+                continue  # the names suite already failed these rows
+            result = self._run(f"metric.{metric}", part.select("value").to_pandas())
+            for r in result.results:
+                if r.success:
+                    continue
+                lo, hi = METRIC_BOUNDS.get(metric, OTHER_METRIC_BOUNDS)
+                local = pl.Series(r.result["unexpected_index_list"], dtype=pl.Int64)
+                idx = part.get_column(POS).gather(local)
+                bad = keyed.join(idx.to_frame(), on=POS).select(
+                    POS,
+                    reason=pl.format(
+                        "{}: {} = {} is outside [{}, {}]",
+                        pl.lit(_reason(r.expectation_config.type, "value")),
+                        pl.lit(metric),
+                        pl.col("value"),
+                        pl.lit(lo),
+                        pl.lit(hi),
+                    ),
+                )
+                out.append(bad)
+        return out
+
+    def build_docs(self) -> Path | None:
+        """Write the Data Docs for every validation of this run (offline: unstyled HTML)."""
+        if self.docs_dir is None:
+            return None
+        self.context.build_data_docs(site_names=["local"])
+        return self.docs_dir / "index.html"
+
+
+def _row_columns(table: str) -> list[str]:
+    if table == "metrics":
+        return ["ts", "value"]
+    if table == "sessions":
+        return ["session_id", "started_at", "stopped_at", *SESSION_BOUNDS]
+    return ["name", "kind", "starts_at", "ends_at"]
+
+
+def _row_failures(
+    keyed: pl.DataFrame,
+    table: str,
+    cfg: Any,
+    column: str | None,
+    idx: list[int],
+    limits: Limits,
+) -> pl.DataFrame:
+    """Reasons for the rows (by position) that failed one row-level expectation."""
+    positions = pl.DataFrame({POS: pl.Series(idx, dtype=pl.Int64)})
+    rows = keyed.join(positions, on=POS)
+    head = _reason(cfg.type, column)
+    if column == UNPARSEABLE:
+        reason = pl.format("{}: {}", pl.lit(head), pl.col(UNPARSEABLE))
+    elif column == "natural_key":
+        # Keep the first occurrence in the file; the rest repeat its key.
+        first_row = keyed.select(pl.col(POS).alias("natural_key"), pl.col(ROW).alias("_first"))
+        rows = rows.filter(pl.col(POS) != pl.col("natural_key")).join(first_row, on="natural_key")
+        key = ", ".join(NATURAL_KEYS[table])
+        reason = pl.format(
+            "{}: repeats the natural key ({}) of row {}",
+            pl.lit(head),
+            pl.lit(key),
+            pl.col("_first"),
+        )
+    elif cfg.type == "expect_column_values_to_not_be_null":
+        reason = pl.lit(f"{head}: {column} is missing")
+    elif cfg.type == "expect_column_values_to_be_between" and column in _TIME_COLUMN.values():
+        reason = pl.format(
+            "{}: {} {} is outside [{}, now + {}]",
+            pl.lit(head),
+            pl.lit(column),
+            pl.col(column).cast(pl.String),
+            pl.lit(str(OLDEST)),
+            pl.lit(str(limits.future_skew)),
+        )
+    elif column is not None and cfg.kwargs.get("column_B"):
+        reason = pl.lit(f"{head}: {column} is before {cfg.kwargs['column_B']}")
+    elif column is not None and column in keyed.columns:
+        reason = pl.format(
+            "{}: {} = {}", pl.lit(head), pl.lit(column), pl.col(column).cast(pl.String)
+        )
+    else:
+        reason = pl.lit(head)
+    return rows.select(POS, reason.alias("reason"))
+
+
+def _exception(r: Any) -> str:
+    info = getattr(r, "exception_info", None) or {}
+    return str(info.get("exception_message") or "failed")
+
+
+def _is_name(value: str) -> bool:
+    from fleetcast.names import is_valid_name
+
+    return is_valid_name(value)
+
+
+def _no_failures() -> pl.DataFrame:
+    return pl.DataFrame(schema={POS: pl.Int64, "reason": pl.String})
