@@ -1,0 +1,217 @@
+"""``fleetcast backtest``: load one series and its events from DuckDB, replay it, write the CSV.
+
+The thinking is in :mod:`models.replay` (hour-by-hour replay, references, scores) and
+:mod:`models.nowcast` (the forecaster read at each decision); this module only reads the
+database, builds the fleet spec and writes the plan.
+
+CSV columns (one row per replayed hour): ``ts, game_type, region, metric, demand, forecast,
+capacity``; ``capacity`` is the policy's capacity in effect at ``ts`` in the metric's units
+(instances x unit capacity), ``forecast`` the nowcast made one lead earlier for ``ts``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from fleetcast import db
+from fleetcast.fleets import load_fleets
+from fleetcast.names import check_name
+from models.nowcast import WEEK, EventWindow, NowcastConfig
+from models.policy import FleetSpec
+from models.replay import ReplayResult, replay
+
+CSV_COLUMNS = ("ts", "game_type", "region", "metric", "demand", "forecast", "capacity")
+LARGE_MAX = 1_000_000  # max size of a fleet built from --unit-capacity (no fleets row)
+
+
+@dataclass(frozen=True)
+class BacktestRequest:
+    game_type: str
+    metric: str
+    start: datetime  # first scored hour, naive UTC
+    lead: int  # hours between a decision and the hour it sizes
+    region: str = "global"
+    end: datetime | None = None  # last scored hour (default: the newest hour of the series)
+    unit_capacity: float | None = None  # metric units one instance serves (no fleets row)
+    margin: float = 0.1  # the references' margin (and the policy's when no fleets row)
+    history_hours: int = 5 * WEEK  # history loaded before start (shape weeks + warm-up)
+
+    def __post_init__(self) -> None:
+        check_name("game type", self.game_type)
+        check_name("region", self.region)
+        check_name("metric", self.metric)
+        if self.lead < 1:
+            raise ValueError(f"--lead must be at least 1 hour, got {self.lead}")
+        if self.unit_capacity is not None and not (
+            math.isfinite(self.unit_capacity) and self.unit_capacity > 0
+        ):
+            raise ValueError(f"--unit-capacity must be > 0, got {self.unit_capacity}")
+        if not (math.isfinite(self.margin) and self.margin >= 0):
+            raise ValueError(f"--margin must be >= 0, got {self.margin}")
+
+
+def _hour(ts: datetime) -> datetime:
+    """Naive UTC, floored to the hour (an aware time is converted to UTC first)."""
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def load_series(
+    con: duckdb.DuckDBPyConnection, req: BacktestRequest, since: datetime, until: datetime
+) -> tuple[list[datetime], np.ndarray]:
+    """The series on a full hourly grid from ``since`` (or its first hour) to ``until``;
+    missing hours are NaN. Values within one hour are averaged (sub-hourly input)."""
+    frame = con.sql(
+        db.sql("backtest_series"),
+        params={
+            "game_type": req.game_type,
+            "region": req.region,
+            "metric": req.metric,
+            "since": since,
+            "until": until,
+        },
+    ).pl()
+    if frame.is_empty():
+        raise ValueError(
+            f"no {req.metric!r} data for {req.game_type}/{req.region} between {since} and "
+            f"{until}: check --game-type/--region/--metric or ingest data first"
+        )
+    frame = (
+        frame.with_columns(pl.col("ts").dt.truncate("1h"))
+        .group_by("ts")
+        .agg(pl.col("value").mean())
+        .sort("ts")
+    )
+    first = frame["ts"][0]
+    grid = pl.DataFrame({"ts": pl.datetime_range(first, until, "1h", eager=True, time_unit="us")})
+    full = grid.join(frame.with_columns(pl.col("ts").cast(pl.Datetime("us"))), on="ts", how="left")
+    values = full["value"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    return list(full["ts"].to_list()), values
+
+
+def load_events(
+    con: duckdb.DuckDBPyConnection, req: BacktestRequest, since: datetime, until: datetime
+) -> list[EventWindow]:
+    rows = con.sql(
+        db.sql("backtest_events"),
+        params={
+            "game_type": req.game_type,
+            "region": req.region,
+            "since": since,
+            "until": until,
+        },
+    ).fetchall()
+    return [EventWindow(kind=k, start=s, end=e) for k, s, e in rows]
+
+
+def fleet_spec(con: duckdb.DuckDBPyConnection, req: BacktestRequest) -> FleetSpec:
+    """The fleets row for the game type and region, else a spec from --unit-capacity
+    (min 0, a large max, the --margin, other knobs at their defaults)."""
+    for spec in load_fleets(con, req.game_type):
+        if spec.region == req.region and spec.demand_metric == req.metric:
+            if req.unit_capacity is not None:
+                spec = replace(spec, capacity_players=req.unit_capacity)
+            return spec
+    if req.unit_capacity is None:
+        raise ValueError(
+            f"no fleet for {req.game_type}/{req.region} measured in {req.metric!r} in the fleets "
+            "table: pass --unit-capacity N (metric units one instance serves)"
+        )
+    name = f"{req.game_type}-{req.region}"
+    return FleetSpec(
+        fleet=name,
+        game_type=req.game_type,
+        region=req.region,
+        asg_name=f"backtest-{name}",
+        capacity_players=req.unit_capacity,
+        min_size=0,
+        max_size=LARGE_MAX,
+        demand_metric=req.metric,
+        safety_margin=req.margin,
+    )
+
+
+def run_backtest(
+    con: duckdb.DuckDBPyConnection,
+    req: BacktestRequest,
+    config: NowcastConfig | None = None,
+) -> tuple[ReplayResult, FleetSpec]:
+    """Load, replay and score one fleet (reads only)."""
+    start = _hour(req.start)
+    if req.end is None:
+        rows = con.sql(
+            db.sql("backtest_last_ts"),
+            params={"game_type": req.game_type, "region": req.region, "metric": req.metric},
+        ).fetchall()
+        if not rows or rows[0][0] is None:
+            raise ValueError(f"no {req.metric!r} data for {req.game_type}/{req.region}")
+        end = _hour(rows[0][0])
+    else:
+        end = _hour(req.end)
+    if end < start:
+        raise ValueError(f"--end {end} is before --start {start}")
+    since = start - timedelta(hours=req.history_hours)
+    ts, values = load_series(con, req, since, end)
+    if ts[0] > start:
+        raise ValueError(
+            f"the series starts at {ts[0]}, after --start {start}: start later, or load more data"
+        )
+    events = load_events(con, req, since, end + timedelta(hours=req.lead))
+    spec = fleet_spec(con, req)
+    result = replay(
+        ts,
+        values,
+        start=start,
+        end=end,
+        spec=spec,
+        lead=req.lead,
+        margin=req.margin,
+        config=config,
+        events=events,
+    )
+    return result, spec
+
+
+def plan_frame(result: ReplayResult, req: BacktestRequest) -> pl.DataFrame:
+    """The contracted CSV columns."""
+    return result.frame.select(
+        pl.col("ts"),
+        pl.lit(req.game_type).alias("game_type"),
+        pl.lit(req.region).alias("region"),
+        pl.lit(req.metric).alias("metric"),
+        pl.col("demand"),
+        pl.col("forecast").round(3),
+        pl.col("capacity"),
+    )
+
+
+def write_plan(result: ReplayResult, req: BacktestRequest, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plan_frame(result, req).write_csv(path, datetime_format="%Y-%m-%dT%H:%M:%S")
+    return path
+
+
+def format_table(result: ReplayResult) -> str:
+    """The replay table as fixed-width text."""
+    t = result.table()
+    lines = [
+        f"{'plan':<24} {'margin':>7} {'hours':>6} {'short':>6} {'share':>7} "
+        f"{'unserved':>12} {'idle':>14} {'changes':>8}"
+    ]
+    for r in t.iter_rows(named=True):
+        m = "" if r["margin"] is None else f"{r['margin']:.3f}"
+        lines.append(
+            f"{r['plan']:<24} {m:>7} {r['hours']:>6} {r['hours_short']:>6} "
+            f"{r['share_short']:>7.2%} {r['unserved']:>12,.1f} {r['idle']:>14,.1f} "
+            f"{r['changes']:>8}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""The anchored nowcast: the forecaster the replay (and the policy) reads at each decision.
+
+A seasonal *shape* refitted once a day, *anchored* on the newest observation:
+
+- shape: for each hour of the week, a robust average of log demand over the last ``weeks``
+  weeks (median of the occurrences, so a one-off event in one week does not bend it); with
+  less than a week of history, the hour-of-day average of the last ``days`` days. Refitted at
+  midnight from the data before midnight (``refit_hours``).
+- level: an exponentially smoothed log ratio actual / shape over recent hours (``alpha``; 1 =
+  the newest observation alone), so ``forecast(d + h) = shape(d + h) * exp(level(d))``, which
+  for ``alpha = 1`` is ``y(d) * shape(d + h) / shape(d)``: the seasonal rule with a multi-week
+  shape instead of one noisy week.
+- upper: ``forecast * exp(q)``, q = the ``quantile`` of this forecaster's own past log errors
+  at the same lead, over the last ``error_hours`` hours whose outcome is known (a calibrated
+  margin); ``default_log_margin`` until ``min_errors`` errors are known.
+
+Events (optional): hours inside a known event window are left out of the shape, and when a
+target hour falls inside a scheduled event of a kind seen before, the forecast is raised (or
+lowered) by the median uplift learned for that kind at the same hour since the event start.
+
+Strictly causal by construction: :class:`Nowcaster` is fed one hour at a time with
+:meth:`Nowcaster.observe` and never sees a later value. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+WEEK = 168
+DAY = 24
+_TINY = 1e-9
+
+
+@dataclass(frozen=True)
+class NowcastConfig:
+    weeks: int = 4  # weeks averaged for the hour-of-week shape
+    days: int = 7  # days averaged for the hour-of-day shape (less than a week of history)
+    alpha: float = 0.7  # smoothing of the level (log actual / shape); 1 = newest hour only
+    quantile: float = 0.9  # upper quantile of past log errors used for sizing
+    error_hours: int = 14 * DAY  # window of past errors for the quantile
+    min_errors: int = 24  # fewer known errors: use default_log_margin
+    default_log_margin: float = 0.1
+    refit_hours: int = DAY  # the shape is refitted at multiples of this (midnight UTC)
+    event_min_hours: int = 2  # learned hours of a kind needed before its uplift is used
+
+    def __post_init__(self) -> None:
+        if self.weeks < 1 or self.days < 1:
+            raise ValueError("weeks and days must be >= 1")
+        if not 0 < self.alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+        if not 0 < self.quantile < 1:
+            raise ValueError(f"quantile must be in (0, 1), got {self.quantile}")
+        if self.refit_hours < 1:
+            raise ValueError("refit_hours must be >= 1")
+
+
+@dataclass(frozen=True)
+class EventWindow:
+    """A known event (from the events table): [start, end), naive UTC."""
+
+    kind: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Nowcast:
+    """One forecast made at ``made_at`` for ``target``."""
+
+    made_at: datetime
+    target: datetime
+    yhat: float
+    upper: float
+    log_margin: float  # log(upper / yhat)
+    shape_source: str  # "weekly" | "daily" | "none"
+
+
+def _hour_index(ts: datetime) -> int:
+    return int((ts - datetime(1970, 1, 1)).total_seconds() // 3600)
+
+
+def _robust_mean(values: Sequence[float]) -> float:
+    v = sorted(x for x in values if math.isfinite(x))
+    if not v:
+        return math.nan
+    if len(v) >= 3:
+        return float(np.median(v))
+    return float(np.mean(v))
+
+
+@dataclass
+class _Shape:
+    """Log shape fitted at ``fitted_at`` (hour index): per hour-of-week or per hour-of-day."""
+
+    fitted_at: int
+    weekly: dict[int, float] = field(default_factory=dict)  # hour of week -> log level
+    daily: dict[int, float] = field(default_factory=dict)  # hour of day -> log level
+
+    def at(self, hour: int) -> tuple[float, str]:
+        w = self.weekly.get(hour % WEEK, math.nan)
+        if math.isfinite(w):
+            return w, "weekly"
+        d = self.daily.get(hour % DAY, math.nan)
+        if math.isfinite(d):
+            return d, "daily"
+        return math.nan, "none"
+
+    def ratio(self, target: int, now: int) -> tuple[float, str]:
+        """log shape(target) - log shape(now), from the same profile (weekly, else daily)."""
+        for table, period, name in ((self.weekly, WEEK, "weekly"), (self.daily, DAY, "daily")):
+            a = table.get(target % period, math.nan)
+            b = table.get(now % period, math.nan)
+            if math.isfinite(a) and math.isfinite(b):
+                return a - b, name
+        return math.nan, "none"
+
+
+class Nowcaster:
+    """Feed hourly observations in order; ask for a forecast ``lead`` hours ahead.
+
+    Missing hours are passed as NaN (or skipped: a gap in timestamps counts as missing).
+    """
+
+    def __init__(
+        self,
+        lead: int,
+        config: NowcastConfig | None = None,
+        events: Sequence[EventWindow] = (),
+    ) -> None:
+        if lead < 1:
+            raise ValueError(f"lead must be at least 1 hour, got {lead}")
+        self.lead = lead
+        self.cfg = config or NowcastConfig()
+        self.events = tuple(sorted(events, key=lambda e: e.start))
+        keep = max(self.cfg.weeks * WEEK, self.cfg.days * DAY) + DAY
+        self._log: dict[int, float] = {}  # hour index -> log demand (only kept hours)
+        self._keep = keep
+        self._last: int | None = None  # hour index of the newest observation slot
+        self._last_obs: tuple[int, float] | None = None  # newest non-missing (hour, value)
+        self._shape: _Shape | None = None
+        self._level: float | None = None
+        self._pending: deque[tuple[int, float]] = deque()  # (target hour, log forecast)
+        self._errors: deque[tuple[int, float]] = deque()  # (target hour, log error)
+        self._uplift: dict[tuple[str, int], list[float]] = {}
+
+    # ------------------------------------------------------------------ feeding
+
+    def observe(self, ts: datetime, value: float) -> None:
+        """The demand of hour ``ts`` (NaN = missing). Hours must come in increasing order."""
+        h = _hour_index(ts)
+        if self._last is not None and h <= self._last:
+            raise ValueError(f"observations must be in increasing hourly order; got {ts}")
+        if self._last is not None:
+            for missing in range(self._last + 1, h):
+                self._step(missing, math.nan)
+        self._step(h, value)
+
+    def _step(self, h: int, value: float) -> None:
+        cfg = self.cfg
+        if self._shape is None or h - self._shape.fitted_at >= cfg.refit_hours:
+            if h % cfg.refit_hours == 0 or self._shape is None:
+                self._shape = self._fit(h)
+        ok = value is not None and math.isfinite(value) and value > 0
+        logv = math.log(value) if ok else math.nan
+        if ok:
+            self._log[h] = logv
+            self._last_obs = (h, float(value))
+        self._log.pop(h - self._keep, None)
+        self._last = h
+        # resolve pending forecasts whose target is this hour
+        while self._pending and self._pending[0][0] <= h:
+            target, logf = self._pending.popleft()
+            if target == h and ok:
+                self._errors.append((h, logv - logf))
+        while self._errors and self._errors[0][0] <= h - cfg.error_hours:
+            self._errors.popleft()
+        # level: smoothed log(actual / shape), outside event hours
+        shape, _ = self._shape.at(h) if self._shape else (math.nan, "none")
+        if ok and math.isfinite(shape):
+            kinds = self._event_kinds(h)
+            if kinds:
+                if self._level is not None:
+                    for kind, offset in kinds:
+                        self._uplift.setdefault((kind, offset), []).append(
+                            logv - shape - self._level
+                        )
+            else:
+                r = logv - shape
+                self._level = (
+                    r if self._level is None else (cfg.alpha * r + (1 - cfg.alpha) * self._level)
+                )
+
+    def _event_kinds(self, h: int) -> list[tuple[str, int]]:
+        out = []
+        for e in self.events:
+            s, t = _hour_index(e.start), _hour_index(e.end)
+            if s <= h < t:
+                out.append((e.kind, h - s))
+        return out
+
+    def _fit(self, h: int) -> _Shape:
+        """Shape from the data strictly before hour ``h``, event hours left out."""
+        cfg = self.cfg
+        shape = _Shape(fitted_at=h)
+        usable = {k: v for k, v in self._log.items() if k < h and not self._event_kinds(k)}
+        if not usable:
+            return shape
+        # Anchoring cancels the level, so only the relative shape matters: a robust average
+        # per slot is enough (no trend term).
+        for slot_hour in range(h - WEEK, h):
+            vals = [usable.get(slot_hour - WEEK * k, math.nan) for k in range(cfg.weeks)]
+            shape.weekly[slot_hour % WEEK] = _robust_mean(vals)
+        for slot_hour in range(h - DAY, h):
+            vals = [usable.get(slot_hour - DAY * k, math.nan) for k in range(cfg.days)]
+            shape.daily[slot_hour % DAY] = _robust_mean(vals)
+        return shape
+
+    # ------------------------------------------------------------------ forecasting
+
+    def forecast(self) -> Nowcast | None:
+        """The forecast for ``lead`` hours after the newest observed hour (None: no data yet).
+
+        Registers it so that its error is learned when the target hour is observed.
+        """
+        if self._last is None or self._shape is None:
+            return None
+        d = self._last
+        target = d + self.lead
+        made_at = datetime(1970, 1, 1) + timedelta(hours=d)
+        target_ts = made_at + timedelta(hours=self.lead)
+        s_d, _ = self._shape.at(d)
+        step, source = self._shape.ratio(target, d)
+        if self._level is not None and math.isfinite(s_d) and math.isfinite(step):
+            logf = s_d + self._level + step
+        elif self._last_obs is not None:
+            logf = math.log(self._last_obs[1])  # persistence until a shape exists
+            source = "none"
+        else:
+            return None
+        for kind, offset in self._event_kinds(target):
+            learned = self._uplift.get((kind, offset), [])
+            if (
+                len(learned) >= 1
+                and sum(len(v) for k, v in self._uplift.items() if k[0] == kind)
+                >= self.cfg.event_min_hours
+            ):
+                logf += float(np.median(learned))
+        errs = [e for _, e in self._errors]
+        if len(errs) >= self.cfg.min_errors:
+            q = float(np.quantile(errs, self.cfg.quantile))
+        else:
+            q = self.cfg.default_log_margin
+        q = max(q, 0.0)
+        self._pending.append((target, logf))
+        yhat = math.exp(logf)
+        return Nowcast(made_at, target_ts, yhat, yhat * math.exp(q), q, source)
+
+
+def nowcast_series(
+    ts: Sequence[datetime],
+    values: Sequence[float],
+    lead: int,
+    config: NowcastConfig | None = None,
+    events: Sequence[EventWindow] = (),
+) -> list[Nowcast | None]:
+    """Convenience: the forecast made after each hour of an hourly series (index-aligned)."""
+    nc = Nowcaster(lead, config, events)
+    out: list[Nowcast | None] = []
+    for t, v in zip(ts, values, strict=True):
+        nc.observe(t, float(v))
+        out.append(nc.forecast())
+    return out

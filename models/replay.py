@@ -1,0 +1,338 @@
+"""Replay history hour by hour: the capacity policy against two references, priced.
+
+Pure: arrays and dataclasses in, a frame and figures out; no DuckDB, no Prefect, no clock.
+
+Timing convention. The series is an hourly grid ``ts[0..n)`` with demand ``y`` (NaN =
+missing). The decision labelled hour ``d`` is taken once ``y[d]`` is known and sees only
+``y[0..d]``; with lead ``L`` it sets the capacity in effect at hour ``d + L``. Capacity is in
+the metric's units: instances x unit capacity. Hours ``start..end`` are scored; decisions
+start ``warmup`` hours before ``start - L`` so the policy has a current capacity and history.
+
+Policy: :func:`models.policy.decide` with the fleet's spec (lead set to ``L`` hours, a window
+of one hour), the current capacity = its own previous target (the group's desired capacity),
+observed demand = ``y[d]``, and one forecast point for ``d + L`` from :class:`Nowcaster`
+(``upper`` = its calibrated quantile).
+
+References, same lead, same instance rounding (ceil) and the same min / max:
+
+- reactive target tracking: ``capacity(d+L) = y_last(d) * (1 + m)``;
+- seasonal rule: ``capacity(d+L) = y_last(d) * y(d+L-168) / y(d-168) * (1 + m)``; when the
+  week-ago values are missing (first week, gaps) the day-ago ratio is used (``L <= 24``),
+  else 1 (reactive).
+
+``y_last(d)`` is the newest non-missing demand at or before ``d``.
+
+Scores over the scored hours with known demand: share of hours short (demand > capacity),
+unserved (sum of max(0, demand - capacity), metric-hours), idle (sum of max(0, capacity -
+demand)), changes (hours whose capacity differs from the hour before, over the scored range).
+Each reference is also priced at the policy's idle: its margin ``m`` is bisected to the
+smallest value whose idle reaches the policy's (idle is non-decreasing in ``m``), and its
+hours short / unserved are reported there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from models.nowcast import EventWindow, NowcastConfig, Nowcaster
+from models.policy import (
+    Decision,
+    FleetSpec,
+    ForecastPoint,
+    PolicyInput,
+    SeriesForecast,
+    decide,
+)
+
+WEEK = 168
+DAY = 24
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Score:
+    hours: int  # scored hours with known demand
+    hours_short: int
+    share_short: float
+    unserved: float  # metric-hours
+    idle: float  # metric-hours
+    changes: int
+    margin: float | None = None  # the reference's margin (None for the policy)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    frame: pl.DataFrame  # ts, demand, forecast, upper, capacity, reactive, seasonal
+    policy: Score
+    reactive: Score
+    seasonal: Score
+    reactive_at_idle: Score  # reactive with its margin bisected to the policy's idle
+    seasonal_at_idle: Score
+    decisions: tuple[Decision, ...]
+
+    def table(self) -> pl.DataFrame:
+        rows = [
+            ("policy", self.policy),
+            ("reactive", self.reactive),
+            ("seasonal", self.seasonal),
+            ("reactive @ policy idle", self.reactive_at_idle),
+            ("seasonal @ policy idle", self.seasonal_at_idle),
+        ]
+        return pl.DataFrame(
+            {
+                "plan": [n for n, _ in rows],
+                "margin": [s.margin for _, s in rows],
+                "hours": [s.hours for _, s in rows],
+                "hours_short": [s.hours_short for _, s in rows],
+                "share_short": [round(s.share_short, 4) for _, s in rows],
+                "unserved": [round(s.unserved, 1) for _, s in rows],
+                "idle": [round(s.idle, 1) for _, s in rows],
+                "changes": [s.changes for _, s in rows],
+            }
+        )
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score(demand: np.ndarray, capacity: np.ndarray, margin: float | None = None) -> Score:
+    """Hours short, unserved, idle and changes of ``capacity`` against ``demand`` (same
+    length; NaN demand hours are not scored, but count for changes)."""
+    demand = np.asarray(demand, dtype=float)
+    capacity = np.asarray(capacity, dtype=float)
+    if demand.shape != capacity.shape:
+        raise ValueError(f"demand and capacity differ in length: {demand.shape} {capacity.shape}")
+    if np.isnan(capacity).any():
+        raise ValueError("capacity has missing hours: every scored hour needs a capacity")
+    known = ~np.isnan(demand)
+    d, c = demand[known], capacity[known]
+    short = d > c + _EPS
+    changes = int(np.count_nonzero(np.abs(np.diff(capacity)) > _EPS))
+    n = int(known.sum())
+    return Score(
+        hours=n,
+        hours_short=int(short.sum()),
+        share_short=float(short.mean()) if n else 0.0,
+        unserved=float(np.maximum(d - c, 0.0).sum()),
+        idle=float(np.maximum(c - d, 0.0).sum()),
+        changes=changes,
+        margin=margin,
+    )
+
+
+# --------------------------------------------------------------------------- references
+
+
+def last_observed(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Newest non-missing value at or before each hour, and its index (-1 = none yet)."""
+    y = np.asarray(y, dtype=float)
+    idx = np.where(~np.isnan(y), np.arange(y.size), -1)
+    idx = np.maximum.accumulate(idx)
+    val = np.where(idx >= 0, y[np.maximum(idx, 0)], np.nan)
+    return val, idx
+
+
+def reactive_base(y: np.ndarray, lead: int) -> np.ndarray:
+    """Demand the reactive rule plans for hour ``t`` (decided at ``t - lead``), margin aside."""
+    val, _ = last_observed(y)
+    base = np.full(y.size, np.nan)
+    base[lead:] = val[: y.size - lead]
+    return base
+
+
+def seasonal_base(y: np.ndarray, lead: int) -> np.ndarray:
+    """Demand the seasonal rule plans for hour ``t``: ``y_last(d) * y(t-168) / y(j-168)``
+    with ``d = t - lead`` and ``j`` the hour of ``y_last(d)``; day-ago ratio as fallback."""
+    y = np.asarray(y, dtype=float)
+    val, idx = last_observed(y)
+    n = y.size
+    base = np.full(n, np.nan)
+    for t in range(lead, n):
+        d = t - lead
+        j = int(idx[d])
+        if j < 0:
+            continue
+        ratio = 1.0
+        for period in (WEEK, DAY):
+            if lead > period:
+                continue
+            a = t - period
+            b = j - period
+            if b >= 0 and a <= d and y[a] > 0 and y[b] > 0:
+                ratio = y[a] / y[b]
+                break
+        base[t] = val[d] * ratio
+    return base
+
+
+def size(base: np.ndarray, margin: float, unit: float, min_size: int, max_size: int) -> np.ndarray:
+    """Capacity (metric units) for planned demand ``base``: whole instances, rounded up,
+    within [min, max]; NaN base (nothing known yet) = min."""
+    need = np.where(np.isnan(base), 0.0, np.maximum(base, 0.0) * (1.0 + margin))
+    inst = np.ceil(need / unit - _EPS)
+    inst = np.clip(inst, min_size, max_size)
+    return inst * unit
+
+
+def at_idle(
+    base: np.ndarray,
+    demand: np.ndarray,
+    unit: float,
+    min_size: int,
+    max_size: int,
+    idle: float,
+    lo: float = -0.9,
+    hi: float = 20.0,
+    iterations: int = 60,
+) -> Score:
+    """The reference's score at the smallest margin whose idle reaches ``idle``."""
+
+    def idle_at(m: float) -> float:
+        return score(demand, size(base, m, unit, min_size, max_size)).idle
+
+    if idle_at(lo) >= idle:
+        m = lo
+    elif idle_at(hi) < idle:
+        m = hi
+    else:
+        for _ in range(iterations):
+            mid = (lo + hi) / 2
+            if idle_at(mid) >= idle:
+                hi = mid
+            else:
+                lo = mid
+        m = hi
+    return score(demand, size(base, m, unit, min_size, max_size), margin=m)
+
+
+# --------------------------------------------------------------------------- the replay
+
+
+def _check_grid(ts: Sequence[datetime]) -> None:
+    for a, b in zip(ts, ts[1:], strict=False):
+        if b - a != timedelta(hours=1):
+            raise ValueError(
+                f"the series must be an hourly grid without gaps (NaN for missing hours); "
+                f"found {a} then {b}"
+            )
+
+
+def replay(
+    ts: Sequence[datetime],
+    demand: Sequence[float],
+    *,
+    start: datetime,
+    end: datetime,
+    spec: FleetSpec,
+    lead: int,
+    margin: float = 0.1,
+    config: NowcastConfig | None = None,
+    events: Sequence[EventWindow] = (),
+    warmup: int = 24,
+) -> ReplayResult:
+    """Replay hours ``start..end`` (inclusive); see the module docstring."""
+    ts = list(ts)
+    y = np.asarray(demand, dtype=float)
+    if len(ts) != y.size or not ts:
+        raise ValueError("ts and demand must be non-empty and of equal length")
+    if lead < 1:
+        raise ValueError(f"lead must be at least 1 hour, got {lead}")
+    _check_grid(ts)
+    if start not in ts or end not in ts or end < start:
+        raise ValueError(f"start {start} and end {end} must be hours of the series, start <= end")
+    i0, i1 = ts.index(start), ts.index(end)
+    unit = spec.capacity_players
+    fleet = replace(spec, lead_time_minutes=lead * 60, window_minutes=60)
+    metric = fleet.demand_metric
+
+    nc = Nowcaster(lead, config, events)
+    first_decision = max(0, i0 - lead - warmup)
+    cap_inst = np.full(y.size, np.nan)
+    fc_yhat = np.full(y.size, np.nan)
+    fc_upper = np.full(y.size, np.nan)
+    current: int | None = None
+    history: list[tuple[datetime, int]] = []
+    decisions: list[Decision] = []
+    stab = timedelta(minutes=fleet.scale_in_stabilisation_minutes + 60)
+    for d in range(0, i1 - lead + 1):
+        nc.observe(ts[d], float(y[d]))
+        fc = nc.forecast()
+        if d < first_decision:
+            continue
+        now = ts[d]
+        target_ts = now + timedelta(hours=lead)
+        forecasts = {}
+        error = None
+        if fc is None:
+            error = "no forecast yet (no history)"
+        else:
+            forecasts[metric] = SeriesForecast(
+                metric=metric,
+                points=(ForecastPoint(target_ts, fc.yhat, fc.upper),),
+                created_at=now,
+                model=f"nowcast-{fc.shape_source}",
+            )
+            fc_yhat[d + lead] = fc.yhat
+            fc_upper[d + lead] = fc.upper
+        observed = {metric: float(y[d])} if math.isfinite(y[d]) else {}
+        dec = decide(
+            PolicyInput(
+                fleet=fleet,
+                now=now,
+                current=current,
+                forecasts=forecasts,
+                observed=observed,
+                history=tuple(history),
+                forecast_error=error,
+            )
+        )
+        decisions.append(dec)
+        current = dec.target
+        history.append((now, dec.recommended))
+        history = [(t, r) for t, r in history if t >= now - stab]
+        cap_inst[d + lead] = dec.target
+
+    sl = slice(i0, i1 + 1)
+    dem = y[sl]
+    cap = cap_inst[sl] * unit
+    lo, hi = fleet.min_size, fleet.max_size
+    r_base = reactive_base(y, lead)[sl]
+    s_base = seasonal_base(y, lead)[sl]
+    r_cap = size(r_base, margin, unit, lo, hi)
+    s_cap = size(s_base, margin, unit, lo, hi)
+    pol = score(dem, cap)
+    frame = pl.DataFrame(
+        {
+            "ts": ts[i0 : i1 + 1],
+            "demand": dem,
+            "forecast": fc_yhat[sl],
+            "upper": fc_upper[sl],
+            "capacity": cap,
+            "reactive": r_cap,
+            "seasonal": s_cap,
+        },
+        schema={
+            "ts": pl.Datetime("us"),
+            "demand": pl.Float64,
+            "forecast": pl.Float64,
+            "upper": pl.Float64,
+            "capacity": pl.Float64,
+            "reactive": pl.Float64,
+            "seasonal": pl.Float64,
+        },
+    ).with_columns(pl.col("demand", "forecast", "upper").fill_nan(None))
+    return ReplayResult(
+        frame=frame,
+        policy=pol,
+        reactive=score(dem, r_cap, margin),
+        seasonal=score(dem, s_cap, margin),
+        reactive_at_idle=at_idle(r_base, dem, unit, lo, hi, pol.idle),
+        seasonal_at_idle=at_idle(s_base, dem, unit, lo, hi, pol.idle),
+        decisions=tuple(decisions),
+    )
