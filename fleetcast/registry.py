@@ -1,0 +1,179 @@
+"""The model registry (``models`` table): store a series' trained candidates as JSON with their
+sha256, keep a few versions, find a series' champion and its fallbacks, and load a model only
+after its hash checks out (R15: a tampered model is refused; no pickle anywhere)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from fleetcast import db
+from fleetcast.names import check_name
+from models.prophet_model import dumps
+from models.selection import SeriesTraining
+
+KEEP_VERSIONS = 3
+
+
+class ModelIntegrityError(RuntimeError):
+    """A stored model whose JSON does not match its recorded sha256 (tampered or corrupted)."""
+
+
+@dataclass(frozen=True, order=True)
+class SeriesKey:
+    game_type: str
+    region: str
+    metric: str
+
+    def __post_init__(self) -> None:
+        check_name("game type", self.game_type)
+        check_name("region", self.region)
+        check_name("metric", self.metric)
+
+    def label(self) -> str:
+        return f"{self.game_type}/{self.region}/{self.metric}"
+
+    def params(self) -> dict[str, str]:
+        return {"game_type": self.game_type, "region": self.region, "metric": self.metric}
+
+
+@dataclass
+class ChampionSet:
+    """What forecasting a series needs: the chain (champion first) and the loaded models."""
+
+    key: SeriesKey
+    chain: list[str]
+    models: dict[str, dict[str, Any]]
+    model_ids: dict[str, str]
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def model_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def load_model(model_json: str, sha256: str, model_id: str = "?") -> dict[str, Any]:
+    """Parse a stored model only if its text hashes to the recorded sha256."""
+    actual = model_hash(model_json)
+    if actual != sha256:
+        raise ModelIntegrityError(
+            f"model {model_id} refused: sha256 of its JSON is {actual[:12]}..., the registry "
+            f"recorded {sha256[:12]}...; it was changed after training. Retrain the series "
+            "(`fleetcast train`) to replace it"
+        )
+    return json.loads(model_json)
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def store_training(
+    con: duckdb.DuckDBPyConnection,
+    key: SeriesKey,
+    training: SeriesTraining,
+    *,
+    train_run: str,
+    trained_at: datetime,
+    keep: int = KEEP_VERSIONS,
+) -> dict[str, str]:
+    """Insert one row per candidate (a failed one is stored as a record without a model), make the
+    new champion the series' only champion and prune old versions. Call inside a transaction.
+    Returns kind -> model_id."""
+    versions = dict(con.sql(db.sql("model_next_version"), params=key.params()).fetchall())
+    con.execute(db.sql("model_clear_champion"), key.params()).fetchall()
+    ids: dict[str, str] = {}
+    for name, cand in training.candidates.items():
+        if cand.model is None and not math.isfinite(cand.cv_mase):
+            body: dict[str, Any] = {"kind": name, "failed": cand.error or "no model"}
+        elif cand.model is None:
+            body = {"kind": name, "external": True}  # scored elsewhere (a panel model)
+        else:
+            body = cand.model
+        text = dumps(body)
+        model_id = uuid.uuid4().hex
+        note = None
+        if cand.error:
+            note = f"failed: {cand.error}"[:500]
+        elif name == training.champion and training.notes:
+            note = "; ".join(training.notes)[:500]
+        params = {
+            "chain": training.chain,
+            "cv_origins": cand.origins,
+            "usable": name in training.chain,
+        }
+        con.execute(
+            db.sql("model_insert"),
+            {
+                **key.params(),
+                "model_id": model_id,
+                "kind": name,
+                "trained_at": trained_at,
+                "train_start": training.train_start.to_pydatetime(),
+                "train_end": training.train_end.to_pydatetime(),
+                "n_obs": training.n_obs,
+                "params": json.dumps(params),
+                "model_json": text,
+                "sha256": model_hash(text),
+                "score": _finite(cand.cv_mase),
+                "is_champion": name == training.champion,
+                "note": note,
+                "version": int(versions.get(name, 0)) + 1,
+                "train_run": train_run,
+                "cv_smape": _finite(cand.cv_smape),
+                "cv_coverage": _finite(cand.cv_coverage),
+            },
+        ).fetchall()
+        ids[name] = model_id
+    con.execute(db.sql("model_prune"), {**key.params(), "keep": keep}).fetchall()
+    return ids
+
+
+def champion_sets(
+    con: duckdb.DuckDBPyConnection, game_type: str | None = None, metric: str | None = None
+) -> dict[SeriesKey, ChampionSet]:
+    """Every series with a champion: its chain and its training run's models, each loaded only
+    after its hash is checked (a refused one is listed in ``refused`` and skipped)."""
+    rows = con.sql(
+        db.sql("model_champion_runs"), params={"game_type": game_type, "metric": metric}
+    ).fetchall()
+    out: dict[SeriesKey, ChampionSet] = {}
+    for game, region, met, _model_id, kind, train_run, params, _end in rows:
+        key = SeriesKey(game, region, met)
+        chain = list(json.loads(params or "{}").get("chain") or [kind])
+        cs = ChampionSet(key, chain, {}, {})
+        runs = con.sql(
+            db.sql("model_run_models"), params={**key.params(), "train_run": train_run}
+        ).fetchall()
+        for mid, k, text, sha, _score, _champ, _note, _params in runs:
+            try:
+                body = load_model(text, sha, mid)
+            except ModelIntegrityError as exc:
+                cs.refused[k] = str(exc)
+                continue
+            if body.get("failed") or body.get("external"):
+                continue
+            cs.models[k] = body
+            cs.model_ids[k] = mid
+        out[key] = cs
+    return out
+
+
+def list_models(
+    con: duckdb.DuckDBPyConnection,
+    game_type: str | None = None,
+    metric: str | None = None,
+    all_versions: bool = False,
+) -> pl.DataFrame:
+    return con.sql(
+        db.sql("model_list"),
+        params={"game_type": game_type, "metric": metric, "all_versions": all_versions},
+    ).pl()

@@ -1,0 +1,194 @@
+"""Local forecasters for one hourly series: seasonal naive (daily, weekly) and statsforecast MSTL.
+
+Every forecaster here follows the candidate interface of ``models.selection``:
+
+- ``fit(history, events) -> dict``: a JSON-able model (spec, training window, fitted state).
+  Nothing here keeps fitted state worth storing: the seasonal naive and MSTL refit fast from the
+  history at forecast time, so the stored model is the spec plus the training window.
+- ``predict(model, history, horizon, events) -> pandas.DataFrame``: columns ``ds, yhat,
+  yhat_lower, yhat_upper, yhat_q90`` for the ``horizon`` hours after ``history``'s last ``ds``.
+
+``history`` is a pandas frame ``ds, y`` on a regular hourly grid (see ``regularize``). Pure
+functions: no I/O, arguments never mutated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HOUR = pd.Timedelta(hours=1)
+DEFAULT_LEVEL = 80  # two-sided interval level (%): yhat_lower = q10, yhat_upper = q90
+
+
+def z_for(quantile: float) -> float:
+    return NormalDist().inv_cdf(quantile)
+
+
+def regularize(history: pd.DataFrame) -> pd.DataFrame:
+    """``ds, y`` on a complete hourly grid from the first to the last hour: timestamps truncated to
+    the hour (mean of duplicates), missing hours linearly interpolated. Returns a new frame."""
+    if history.empty:
+        return pd.DataFrame({"ds": pd.Series(dtype="datetime64[ns]"), "y": pd.Series(dtype=float)})
+    frame = history[["ds", "y"]].copy()
+    frame["ds"] = pd.to_datetime(frame["ds"]).dt.floor("h")
+    frame = frame.groupby("ds", as_index=True)["y"].mean().sort_index()
+    grid = pd.date_range(frame.index[0], frame.index[-1], freq="h")
+    y = frame.reindex(grid).interpolate(method="linear", limit_direction="both")
+    return pd.DataFrame({"ds": grid, "y": y.to_numpy(dtype=float)})
+
+
+def future_index(last: pd.Timestamp, horizon: int) -> pd.DatetimeIndex:
+    """The ``horizon`` hours after ``last``."""
+    return pd.date_range(pd.Timestamp(last) + HOUR, periods=horizon, freq="h")
+
+
+def is_multiplicative(y: np.ndarray) -> bool:
+    """Strictly positive with a wide daily swing (5%/95% quantiles more than 1.5x apart): seasonal
+    amplitude then scales with the level, so model on the log scale."""
+    y = np.asarray(y, dtype=float)
+    if y.size == 0 or not np.all(np.isfinite(y)) or np.min(y) <= 0:
+        return False
+    lo, hi = np.quantile(y, [0.05, 0.95])
+    return bool(hi / lo > 1.5)
+
+
+def frame_from(
+    ds: pd.DatetimeIndex,
+    mean: np.ndarray,
+    sigma: np.ndarray,
+    *,
+    level: int = DEFAULT_LEVEL,
+    log: bool = False,
+    nonnegative: bool = False,
+) -> pd.DataFrame:
+    """Forecast frame from a mean and a per-step standard deviation (normal errors, on the log
+    scale when ``log``)."""
+    z_hi = z_for(0.5 + level / 200.0)
+    z90 = z_for(0.90)
+    lower, upper, q90 = mean - z_hi * sigma, mean + z_hi * sigma, mean + z90 * sigma
+    if log:
+        mean, lower, upper, q90 = np.exp(mean), np.exp(lower), np.exp(upper), np.exp(q90)
+    out = pd.DataFrame(
+        {"ds": ds, "yhat": mean, "yhat_lower": lower, "yhat_upper": upper, "yhat_q90": q90}
+    )
+    if nonnegative:
+        for col in ("yhat", "yhat_lower", "yhat_upper", "yhat_q90"):
+            out[col] = out[col].clip(lower=0.0)
+    return out
+
+
+def _window(history: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "train_start": pd.Timestamp(history["ds"].iloc[0]).isoformat(),
+        "train_end": pd.Timestamp(history["ds"].iloc[-1]).isoformat(),
+        "n_obs": len(history),
+    }
+
+
+@dataclass(frozen=True)
+class SeasonalNaive:
+    """Same hour one season ago (24 = yesterday, 168 = last week). Intervals from the spread of
+    the in-sample seasonal differences, widened with the number of seasons ahead."""
+
+    season: int = 24
+    level: int = DEFAULT_LEVEL
+
+    @property
+    def name(self) -> str:
+        return f"snaive{self.season}"
+
+    def fit(self, history: pd.DataFrame, events: pd.DataFrame | None = None) -> dict[str, Any]:
+        y = history["y"].to_numpy(dtype=float)
+        if y.size < self.season:
+            raise ValueError(
+                f"{self.name} needs at least {self.season} hours of history, got {y.size}"
+            )
+        return {"kind": self.name, "season": self.season, "level": self.level, **_window(history)}
+
+    def predict(
+        self,
+        model: dict[str, Any],
+        history: pd.DataFrame,
+        horizon: int,
+        events: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        m = int(model.get("season", self.season))
+        y = history["y"].to_numpy(dtype=float)
+        if y.size < m:
+            raise ValueError(f"{self.name} needs at least {m} hours of history, got {y.size}")
+        last = y[-m:]
+        steps = np.arange(horizon)
+        mean = last[steps % m]
+        diffs = y[m:] - y[:-m] if y.size > m else np.array([0.0])
+        sigma1 = float(np.nanstd(diffs)) if diffs.size > 1 else 0.0
+        sigma = sigma1 * np.sqrt(steps // m + 1)
+        return frame_from(
+            future_index(history["ds"].iloc[-1], horizon),
+            mean,
+            sigma,
+            level=int(model.get("level", self.level)),
+            nonnegative=bool(np.nanmin(y) >= 0),
+        )
+
+
+@dataclass(frozen=True)
+class MSTLForecaster:
+    """statsforecast MSTL with daily and weekly seasons (weekly only with two weeks of data), on the
+    log scale for multiplicative series; its trend is forecast by AutoETS, which gives intervals."""
+
+    seasons: tuple[int, ...] = (24, 168)
+    level: int = DEFAULT_LEVEL
+
+    @property
+    def name(self) -> str:
+        return "mstl"
+
+    def fit(self, history: pd.DataFrame, events: pd.DataFrame | None = None) -> dict[str, Any]:
+        y = history["y"].to_numpy(dtype=float)
+        if y.size < 2 * min(self.seasons):
+            raise ValueError(
+                f"mstl needs at least {2 * min(self.seasons)} hours of history, got {y.size}"
+            )
+        return {
+            "kind": self.name,
+            "seasons": list(self.seasons),
+            "level": self.level,
+            "log": is_multiplicative(y),
+            **_window(history),
+        }
+
+    def predict(
+        self,
+        model: dict[str, Any],
+        history: pd.DataFrame,
+        horizon: int,
+        events: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        from statsforecast.models import MSTL, AutoETS
+
+        y = history["y"].to_numpy(dtype=float)
+        seasons = [s for s in model.get("seasons", self.seasons) if y.size >= 2 * s]
+        if not seasons:
+            raise ValueError(f"mstl: too little history ({y.size} hours) for any season")
+        log = bool(model.get("log", False)) and bool(np.min(y) > 0)
+        level = int(model.get("level", self.level))
+        series = np.log(y) if log else y
+        res = MSTL(season_length=seasons, trend_forecaster=AutoETS(model="ANN")).forecast(
+            y=series, h=horizon, level=[level]
+        )
+        mean = np.asarray(res["mean"], dtype=float)
+        hi = np.asarray(res[f"hi-{level}"], dtype=float)
+        sigma = np.maximum(hi - mean, 0.0) / z_for(0.5 + level / 200.0)
+        return frame_from(
+            future_index(history["ds"].iloc[-1], horizon),
+            mean,
+            sigma,
+            level=level,
+            log=log,
+            nonnegative=bool(np.nanmin(y) >= 0),
+        )
