@@ -1,0 +1,49 @@
+"""``fleetcast train``: cross-validate every series' candidates and record the champions."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from fleetcast.config import Settings
+from fleetcast.names import check_name
+
+HELP = "train the forecasting models (Prophet + challengers, champion by rolling-origin CV)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--game-type", default=None, help="only this game type")
+    parser.add_argument("--metric", default=None, help="only this metric (e.g. players)")
+    parser.add_argument("--if-needed", action="store_true",
+                        help="only series whose realised accuracy fell behind their backtest "
+                             "(see `fleetcast accuracy`)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=None,
+                        help="series trained at once (default: the machine's cores)")  # fmt: skip
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from fleetcast.forecasting import train_all, train_if_needed
+
+    for kind, value in (("game type", args.game_type), ("metric", args.metric)):
+        if value is not None:
+            check_name(kind, value)
+    start = time.perf_counter()
+    if args.if_needed:
+        results = train_if_needed(settings, workers=args.workers)
+        if not results:
+            print("no series needs retraining (run `fleetcast accuracy` to re-check)")
+            return 0
+    else:
+        results = train_all(settings, args.game_type, args.metric, workers=args.workers)
+    if not results:
+        print("no metrics to train on" + (" for that filter" if args.game_type or args.metric
+              else ": run `fleetcast ingest` first"))  # fmt: skip
+        return 1
+    for r in results:
+        score = f"{r.score:.3f}" if r.score is not None else "-"
+        line = f"{r.key.label():<45} {r.status:<8} {r.champion or '-':<10} cv_mase={score:<6} "
+        line += f"n={r.n_obs:<5} {r.seconds:5.1f}s"
+        print(line + (f"  {r.message}" if r.message else ""))
+    trained = sum(r.status == "trained" for r in results)
+    print(f"trained {trained} of {len(results)} series in {time.perf_counter() - start:.1f} s")
+    return 0 if trained else 1

@@ -1,0 +1,34 @@
+"""Forecast: each series' champion forecasts the next hours from its last observation."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from pydantic import Field
+
+from fleetcast.orchestration import settings_for
+from flows.params import RunParams
+from tasks.forecast import forecast_series
+
+
+class ForecastParams(RunParams):
+    """Forecast one game type (or all) and store the run."""
+
+    horizon_hours: int = Field(
+        default=48, ge=1, le=24 * 14, description="Hours to forecast from each series' last point"
+    )
+    out: str | None = Field(default=None, description="Also write the forecast CSV here")
+
+
+@flow(
+    name="forecast",
+    flow_run_name="forecast-{params.scope}-{params.horizon_hours}h",
+    timeout_seconds=30 * 60,
+)
+def forecast(params: ForecastParams = ForecastParams()) -> int:  # noqa: B008
+    from pathlib import Path
+
+    settings = settings_for(params)
+    out = Path(params.out) if params.out else None
+    frame = forecast_series(settings, params.horizon_hours, params.game_type, out)
+    get_run_logger().info("%s: %d forecast rows", params.scope, frame.height)
+    return frame.height

@@ -1,0 +1,16 @@
+"""Prefect task: score stored forecasts against arrived actuals (writes ``accuracy``)."""
+
+from __future__ import annotations
+
+import polars as pl
+from prefect import task
+
+from fleetcast.config import Settings
+from fleetcast.forecasting import score_accuracy
+
+
+@task(name="score-accuracy", retries=1, retry_delay_seconds=5)
+def score_forecast_accuracy(settings: Settings) -> pl.DataFrame:
+    """Realised MASE, sMAPE and coverage per series and forecast run, with the retrain flag.
+    Safe to repeat: an upsert per (run, series)."""
+    return score_accuracy(settings)

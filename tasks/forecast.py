@@ -1,0 +1,22 @@
+"""Prefect task: forecast every series of a game type with its champion (writes ``forecasts``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from prefect import task
+
+from fleetcast.config import Settings
+from fleetcast.forecasting import forecast_all
+
+
+@task(name="forecast-series")
+def forecast_series(
+    settings: Settings,
+    horizon: int,
+    game_type: str | None = None,
+    out: Path | None = None,
+) -> pl.DataFrame:
+    """``horizon`` hours from each series' last observation, stored as one forecast run."""
+    return forecast_all(settings, horizon, game_type=game_type, out=out)
