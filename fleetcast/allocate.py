@@ -23,6 +23,7 @@ from fleetcast.aws import (
     CapacityBackend,
     GroupNotAllowed,
     GroupState,
+    RecordedBackend,
     apply_decision,
     build_backend,
     is_allowed,
@@ -231,6 +232,25 @@ def _metrics_for(fleet: FleetSpec) -> list[str]:
         if resource != "players" and cap is not None:
             metrics.extend(RESOURCE_METRICS[resource])
     return metrics
+
+
+def recorded_backend(settings: Settings) -> RecordedBackend:
+    """A no-AWS backend whose groups start where the last recorded decisions left them
+    (a fleet never decided starts at its min). Every fleet's group counts as managed."""
+    with db.session(settings.db_path) as con:
+        fleets = load_fleets(con)
+        last = dict(con.sql(db.sql("alloc_last_state")).fetchall())
+    groups = [
+        GroupState(
+            name=f.asg_name,
+            desired=int(last.get(f.fleet, f.min_size)),
+            min_size=f.min_size,
+            max_size=f.max_size,
+            tags={settings.allowed_tag: "true"},
+        )
+        for f in fleets
+    ]
+    return RecordedBackend(groups, allowed_tag=settings.allowed_tag)
 
 
 # ---------------------------------------------------------------------------------------------

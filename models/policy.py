@@ -425,6 +425,8 @@ def decide(inp: PolicyInput) -> Decision:
             pass
         elif target > eff_max:
             why += f"; capped at max {eff_max}"
+        elif target < eff_min:
+            why += f"; raised to min {eff_min}"
         if not errors:
             target = min(max(target, eff_min), eff_max)
     else:

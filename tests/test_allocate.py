@@ -371,3 +371,13 @@ def test_scaling_activity_in_progress_is_recorded_as_deferred(aws_settings: Sett
     # the record agrees with AWS: nothing applied, the group unchanged
     assert row["applied"] is False and row["applied_desired"] is None
     assert desired(url, "br-eu-asg") == 2
+
+
+def test_recorded_backend_starts_from_the_last_record(settings: Settings) -> None:
+    from fleetcast.allocate import recorded_backend
+
+    seed(settings, fleets=[spec()])
+    [d] = allocate(settings, now=NOW, backend=recorded_backend(settings))
+    assert (d.current, d.target, d.applied_desired) == (1, 14, 14)  # never decided: min
+    [d] = allocate(settings, now=NOW + timedelta(minutes=5), backend=recorded_backend(settings))
+    assert (d.current, d.target, d.applied) == (14, 14, False)

@@ -28,13 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=["aws", "recorded"],
         default="aws",
-        help="aws (boto3; a moto server with --aws-endpoint) or recorded (no AWS at all)",
+        help="aws (boto3; a moto server with --aws-endpoint) or recorded (no AWS: groups start "
+        "where the last recorded decisions left them)",
     )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast.allocate import allocate, decisions_table
-    from fleetcast.aws import build_backend
+    from fleetcast.allocate import allocate, decisions_table, recorded_backend
     from models.policy import Budget
 
     if args.game_type:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         forecast_only=args.forecast_only,
         game_type=args.game_type,
         run_id=args.run_id,
-        backend=build_backend(settings, args.backend),
+        backend=recorded_backend(settings) if args.backend == "recorded" else None,
         budget=budget,
     )
     if not decisions:
