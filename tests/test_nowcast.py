@@ -1,0 +1,111 @@
+"""The anchored nowcast (models/nowcast.py) on tiny literal series."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+
+from models.nowcast import EventWindow, NowcastConfig, Nowcaster, nowcast_series
+
+T0 = datetime(2026, 1, 5)
+
+
+def _ts(n: int) -> list[datetime]:
+    return [T0 + timedelta(hours=i) for i in range(n)]
+
+
+def _weekly(n: int) -> np.ndarray:
+    h = np.arange(n)
+    return 100 + 50 * np.sin(2 * np.pi * (h % 24) / 24) + 30 * ((h // 24) % 7 >= 5)
+
+
+def test_exact_weekly_pattern_is_forecast_exactly_with_zero_margin() -> None:
+    y = _weekly(24 * 28)
+    cfg = NowcastConfig(min_errors=24, error_hours=24 * 7)
+    out = nowcast_series(_ts(y.size), y, lead=2, config=cfg)
+    # the weekly shape is exact from day 8; its errors (0) fill the error window by day 15
+    for d in range(24 * 16, y.size - 2):
+        fc = out[d]
+        assert fc is not None and fc.shape_source == "weekly"
+        assert fc.yhat == pytest.approx(y[d + 2], rel=1e-9)
+        assert fc.target == T0 + timedelta(hours=d + 2)
+        assert fc.log_margin == pytest.approx(0.0, abs=1e-9)  # no past error: no margin
+
+
+def test_anchored_on_the_newest_observation() -> None:
+    y = _weekly(24 * 15)
+    y[-1] *= 2.0  # demand suddenly doubles in the newest hour
+    nc = Nowcaster(lead=1, config=NowcastConfig(alpha=1.0))
+    for t, v in zip(_ts(y.size), y, strict=True):
+        nc.observe(t, float(v))
+    fc = nc.forecast()
+    assert fc is not None
+    truth = _weekly(y.size + 1)[-1]  # the shape's next value
+    assert fc.yhat == pytest.approx(2.0 * truth, rel=1e-9)
+    # with smoothing the level moves part of the way only
+    nc2 = Nowcaster(lead=1, config=NowcastConfig(alpha=0.5))
+    for t, v in zip(_ts(y.size), y, strict=True):
+        nc2.observe(t, float(v))
+    fc2 = nc2.forecast()
+    assert fc2 is not None and truth < fc2.yhat < 2.0 * truth
+
+
+def test_margin_is_the_quantile_of_its_own_past_errors() -> None:
+    rng = np.random.default_rng(5)
+    y = _weekly(24 * 28) * np.exp(rng.normal(0, 0.05, 24 * 28))
+    cfg = NowcastConfig(quantile=0.9, alpha=1.0)
+    out = nowcast_series(_ts(y.size), y, lead=1, config=cfg)
+    # recompute the errors from the forecasts and the data (those known by the last hour)
+    last = y.size - 1
+    errs = []
+    for d in range(last):
+        fc = out[d]
+        if fc is not None and last - cfg.error_hours < d + 1 <= last:
+            errs.append(math.log(y[d + 1]) - math.log(fc.yhat))
+    fc = out[last]
+    assert fc is not None
+    assert fc.log_margin == pytest.approx(max(float(np.quantile(errs, 0.9)), 0.0), rel=1e-9)
+    assert fc.upper == pytest.approx(fc.yhat * math.exp(fc.log_margin))
+    # calibration: about 90 % of outcomes over the last two weeks fall under the upper
+    hits = [y[d + 1] <= out[d].upper for d in range(24 * 14, last) if out[d] is not None]  # type: ignore[union-attr]
+    assert 0.8 <= np.mean(hits) <= 0.97
+
+
+def test_causal_order_enforced_and_missing_hours_tolerated() -> None:
+    nc = Nowcaster(lead=1)
+    nc.observe(T0, 10.0)
+    with pytest.raises(ValueError, match="increasing"):
+        nc.observe(T0, 11.0)
+    nc.observe(T0 + timedelta(hours=3), float("nan"))  # gap then a missing value
+    fc = nc.forecast()
+    assert fc is not None and fc.yhat == pytest.approx(10.0)  # persistence until a shape exists
+
+
+def test_recurring_event_uplift_is_learned_and_applied() -> None:
+    n = 24 * 24
+    y = np.full(n, 100.0)
+    events = []
+    for day in (3, 10, 13, 20):  # not weekly: the shape alone cannot know about it
+        s = T0 + timedelta(days=day, hours=12)
+        events.append(EventWindow("tournament", s, s + timedelta(hours=3)))
+        i = day * 24 + 12
+        y[i : i + 3] = 250.0
+    cfg = NowcastConfig(alpha=1.0)
+    with_ev = nowcast_series(_ts(n), y, lead=1, config=cfg, events=events)
+    without = nowcast_series(_ts(n), y, lead=1, config=cfg)
+    d = 20 * 24 + 11  # the hour before the last event starts
+    assert with_ev[d] is not None and without[d] is not None
+    assert with_ev[d].yhat == pytest.approx(250.0, rel=0.05)  # type: ignore[union-attr]
+    # without the events table the event of day 13 leaks into the weekly shape (median of two
+    # weeks = their geometric mean) and the next event is missed
+    assert without[d].yhat == pytest.approx(math.sqrt(100.0 * 250.0), rel=0.01)  # type: ignore[union-attr]
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="quantile"):
+        NowcastConfig(quantile=1.5)
+    with pytest.raises(ValueError, match="lead"):
+        Nowcaster(lead=0)
