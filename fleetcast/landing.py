@@ -33,19 +33,21 @@ def resolve_inputs(landing: Path, paths: list[Path]) -> list[Path]:
     if landing.is_symlink():
         raise PathRefused(f"landing folder {landing} is a symlink: point --landing at a real dir")
     root = landing.resolve()
+    bases = (root, landing.absolute())
     if not root.is_dir():
         raise PathRefused(f"landing folder {landing} does not exist")
     files: list[Path] = []
     for given in paths:
         candidate = given if given.is_absolute() else root / given
-        _refuse_links(root, candidate, given)
+        _refuse_links(bases, candidate, given)
         real = candidate.resolve()
         if not real.is_relative_to(root):
             raise PathRefused(f"{given} is outside the landing folder {landing}: move it there")
         if real.is_dir():
             for child in sorted(real.rglob("*")):
-                if child.suffix.lower() in SUPPORTED_SUFFIXES and not child.is_dir():
-                    _refuse_links(root, child, child)
+                hidden = any(p.startswith(".") for p in child.relative_to(real).parts)
+                if child.suffix.lower() in SUPPORTED_SUFFIXES and not hidden and child.is_file():
+                    _refuse_links(bases, child, child)
                     files.append(child)
         elif real.is_file():
             if real.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -60,21 +62,29 @@ def resolve_inputs(landing: Path, paths: list[Path]) -> list[Path]:
     return [f for f in files if not (f in seen or seen.add(f))]
 
 
-def _refuse_links(root: Path, path: Path, given: Path) -> None:
-    """Refuse ``path`` if it or any folder between ``root`` and it is a symlink."""
-    absolute = Path(*path.parts) if path.is_absolute() else root / path
-    try:
-        rel = absolute.relative_to(root)
-    except ValueError:
-        # Outside the landing folder lexically (e.g. ../x.csv or /etc/passwd).
-        raise PathRefused(f"{given} is outside the landing folder {root}: move it there") from None
-    current = root
-    for part in rel.parts:
-        if part == "..":
-            raise PathRefused(f"{given} is outside the landing folder {root}: move it there")
-        current = current / part
-        if current.is_symlink():
-            raise PathRefused(f"{given} is a symlink ({current}): copy the file in instead")
+def _refuse_links(bases: tuple[Path, ...], path: Path, given: Path) -> None:
+    """Refuse ``path`` if it is outside the landing folder (lexically: ``..`` parts count) or if
+    it, or any folder between the landing folder and it, is a symlink.
+
+    ``bases`` are the landing folder resolved and as given (made absolute), so a landing folder
+    reached through a symlinked parent still matches its own files.
+    """
+    root = bases[0]
+    for base in bases:
+        absolute = path if path.is_absolute() else base / path
+        try:
+            rel = absolute.relative_to(base)
+        except ValueError:
+            continue
+        current = base
+        for part in rel.parts:
+            if part == "..":
+                raise PathRefused(f"{given} is outside the landing folder {root}: move it there")
+            current = current / part
+            if current.is_symlink():
+                raise PathRefused(f"{given} is a symlink ({current}): copy the file in instead")
+        return
+    raise PathRefused(f"{given} is outside the landing folder {root}: move it there")
 
 
 def checksum(path: Path) -> str:

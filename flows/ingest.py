@@ -1,0 +1,37 @@
+"""Ingest every file in the landing folder: validate, store or quarantine, one batch per file."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict, Field
+
+from fleetcast.ingest import BatchResult
+from fleetcast.orchestration import settings_for
+from tasks.checks import list_landing_files
+from tasks.ingest import ingest_files
+
+
+class IngestParams(BaseModel):
+    """Where the files and the database are; empty = the worker's environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    db: str | None = Field(
+        default=None,
+        description="DuckDB file; empty = $FLEETCAST_DB on the worker (default fleetcast.duckdb)",
+    )
+    landing: str | None = Field(
+        default=None,
+        description="Landing folder; empty = $FLEETCAST_LANDING on the worker (default landing/)",
+    )
+
+
+@flow(name="ingest", flow_run_name="ingest", timeout_seconds=30 * 60)
+def ingest(params: IngestParams = IngestParams()) -> list[BatchResult]:  # noqa: B008
+    settings = settings_for(params)
+    results = ingest_files(settings, list_landing_files(settings))
+    failed = [r.file for r in results if not r.ok]
+    get_run_logger().info("%d file(s) ingested, %d unreadable", len(results), len(failed))
+    if failed:
+        raise RuntimeError(f"unreadable file(s): {', '.join(failed)}")
+    return results
