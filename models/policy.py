@@ -327,9 +327,10 @@ def _predictive(
     return needs, required_players, None, detail
 
 
-def _reactive(inp: PolicyInput) -> tuple[int | None, dict[str, int]]:
+def _reactive(inp: PolicyInput, margin: float | None = None) -> tuple[int | None, dict[str, int]]:
     """Instances observed demand needs now (with the margin), or None when not observed."""
     f = inp.fleet
+    margin = f.safety_margin if margin is None else margin
     observed = inp.observed.get(f.demand_metric)
     if observed is None or _bad(observed):
         return None, {}
@@ -339,7 +340,7 @@ def _reactive(inp: PolicyInput) -> tuple[int | None, dict[str, int]]:
         values = [inp.observed[m] for m in metrics if m in inp.observed]
         values = [v for v in values if not _bad(v)]
         if values:
-            needs[resource] = instances_for(max(values) * (1 + f.safety_margin), cap)
+            needs[resource] = instances_for(max(values) * (1 + margin), cap)
     return max(needs.values()), needs
 
 
@@ -458,8 +459,9 @@ def decide(inp: PolicyInput) -> Decision:
                 if stabilised > desired:
                     why += f"; stabilisation keeps {min(stabilised, base)}"
                 desired = min(stabilised, base)
+        bare_need = _reactive(inp, margin=0.0)[0] or 0  # what observed demand needs, no margin
         if cur_known and base > 0 and desired != base:
-            if abs(desired - base) <= f.tolerance * base:
+            if abs(desired - base) <= f.tolerance * base and not (desired > base < bare_need):
                 why += f"; within the {f.tolerance:.0%} tolerance band"
                 desired = base
         if cur_known:

@@ -388,3 +388,65 @@ def test_needs_approval_threshold() -> None:
     assert needs_approval(d, max_instances=20) and not needs_approval(d, max_instances=40)
     assert needs_approval(d, max_pct=100) and not needs_approval(d)
     assert not needs_approval(replace(d, mode="forecast_only"), max_instances=1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy_inputs())
+def test_property_never_below_what_observed_demand_needs(p: PolicyInput) -> None:
+    """Without overrides, the target covers observed demand now (no margin) unless the max or
+    the step-up limit stops it."""
+    if not p.observed:
+        return
+    d = decide(p)
+    assert p.current is not None
+    bare = math.ceil(p.observed["players"] / p.fleet.capacity_players - 1e-9)
+    cap = d.max_size
+    if p.fleet.max_step_up is not None:
+        cap = min(cap, p.current + p.fleet.max_step_up)
+    assert d.target >= min(bare, cap)
+
+
+def test_tolerance_band_never_holds_below_observed_need() -> None:
+    f = fleet(safety_margin=0.0, tolerance=0.1)
+    d = decide(
+        inp(
+            fleet=f,
+            current=10,
+            forecasts={"players": forecast([100] * 3)},
+            observed={"players": 1050.0},
+        )
+    )
+    assert d.target == 11
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 50), st.integers(0, 30), st.integers(0, 30), st.integers(0, 5)),
+        min_size=1,
+        max_size=5,
+    ),
+    st.integers(0, 100),
+)
+def test_property_budget_never_shrinks_and_serves_priority_first(
+    fleets_: list[tuple[int, int, int, int]], budget: int
+) -> None:
+    decisions = []
+    for n, (prio, cur, target, busy) in enumerate(fleets_):
+        busy = min(busy, cur, target)
+        f = fleet(fleet=f"f{n}", asg_name=f"f{n}", priority=prio)
+        d = decide(inp(fleet=f, current=cur, busy=busy))
+        decisions.append(replace(d, target=target, current=cur, busy=busy, unserved_instances=0))
+    out = apply_budget(decisions, Budget(max_instances=budget))
+    floors = sum(max(min(d.target, d.current or 0), d.busy) for d in decisions)
+    for before, after in zip(decisions, out, strict=True):
+        assert min(before.target, before.current or 0) <= after.target <= before.target
+        assert after.target >= before.busy
+        assert after.unserved_instances == before.target - after.target
+    assert sum(d.target for d in out) <= max(budget, floors)
+    # once a fleet is short, no fleet of lower priority grows past what it keeps
+    ranked = sorted(zip(decisions, out, strict=True), key=lambda p: (p[0].priority, p[0].fleet))
+    for i, (_, after) in enumerate(ranked):
+        if after.unserved_instances:
+            for b, a in ranked[i + 1 :]:
+                assert a.target == max(min(b.target, b.current or 0), b.busy)
