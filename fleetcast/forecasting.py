@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +35,10 @@ from fleetcast.names import check_name
 from fleetcast.registry import SeriesKey, champion_sets, store_training
 from models.accuracy import RetrainPolicy, realised_accuracy, retrain_flags
 from models.selection import (
+    ENSEMBLES,
+    FORECASTERS,
     CVConfig,
+    Forecaster,
     InsufficientHistory,
     SeriesForecast,
     forecast_series,
@@ -102,12 +105,36 @@ def events_for(events: pd.DataFrame, key: SeriesKey) -> pd.DataFrame:
     return events.loc[game & region, ["kind", "starts_at", "ends_at"]].reset_index(drop=True)
 
 
+def _candidates(
+    names: Sequence[str] | None,
+) -> tuple[dict[str, Forecaster] | None, dict[str, tuple[str, ...]] | None]:
+    if names is None:
+        return None, None
+    unknown = [n for n in names if n not in FORECASTERS]
+    if unknown:
+        raise ValueError(f"unknown candidates {unknown}: choose from {sorted(FORECASTERS)}")
+    ens = {e: m for e, m in ENSEMBLES.items() if sum(x in names for x in m) >= 2}
+    return {n: FORECASTERS[n]() for n in names}, ens
+
+
 def _train_one(
-    key: SeriesKey, history: pd.DataFrame, events: pd.DataFrame, cv: CVConfig
+    key: SeriesKey,
+    history: pd.DataFrame,
+    events: pd.DataFrame,
+    cv: CVConfig,
+    candidates: Sequence[str] | None = None,
 ) -> tuple[TrainResult, object]:
     start = time.perf_counter()
+    forecasters, ensembles = _candidates(candidates)
     try:
-        training = train_series(history, events_for(events, key), config=cv, what=key.label())
+        training = train_series(
+            history,
+            events_for(events, key),
+            config=cv,
+            forecasters=forecasters,
+            ensembles=ensembles,
+            what=key.label(),
+        )
     except InsufficientHistory as exc:
         return TrainResult(key, "skipped", n_obs=len(history), message=str(exc)), None
     except Exception as exc:  # one series failing never stops the others
@@ -133,21 +160,26 @@ def train_all(
     only: Iterable[SeriesKey] | None = None,
     workers: int | None = None,
     cv: CVConfig | None = None,
+    candidates: Sequence[str] | None = None,
 ) -> list[TrainResult]:
-    """Train every matching series (or just ``only``): CV all candidates, store them with the
-    champion in the registry. Too-short series are skipped with the reason in the result."""
+    """Train every matching series (or just ``only``): CV the candidates (default: all of
+    ``models.selection.FORECASTERS`` and the ensembles), store them with the champion in the
+    registry. Too-short series are skipped with the reason in the result."""
     quiet_libraries()
     cv = cv or CVConfig()
     with db.session(settings.db_path) as con:
         histories = load_histories(con, game_type, metric)
         events = load_events(con)
+    _candidates(candidates)  # fail fast on unknown names
     if only is not None:
         wanted = set(only)
         histories = {k: v for k, v in histories.items() if k in wanted}
     if not histories:
         return []
     with ThreadPoolExecutor(max_workers=_workers(len(histories), workers)) as pool:
-        done = list(pool.map(lambda kv: _train_one(kv[0], kv[1], events, cv), histories.items()))
+        done = list(
+            pool.map(lambda kv: _train_one(kv[0], kv[1], events, cv, candidates), histories.items())
+        )
     trained_at, train_run = _now(), uuid.uuid4().hex
     with db.session(settings.db_path) as con, db.transaction(con):
         for result, training in done:

@@ -118,7 +118,7 @@ def check_history(history: pd.DataFrame, what: str = "series") -> None:
             span = f" ({pd.Timestamp(first)} .. {pd.Timestamp(last)})"
         raise InsufficientHistory(
             f"{what}: {n} hours of history{span}; training needs at least {MIN_HISTORY_HOURS} "
-            f"hours (2 days) of hourly data, and 2 weeks for weekly seasonality: "
+            f"hours (2 days) of hourly data (weekly seasonality needs 1-2 weeks): "
             "ingest more history or train this series later"
         )
 

@@ -1,0 +1,164 @@
+"""Rolling-origin CV without look-ahead, the champion and its fallback chain."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fleetcast.logs import quiet_libraries
+from models.baselines import MSTLForecaster, SeasonalNaive, regularize
+from models.selection import (
+    FORECASTERS,
+    CVConfig,
+    cv_cutoffs,
+    forecast_at,
+    forecast_series,
+    train_series,
+)
+
+
+def series(days: int = 10, seed: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("1970-01-01", periods=24 * days, freq="h")
+    y = 500 + 300 * np.sin(2 * np.pi * ds.hour.to_numpy() / 24) + rng.normal(0, 20, len(ds))
+    return pd.DataFrame({"ds": ds, "y": y})
+
+
+@dataclass(frozen=True)
+class Raising:
+    name: str = "raising"
+
+    def fit(self, history: pd.DataFrame, events: Any) -> dict[str, Any]:
+        return {"kind": self.name}
+
+    def predict(
+        self, model: dict, history: pd.DataFrame, horizon: int, events: Any
+    ) -> pd.DataFrame:
+        raise RuntimeError("solver blew up")
+
+
+@dataclass(frozen=True)
+class ReturnsNaN:
+    name: str = "nan_model"
+
+    def fit(self, history: pd.DataFrame, events: Any) -> dict[str, Any]:
+        return {"kind": self.name}
+
+    def predict(
+        self, model: dict, history: pd.DataFrame, horizon: int, events: Any
+    ) -> pd.DataFrame:
+        out = SeasonalNaive(24).predict({"season": 24}, history, horizon)
+        out.loc[3, "yhat"] = np.nan
+        return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _quiet() -> None:
+    quiet_libraries()
+
+
+def test_cutoffs_are_time_ordered_and_leave_enough_history() -> None:
+    cfg = CVConfig(horizon=24, n_origins=3, min_train=48)
+    assert cv_cutoffs(240, cfg) == [168, 192, 216]
+    assert cv_cutoffs(96, cfg) == [48, 72]  # the oldest origin would see only 24 hours
+    assert cv_cutoffs(60, cfg) == []
+
+
+@pytest.mark.parametrize("name", sorted(FORECASTERS))
+def test_no_look_ahead_changing_data_after_cutoff_keeps_forecast(name: str) -> None:
+    history = series(16)
+    cutoff = 24 * 14
+    changed = history.copy()
+    changed.loc[cutoff:, "y"] = changed.loc[cutoff:, "y"] * 5 + 1000  # the future goes wild
+    fc = FORECASTERS[name]()
+    a = forecast_at(fc, history, cutoff, 24)
+    b = forecast_at(fc, changed, cutoff, 24)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["ds"].iloc[0] == history["ds"].iloc[cutoff]  # the first hour after the cutoff
+
+
+def test_cv_scores_do_not_depend_on_data_after_the_last_scored_hour() -> None:
+    history = series(12)
+    cands = {"snaive24": SeasonalNaive(24), "mstl": MSTLForecaster()}
+    cfg = CVConfig(horizon=24, n_origins=2)
+    base = train_series(history, forecasters=cands, ensembles={}, config=cfg)
+    longer = pd.concat(
+        [history, pd.DataFrame({"ds": history["ds"] + pd.Timedelta(days=12), "y": 9e6})],
+        ignore_index=True,
+    )
+    # CV on the longer series scores later origins; scoring the original cutoffs by hand on it
+    # gives the same forecasts as on the original series.
+    for cut in cv_cutoffs(len(history), cfg):
+        for fc in cands.values():
+            pd.testing.assert_frame_equal(
+                forecast_at(fc, history, cut, 24), forecast_at(fc, longer, cut, 24)
+            )
+    assert math.isfinite(base.candidates["snaive24"].cv_mase)
+
+
+def test_failing_and_nan_candidates_fall_back_and_are_recorded() -> None:
+    history = series(6)
+    cands = {"raising": Raising(), "nan_model": ReturnsNaN(), "snaive24": SeasonalNaive(24)}
+    training = train_series(history, forecasters=cands, ensembles={})
+    assert training.champion == "snaive24"
+    assert math.isinf(training.candidates["raising"].cv_mase)
+    assert "solver blew up" in (training.candidates["raising"].error or "")
+    assert "NaN" in (training.candidates["nan_model"].error or "")
+    assert training.chain[0] == "snaive24"
+    assert any("raising failed" in n for n in training.notes)
+
+    # At forecast time a chain that starts with broken models walks on to one that works.
+    models = {n: r.model for n, r in training.candidates.items() if r.model is not None}
+    result = forecast_series(models, ["nan_model", "raising", "snaive24"], history, 24,
+                             forecasters=cands)  # fmt: skip
+    assert result.model == "snaive24"
+    assert any(n.startswith("nan_model failed") and "NaN" in n for n in result.notes)
+    assert any(n.startswith("raising failed") for n in result.notes)
+    assert "fell back to snaive24" in result.notes
+    assert np.isfinite(result.frame["yhat"]).all()
+
+
+def test_refused_model_falls_back() -> None:
+    history = series(4)
+    spec = {"kind": "snaive24", "season": 24}
+    result = forecast_series(
+        {"mstl": {"kind": "mstl", "seasons": [24]}, "snaive24": spec},
+        ["mstl", "snaive24"],
+        history,
+        12,
+        refused={"mstl": "sha256 mismatch"},
+    )
+    assert result.model == "snaive24"
+    assert "mstl refused: sha256 mismatch" in result.notes
+
+
+def test_champion_is_lowest_cv_mase_and_ensemble_is_scored() -> None:
+    history = series(9)
+    training = train_series(
+        history,
+        forecasters={"snaive24": SeasonalNaive(24), "mstl": MSTLForecaster()},
+        ensembles={"ensemble": ("snaive24", "mstl")},
+    )
+    scores = {n: r.cv_mase for n, r in training.candidates.items()}
+    assert set(scores) == {"snaive24", "mstl", "ensemble"}
+    assert training.champion == min(scores, key=lambda n: scores[n])
+    assert training.chain == sorted(scores, key=lambda n: scores[n])
+    assert training.candidates["ensemble"].origins == 2
+
+
+def test_regularize_fills_gaps_and_truncates_to_hour() -> None:
+    frame = pd.DataFrame(
+        {
+            "ds": pd.to_datetime(["1970-01-01 00:10", "1970-01-01 01:00", "1970-01-01 03:00"]),
+            "y": [1.0, 2.0, 4.0],
+        }
+    )
+    out = regularize(frame)
+    assert list(out["ds"].dt.hour) == [0, 1, 2, 3]
+    assert out["y"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert frame["ds"].iloc[0].minute == 10  # the argument is not mutated
