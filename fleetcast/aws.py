@@ -204,10 +204,15 @@ class AwsBackend:
     def _busy_instances(self, ids: list[str]) -> set[str]:
         """Instances tagged ``fleetcast:busy=true`` (the game server sets it while hosting)."""
         busy: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for start in range(0, len(ids), 200):
+            chunk = ids[start : start + 200]
             paginator = self.ec2.get_paginator("describe_instances")
-            for page in paginator.paginate(InstanceIds=chunk):
+            # filters, not InstanceIds: an instance that just terminated is no error here
+            filters = [
+                {"Name": "instance-id", "Values": chunk},
+                {"Name": f"tag:{BUSY_TAG}", "Values": ["true", "True", "TRUE"]},
+            ]
+            for page in paginator.paginate(Filters=filters):
                 for reservation in page.get("Reservations", []):
                     for inst in reservation.get("Instances", []):
                         tags = {t["Key"]: t.get("Value", "") for t in inst.get("Tags", [])}
