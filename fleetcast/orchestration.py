@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,15 +41,18 @@ def settings_for(params: Any, **extra: str) -> Settings:
         landing_dir=Path(landing) if landing else None,
         aws_endpoint_url=getattr(params, "aws_endpoint", None) or None,
     )
+    # Absolute paths: a run may change folder (pull steps) and GX needs absolute paths.
+    settings = replace(
+        settings,
+        db_path=settings.db_path.absolute(),
+        landing_dir=settings.landing_dir.absolute(),
+        work_dir=settings.work_dir.absolute(),
+    )
     merged = dict(settings.extra)
     address = os.environ.get(DASK_ADDRESS_ENV, "").strip()
     if address:
         merged.setdefault("dask_address", address)
     merged.update(extra)
-    if merged == settings.extra:
-        return settings
-    from dataclasses import replace
-
     return replace(settings, extra=merged)
 
 
@@ -115,8 +119,11 @@ def _date_in(path: Path) -> date | None:
     return None
 
 
-def landing_files_between(settings: Settings, start: date, end: date) -> list[Path]:
-    """Files in the landing folder (recursively) that belong to days ``start``..``end``.
+def landing_files_between(
+    settings: Settings, start: date | None = None, end: date | None = None
+) -> list[Path]:
+    """Files in the landing folder (recursively) that belong to days ``start``..``end``
+    (either None = open-ended; both None = every file).
 
     A file belongs to the day written in its path (``landing/2026-11-03/players.csv`` or
     ``metrics_20261103.parquet``); a file without a date belongs to the UTC day it was last
@@ -130,10 +137,13 @@ def landing_files_between(settings: Settings, start: date, end: date) -> list[Pa
         rel = path.relative_to(root)
         if path.is_symlink() or not path.is_file() or any(p.startswith(".") for p in rel.parts):
             continue
+        if start is None and end is None:
+            chosen.append(path)
+            continue
         day = _date_in(rel)
         if day is None:
             day = datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
-        if start <= day <= end:
+        if (start is None or start <= day) and (end is None or day <= end):
             chosen.append(path)
     return chosen
 
@@ -168,3 +178,54 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
     except Exception as exc:  # the task's exception
         return is_transient_error(exc)
     return False
+
+
+def newest_forecast_at(settings: Settings, game_type: str | None) -> datetime | None:
+    """When the newest forecast of a game type (or of any) was made; None when there is none."""
+    if game_type is not None:
+        check_name("game type", game_type)
+    if not settings.db_path.exists():
+        return None
+    with db.session(settings.db_path) as con:
+        rows = con.sql(db.sql("flows_newest_forecast"), params={"game_type": game_type}).fetchall()
+    return rows[0][0] if rows and rows[0][0] is not None else None
+
+
+def game_types(settings: Settings) -> list[str]:
+    """Game types with data or a fleet, in name order."""
+    if not settings.db_path.exists():
+        return []
+    with db.session(settings.db_path) as con:
+        rows = con.sql(db.sql("flows_game_types")).fetchall()
+    return [check_name("game type", r[0]) for r in rows]
+
+
+def _combine(results: list[Any]) -> Any:
+    if results and all(isinstance(r, list) for r in results):
+        return [x for r in results for x in r]
+    import polars as pl
+
+    if results and all(isinstance(r, pl.DataFrame) for r in results):
+        return pl.concat(results, how="diagonal_relaxed")
+    return results
+
+
+def run_stage(settings: Settings, stage: Any, game_type: str | None, **kwargs: Any) -> Any:
+    """Run a task for one game type (or all) and return its result.
+
+    With a Dask address configured and every game type asked for, the task runs once per game
+    type, in parallel on the cluster through Prefect's ``DaskTaskRunner``, and the results are
+    combined (lists concatenated, frames stacked). Otherwise it runs once, here: the stage
+    itself spreads its series over this machine's cores.
+    """
+    if game_type is not None or not settings.extra.get("dask_address"):
+        return stage(settings, game_type=game_type, **kwargs)
+    names = game_types(settings)
+    if not names:
+        return stage(settings, game_type=None, **kwargs)
+    with task_runner(settings) as runner:
+        futures = [
+            runner.submit(stage, parameters={"settings": settings, "game_type": g, **kwargs})
+            for g in names
+        ]
+        return _combine([f.result() for f in futures])

@@ -103,9 +103,16 @@ class BackfillParams(RunParams):
     horizon_hours: int = Field(
         default=48, ge=1, le=24 * 14, description="Hours to forecast from each series' last point"
     )
+    reforecast: Literal["if_changed", "always"] = Field(
+        default="if_changed",
+        description="if_changed: forecast and re-score only when this backfill stored new data "
+        "(or no forecast exists yet), so a second run changes nothing; always: also after a "
+        "model change (adds a new forecast run)",
+    )
     replay_decisions: bool = Field(
         default=False,
-        description="Also replay capacity decisions over the range (recorded, never applied)",
+        description="Also replay capacity decisions over the range, per fleet, into plan CSVs "
+        "under the reports folder (recorded, never applied)",
     )
 
     @model_validator(mode="after")

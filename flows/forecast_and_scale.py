@@ -1,0 +1,62 @@
+"""Forecast the next hours for one game type (or all), then plan and apply each fleet's capacity."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.states import Cancelled
+
+from fleetcast.allocate import utcnow
+from fleetcast.locking import RunLockTimeout, run_lock
+from fleetcast.orchestration import run_stage, settings_for
+from flows.params import ForecastAndScaleParams
+from tasks.apply import apply_capacity
+from tasks.artifacts import (
+    RunSummary,
+    publish_capacity_plan,
+    publish_forecast,
+    publish_links,
+    publish_summary,
+)
+from tasks.checks import read_run_context
+from tasks.forecast import forecast_series
+from tasks.plan import plan_capacity
+
+
+@flow(
+    name="forecast-and-scale",
+    flow_run_name="forecast-and-scale-{params.scope}-{params.capacity_mode}",
+    timeout_seconds=45 * 60,  # shorter than the hourly schedule
+)
+def forecast_and_scale(
+    params: ForecastAndScaleParams = ForecastAndScaleParams(),  # noqa: B008
+) -> RunSummary:
+    logger = get_run_logger()
+    settings = settings_for(params)
+    summary = RunSummary(flow="forecast-and-scale", scope=params.scope)
+    try:
+        with run_lock(settings, wait_seconds=params.lock_wait_minutes * 60, label="forecast"):
+            forecast = run_stage(
+                settings, forecast_series, params.game_type, horizon=params.horizon_hours
+            )
+            summary.forecast_rows = forecast.height
+            plan = plan_capacity(
+                settings,
+                forecast_only=params.capacity_mode == "forecast_only",
+                game_type=params.game_type,
+                now=utcnow(),
+            )
+            summary.decisions = apply_capacity(settings, plan)
+            summary.overrides, summary.margins, summary.accuracy = read_run_context(
+                settings, params.game_type
+            )
+    except RunLockTimeout as exc:
+        logger.warning("not run: %s", exc)
+        return Cancelled(message=f"not run: {exc}")  # type: ignore[return-value]
+    publish_forecast(params.game_type, forecast)
+    publish_capacity_plan(params.game_type, summary.decisions)
+    publish_summary(summary)
+    publish_links(params.game_type, settings.docs_dir, settings.reports_dir)
+    logger.info(
+        "%s: %d forecast rows, %d decisions", params.scope, forecast.height, len(summary.decisions)
+    )
+    return summary
