@@ -195,13 +195,18 @@ def series_needing_retrain(con: duckdb.DuckDBPyConnection) -> list[tuple[SeriesK
     return [(SeriesKey(g, r, m), reason) for g, r, m, reason in rows]
 
 
-def train_if_needed(settings: Settings, *, workers: int | None = None) -> list[TrainResult]:
+def train_if_needed(
+    settings: Settings,
+    *,
+    workers: int | None = None,
+    candidates: Sequence[str] | None = None,
+) -> list[TrainResult]:
     """Retrain only the series the accuracy loop flagged (realised MASE worse than backtest)."""
     with db.session(settings.db_path) as con:
         flagged = series_needing_retrain(con)
     if not flagged:
         return []
-    return train_all(settings, only=[k for k, _ in flagged], workers=workers)
+    return train_all(settings, only=[k for k, _ in flagged], workers=workers, candidates=candidates)
 
 
 def _forecast_one(
@@ -269,7 +274,7 @@ def forecast_all(
                     "model": [res.model] * len(f),
                     "yhat_q90": f["yhat_q90"].to_numpy(dtype=float),
                     "model_id": [cs.model_ids.get(base)] * len(f),
-                    "note": ["; ".join(res.notes)[:500] or None] * len(f),
+                    "note": ["; ".join(res.notes)[:1000] or None] * len(f),
                 },
                 schema_overrides={"model_id": pl.String, "note": pl.String},
             )

@@ -156,8 +156,8 @@ def champion_sets(
         for mid, k, text, sha, _score, _champ, _note, _params in runs:
             try:
                 body = load_model(text, sha, mid)
-            except ModelIntegrityError as exc:
-                cs.refused[k] = str(exc)
+            except ModelIntegrityError:
+                cs.refused[k] = f"sha256 mismatch (model {mid} changed after training)"
                 continue
             if body.get("failed") or body.get("external"):
                 continue
