@@ -68,7 +68,7 @@ def test_planted_bad_rows_counts_add_up_each_with_a_reason(settings: Settings) -
 
     got = reasons(settings, "metrics_planted.csv")
     assert sorted(got) == [2, 3, 4, 5, 6, 7, 8, 9, 12]
-    assert "expect_column_values_to_be_between(value): players = -5.0" in got[2]
+    assert "expect_column_pair_values_a_to_be_greater_than_b(value): players = -5.0" in got[2]
     assert "expect_column_values_to_match_regex(game_type)" in got[3]
     assert "expect_column_values_to_be_between(ts)" in got[4]  # far future
     assert "not a finite number: 'nan'" in got[5]
