@@ -52,6 +52,35 @@ class Forecaster(Protocol):
     ) -> pd.DataFrame: ...
 
 
+@dataclass(frozen=True)
+class PanelAdapter:
+    """A panel forecaster ``forecast_panel(history[unique_id, ds, y], horizon, levels) ->
+    [unique_id, ds, yhat, yhat_lower, yhat_upper, q90, ...]`` (e.g. a global LightGBM) as a local
+    candidate: plug it in with ``FORECASTERS["global_gbm"] = lambda: PanelAdapter("global_gbm",
+    forecast_panel)``. Per series it learns from that series only; scoring it across series at
+    once and passing ``extra_scores`` to ``train_series`` is the cross-learning route."""
+
+    name: str
+    forecast_panel: Callable[..., Any]
+    levels: tuple[int, ...] = (80, 90)
+
+    def fit(self, history: pd.DataFrame, events: pd.DataFrame | None = None) -> dict[str, Any]:
+        return {"kind": self.name, "panel": True, "n_obs": len(history)}
+
+    def predict(
+        self,
+        model: dict[str, Any],
+        history: pd.DataFrame,
+        horizon: int,
+        events: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        panel = pd.DataFrame({"unique_id": "series", "ds": history["ds"], "y": history["y"]})
+        out = pd.DataFrame(self.forecast_panel(panel, horizon, levels=self.levels))
+        out = out.sort_values("ds").reset_index(drop=True)
+        q90 = out["q90"] if "q90" in out.columns else out["yhat_upper"]
+        return out.assign(yhat_q90=q90)[list(FORECAST_COLUMNS)]
+
+
 # The registry of local candidates, in order of preference on ties. Last is the last resort.
 FORECASTERS: dict[str, Callable[[], Forecaster]] = {
     "prophet": ProphetForecaster,

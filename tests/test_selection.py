@@ -162,3 +162,29 @@ def test_regularize_fills_gaps_and_truncates_to_hour() -> None:
     assert list(out["ds"].dt.hour) == [0, 1, 2, 3]
     assert out["y"].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert frame["ds"].iloc[0].minute == 10  # the argument is not mutated
+
+
+def test_panel_forecaster_plugs_in_as_a_candidate() -> None:
+    from models.selection import PanelAdapter
+
+    def forecast_panel(history: pd.DataFrame, horizon: int, levels=(80, 90)) -> pd.DataFrame:
+        rows = []
+        for uid, part in history.groupby("unique_id"):
+            last, level = part["ds"].max(), part["y"].iloc[-24:].mean()
+            for h in range(1, horizon + 1):
+                ts = last + pd.Timedelta(hours=h)
+                rows.append((uid, ts, level, level - 50, level + 50, level + 40))
+        cols = ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper", "q90"]
+        return pd.DataFrame(rows, columns=cols)
+
+    history = series(5)
+    cands = {
+        "global_gbm": PanelAdapter("global_gbm", forecast_panel),
+        "snaive24": SeasonalNaive(24),
+    }
+    training = train_series(history, forecasters=cands, ensembles={})
+    assert math.isfinite(training.candidates["global_gbm"].cv_mase)
+    models = {n: r.model for n, r in training.candidates.items() if r.model is not None}
+    result = forecast_series(models, ["global_gbm"], history, 6, forecasters=cands)
+    assert result.model == "global_gbm"
+    assert (result.frame["yhat_q90"] - result.frame["yhat"]).round(6).eq(40).all()
