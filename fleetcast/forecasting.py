@@ -41,6 +41,7 @@ from models.selection import (
     Forecaster,
     InsufficientHistory,
     SeriesForecast,
+    SeriesTraining,
     forecast_series,
     train_series,
 )
@@ -123,7 +124,7 @@ def _train_one(
     events: pd.DataFrame,
     cv: CVConfig,
     candidates: Sequence[str] | None = None,
-) -> tuple[TrainResult, object]:
+) -> tuple[TrainResult, SeriesTraining | None]:
     start = time.perf_counter()
     forecasters, ensembles = _candidates(candidates)
     try:
