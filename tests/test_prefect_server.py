@@ -100,19 +100,10 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
 
 @pytest.fixture
 def stack(tmp_path: Path, moto: MotoServer) -> Iterator[Stack]:
-    landing = tmp_path / "landing"
-    db_path = tmp_path / "fleetcast.duckdb"
-    end = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
-    generate(landing, days=14, seed=11, end=end - timedelta(hours=1))
-    fleets_file = landing / "fleets.csv"
-    specs = read_fleet_file(fleets_file)
-    import_fleets(fleets_file, db_path)
-    fleets_file.unlink()  # configuration, not telemetry: keep the landing folder to data files
-    provision_groups(
-        moto.url, "us-east-1", [(s.asg_name, s.min_size, s.max_size, s.min_size) for s in specs]
-    )
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
+    landing = tmp_path / "landing"
+    db_path = tmp_path / "fleetcast.duckdb"
     env = {
         k: v
         for k, v in os.environ.items()
@@ -138,6 +129,7 @@ def stack(tmp_path: Path, moto: MotoServer) -> Iterator[Stack]:
     logs = tmp_path / "logs"
     logs.mkdir()
     server_log = logs / "server.log"
+    t0 = time.monotonic()
     server = _start(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env,
@@ -145,8 +137,18 @@ def stack(tmp_path: Path, moto: MotoServer) -> Iterator[Stack]:
     )
     processes = [server]
     try:
-        took = _wait_healthy(api, server, server_log, timeout=120)
-        print(f"server healthy after {took:.1f} s")
+        # While the server starts: a small sample dataset, its fleets, their groups on moto.
+        end = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+        generate(landing, days=8, seed=11, end=end - timedelta(hours=1))
+        fleets_file = landing / "fleets.csv"
+        specs = read_fleet_file(fleets_file)
+        import_fleets(fleets_file, db_path)
+        fleets_file.unlink()  # configuration, not telemetry
+        provision_groups(
+            moto.url, "us-east-1", [(s.asg_name, s.min_size, s.max_size, s.min_size) for s in specs]
+        )
+        _wait_healthy(api, server, server_log, timeout=150)
+        print(f"server healthy after {time.monotonic() - t0:.1f} s")
         yield Stack(env=env, db=db_path, logs=logs, moto=moto, processes=processes)
     finally:
         for proc in reversed(processes):
@@ -192,16 +194,16 @@ def test_deploy_and_run_one_game_type_on_a_real_server(stack: Stack) -> None:
     ):
         out = _prefect(args, env)
         assert out.returncode == 0, out.stdout + out.stderr
-    out = _prefect(["--no-prompt", "deploy", "--name", f"pipeline-{GAME_TYPE}"], env, timeout=180)
-    assert out.returncode == 0, out.stdout + out.stderr
-    t_deploy = time.monotonic() - t0
-
+    # The worker starts (and polls the pool) while the deployment is created.
     worker = _start(
         [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--limit", "1"],
         env,
         stack.logs / "worker.log",
     )
     stack.processes.append(worker)
+    out = _prefect(["--no-prompt", "deploy", "--name", f"pipeline-{GAME_TYPE}"], env, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    t_deploy = time.monotonic() - t0
 
     t1 = time.monotonic()
     out = _prefect(
