@@ -207,6 +207,13 @@ def plan_batch(raw: pl.DataFrame, validator: FrameValidator, limits: Limits) -> 
     if verdict.rejected:
         return _rejected(raw, kind, "; ".join(verdict.table_errors), failed, verdict.warnings)
 
+    if failed.height == 0:  # the common case: skip the bookkeeping joins
+        message = f"unit: input rows; {raw.height} stored, 0 quarantined"
+        if kind == "metrics_wide":
+            message += f"; {norm.frame.height} metric values stored"
+        empty = _with_raw(raw, failed)
+        return BatchPlan(kind, norm.table, "loaded", norm.frame, empty, message, verdict.warnings)
+
     bad_rows = failed.group_by(ROW, maintain_order=True).agg(
         pl.col("reason").unique(maintain_order=True).str.join(REASON_SEPARATOR)
     )
