@@ -1,0 +1,33 @@
+"""The train and forecast flows end to end in Prefect's ephemeral mode (one harness, small data)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from fleetcast import db
+from fleetcast.config import Settings
+
+
+def test_train_then_forecast_flows(settings: Settings, prefect_harness: None, tmp_path) -> None:
+    from flows.forecast import ForecastParams, forecast
+    from flows.train import TrainParams, train
+
+    ts = pd.date_range(datetime(1970, 1, 1), periods=24 * 3, freq="h")
+    y = 100 + 50 * np.sin(2 * np.pi * ts.hour.to_numpy() / 24)
+    frame = pl.DataFrame({"ts": ts.to_numpy(), "value": y})
+    with db.session(settings.db_path) as con:
+        con.register("frame", frame)
+        con.execute(
+            "insert into metrics select ts, 'casual_puzzle', 'global', 'players', value, 't' "
+            "from frame"
+        ).fetchall()
+    db_path = str(settings.db_path)
+    assert train(TrainParams(db=db_path, game_type="casual_puzzle", metric="players")) == 1
+    out = tmp_path / "f.csv"
+    rows = forecast(ForecastParams(db=db_path, horizon_hours=12, out=str(out)))
+    assert rows == 12
+    assert out.read_text().splitlines()[1].startswith("casual_puzzle,global,players,1970-01-04T00")
