@@ -344,3 +344,23 @@ def test_ingest_task_skips_unsupported_files(settings: Settings) -> None:
     write(settings, "README.txt", "not data")
     results = ingest_files.fn(settings, sorted(p for p in settings.landing_dir.iterdir()))
     assert [(r.file, r.status) for r in results] == [("sessions.csv", "loaded")]
+
+
+@pytest.mark.slow
+def test_ingest_flow_runs_the_landing_folder(
+    settings: Settings, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.ingest import IngestParams
+    from flows.ingest import ingest as ingest_flow
+
+    monkeypatch.setenv("FLEETCAST_WORK_DIR", str(settings.work_dir))
+    land(settings, "metrics_wide.csv")
+    land(settings, "events.jsonl")
+    params = IngestParams(db=str(settings.db_path), landing=str(settings.landing_dir))
+    results = ingest_flow(params)
+    assert sorted((r.file, r.status) for r in results) == [
+        ("events.jsonl", "loaded"),
+        ("metrics_wide.csv", "loaded"),
+    ]
+    assert (settings.docs_dir / "index.html").exists()
+    assert ingest_flow(params)[0].status == "duplicate"  # a rerun changes nothing
