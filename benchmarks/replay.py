@@ -146,9 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weeks", type=int, default=4, help="weeks replayed (the last ones)")
     ap.add_argument("--sample-days", type=int, default=35)
     ap.add_argument("--quiet", action="store_true", help="summary lines only")
+    ap.add_argument("--policy-margin", type=float, default=None, help="what-if (all series)")
+    ap.add_argument("--tolerance", type=float, default=None, help="what-if (all series)")
+    ap.add_argument("--quantile", type=float, default=0.9)
+    ap.add_argument("--events", action="store_true", help="use the events table")
     args = ap.parse_args(argv)
 
     totals = {"policy": 0, "reactive@idle": 0, "seasonal@idle": 0}
+    changes = {"policy": 0, "reactive": 0, "seasonal": 0}
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         from fleetcast.sample import generate
@@ -163,7 +168,18 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append(
                 (
                     f"sample {game}/{region}",
-                    BacktestRequest(game, "players", start, args.lead, region, SAMPLE_END),
+                    BacktestRequest(
+                        game,
+                        "players",
+                        start,
+                        args.lead,
+                        region,
+                        SAMPLE_END,
+                        policy_margin=args.policy_margin,
+                        tolerance=args.tolerance,
+                        quantile=args.quantile,
+                        use_events=args.events,
+                    ),  # fmt: skip
                 )
             )
         if args.m4 is not None:
@@ -180,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                 req = BacktestRequest(
                     "m4", "players", start_m4, args.lead, name.lower(), end,
                     unit_capacity=float(peak) / 50, margin=0.1,
+                    policy_margin=args.policy_margin, tolerance=args.tolerance,
+                    quantile=args.quantile,
                 )  # fmt: skip
                 jobs.append((f"m4 {name} (n={n})", req))
         for name, req in jobs:
@@ -198,12 +216,16 @@ def main(argv: list[str] | None = None) -> int:
             totals["policy"] += result.policy.hours_short
             totals["reactive@idle"] += result.reactive_at_idle.hours_short
             totals["seasonal@idle"] += result.seasonal_at_idle.hours_short
+            changes["policy"] += result.policy.changes
+            changes["reactive"] += result.reactive.changes
+            changes["seasonal"] += result.seasonal.changes
         con.close()
     print("\n== summary (hours short at the policy's idle capacity)")
     print("\n".join(lines))
     print(
         f"total hours short: policy {totals['policy']}, reactive {totals['reactive@idle']}, "
-        f"seasonal {totals['seasonal@idle']}"
+        f"seasonal {totals['seasonal@idle']}; capacity changes: policy {changes['policy']}, "
+        f"reactive {changes['reactive']}, seasonal {changes['seasonal']}"
     )
     return 0
 

@@ -42,6 +42,10 @@ class BacktestRequest:
     unit_capacity: float | None = None  # metric units one instance serves (no fleets row)
     margin: float = 0.1  # the references' margin (and the policy's when no fleets row)
     history_hours: int = 5 * WEEK  # history loaded before start (shape weeks + warm-up)
+    policy_margin: float | None = None  # what-if: the policy's safety margin (default: fleet's)
+    tolerance: float | None = None  # what-if: the policy's tolerance band (default: fleet's)
+    quantile: float = 0.9  # the nowcast's upper quantile used for sizing
+    use_events: bool = False  # mask event hours from the shape, learn an uplift per kind
 
     def __post_init__(self) -> None:
         check_name("game type", self.game_type)
@@ -55,6 +59,12 @@ class BacktestRequest:
             raise ValueError(f"--unit-capacity must be > 0, got {self.unit_capacity}")
         if not (math.isfinite(self.margin) and self.margin >= 0):
             raise ValueError(f"--margin must be >= 0, got {self.margin}")
+        if self.policy_margin is not None and not self.policy_margin >= 0:
+            raise ValueError(f"--policy-margin must be >= 0, got {self.policy_margin}")
+        if self.tolerance is not None and not 0 <= self.tolerance < 1:
+            raise ValueError(f"--tolerance must be in [0, 1), got {self.tolerance}")
+        if not 0 < self.quantile < 1:
+            raise ValueError(f"--quantile must be in (0, 1), got {self.quantile}")
 
 
 def _hour(ts: datetime) -> datetime:
@@ -114,7 +124,17 @@ def load_events(
 
 def fleet_spec(con: duckdb.DuckDBPyConnection, req: BacktestRequest) -> FleetSpec:
     """The fleets row for the game type and region, else a spec from --unit-capacity
-    (min 0, a large max, the --margin, other knobs at their defaults)."""
+    (min 0, a large max, the --margin, other knobs at their defaults); then the what-if
+    overrides (--policy-margin, --tolerance)."""
+    spec = _base_spec(con, req)
+    if req.policy_margin is not None:
+        spec = replace(spec, safety_margin=req.policy_margin)
+    if req.tolerance is not None:
+        spec = replace(spec, tolerance=req.tolerance)
+    return spec
+
+
+def _base_spec(con: duckdb.DuckDBPyConnection, req: BacktestRequest) -> FleetSpec:
     for spec in load_fleets(con, req.game_type):
         if spec.region == req.region and spec.demand_metric == req.metric:
             if req.unit_capacity is not None:
@@ -164,8 +184,10 @@ def run_backtest(
         raise ValueError(
             f"the series starts at {ts[0]}, after --start {start}: start later, or load more data"
         )
-    events = load_events(con, req, since, end + timedelta(hours=req.lead))
+    events = load_events(con, req, since, end + timedelta(hours=req.lead)) if req.use_events else []
     spec = fleet_spec(con, req)
+    if config is None:
+        config = NowcastConfig(quantile=req.quantile)
     result = replay(
         ts,
         values,

@@ -235,6 +235,7 @@ def replay(
     config: NowcastConfig | None = None,
     events: Sequence[EventWindow] = (),
     warmup: int = 24,
+    calibrate_to_plan: bool = False,
 ) -> ReplayResult:
     """Replay hours ``start..end`` (inclusive); see the module docstring."""
     ts = list(ts)
@@ -251,7 +252,12 @@ def replay(
     fleet = replace(spec, lead_time_minutes=lead * 60, window_minutes=60)
     metric = fleet.demand_metric
 
-    nc = Nowcaster(lead, config, events)
+    cfg = config or NowcastConfig()
+    if calibrate_to_plan and cfg.plan_margin is None:
+        # size the forecast's margin for the plan the policy makes from it: the larger of the
+        # upper quantile and the observed-demand floor, both times (1 + safety margin)
+        cfg = replace(cfg, plan_margin=fleet.safety_margin)
+    nc = Nowcaster(lead, cfg, events)
     first_decision = max(0, i0 - lead - warmup)
     cap_inst = np.full(y.size, np.nan)
     fc_yhat = np.full(y.size, np.nan)

@@ -24,7 +24,7 @@ def _weekly(n: int) -> np.ndarray:
 
 def test_exact_weekly_pattern_is_forecast_exactly_with_zero_margin() -> None:
     y = _weekly(24 * 28)
-    cfg = NowcastConfig(min_errors=24, error_hours=24 * 7)
+    cfg = NowcastConfig(min_errors=24, error_hours=24 * 7, weekly_weight=1.0)
     out = nowcast_series(_ts(y.size), y, lead=2, config=cfg)
     # the weekly shape is exact from day 8; its errors (0) fill the error window by day 15
     for d in range(24 * 16, y.size - 2):
@@ -38,7 +38,7 @@ def test_exact_weekly_pattern_is_forecast_exactly_with_zero_margin() -> None:
 def test_anchored_on_the_newest_observation() -> None:
     y = _weekly(24 * 15)
     y[-1] *= 2.0  # demand suddenly doubles in the newest hour
-    nc = Nowcaster(lead=1, config=NowcastConfig(alpha=1.0))
+    nc = Nowcaster(lead=1, config=NowcastConfig(alpha=1.0, weekly_weight=1.0))
     for t, v in zip(_ts(y.size), y, strict=True):
         nc.observe(t, float(v))
     fc = nc.forecast()
@@ -46,7 +46,7 @@ def test_anchored_on_the_newest_observation() -> None:
     truth = _weekly(y.size + 1)[-1]  # the shape's next value
     assert fc.yhat == pytest.approx(2.0 * truth, rel=1e-9)
     # with smoothing the level moves part of the way only
-    nc2 = Nowcaster(lead=1, config=NowcastConfig(alpha=0.5))
+    nc2 = Nowcaster(lead=1, config=NowcastConfig(alpha=0.5, weekly_weight=1.0))
     for t, v in zip(_ts(y.size), y, strict=True):
         nc2.observe(t, float(v))
     fc2 = nc2.forecast()
@@ -93,14 +93,14 @@ def test_recurring_event_uplift_is_learned_and_applied() -> None:
         events.append(EventWindow("tournament", s, s + timedelta(hours=3)))
         i = day * 24 + 12
         y[i : i + 3] = 250.0
-    cfg = NowcastConfig(alpha=1.0)
+    cfg = NowcastConfig(alpha=1.0, weekly_weight=1.0)  # the weekly shape alone
     with_ev = nowcast_series(_ts(n), y, lead=1, config=cfg, events=events)
     without = nowcast_series(_ts(n), y, lead=1, config=cfg)
     d = 20 * 24 + 11  # the hour before the last event starts
     assert with_ev[d] is not None and without[d] is not None
     assert with_ev[d].yhat == pytest.approx(250.0, rel=0.05)  # type: ignore[union-attr]
     # without the events table the event of day 13 leaks into the weekly shape (median of two
-    # weeks = their geometric mean) and the next event is missed
+    # weeks of logs = their geometric mean) and the next event is missed
     assert without[d].yhat == pytest.approx(math.sqrt(100.0 * 250.0), rel=0.01)  # type: ignore[union-attr]
 
 

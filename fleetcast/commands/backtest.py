@@ -40,6 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--margin", type=float, default=0.1,
                         help="margin of the references, and of the policy without a fleets row "
                         "(default 0.1)")  # fmt: skip
+    parser.add_argument("--policy-margin", type=float, default=None,
+                        help="what-if: the policy's safety margin (default: the fleets row's, "
+                        "else --margin)")  # fmt: skip
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="what-if: the policy's tolerance band (default: the fleets row's, "
+                        "else 0.1)")  # fmt: skip
+    parser.add_argument("--quantile", type=float, default=0.9,
+                        help="upper quantile of the nowcast's past errors used for sizing "
+                        "(default 0.9)")  # fmt: skip
+    parser.add_argument("--events", action="store_true",
+                        help="use the events table (mask event hours, learn an uplift per kind; "
+                        "measured worse on the sample, off by default)")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="CSV file to write the plan to")
 
 
@@ -56,6 +68,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         lead=args.lead,
         unit_capacity=args.unit_capacity,
         margin=args.margin,
+        policy_margin=args.policy_margin,
+        tolerance=args.tolerance,
+        quantile=args.quantile,
+        use_events=args.events,
     )
     t0 = time.perf_counter()
     with db.session(settings.db_path, read_only=True) as con:
@@ -67,7 +83,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"backtest {req.game_type}/{req.region} {req.metric}: {f['ts'][0]:%Y-%m-%d %H:%M} .. "
         f"{f['ts'][-1]:%Y-%m-%d %H:%M} UTC ({f.height} h), lead {req.lead} h, "
         f"unit {spec.capacity_players:g}, policy margin {spec.safety_margin:g}, "
-        f"tolerance {spec.tolerance:g}, reference margin {req.margin:g}"
+        f"tolerance {spec.tolerance:g}, quantile {req.quantile:g}, reference margin {req.margin:g}"
     )
     print(format_table(result))
     print(f"plan written to {path} ({f.height} rows) in {took:.1f} s")
