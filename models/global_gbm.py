@@ -1,0 +1,458 @@
+"""A global LightGBM forecaster for panels of hourly series (direct multi-horizon).
+
+One LightGBM model learns across all series of a panel. Every training row is one
+(series, cutoff, horizon step h) triple:
+
+- Normalisation: each window is divided by its level, the mean of the 168 observations up to the
+  cutoff (a ratio scale, so series of any size share one model; values are demand, >= 0).
+- Features (all divided by that level): the last 48 observations and the values 72, 96, ..., 168
+  hours back; "aligned" seasonal lags of the target hour (same hour on the latest observed day,
+  the two days before, one and two weeks before, and the mean of the same hour over the last
+  7 days); the mean of the last 24 and of the 24 before, the std of the last 168, the mean of the
+  168 before; and the horizon step h. No calendar features: the aligned lags carry the daily and
+  weekly pattern and work with arbitrary (e.g. 1970-based benchmark) timestamps.
+- Target: y[cutoff + h] / level; objective L1 (median), which scored best on M4 Hourly.
+- Forecast = level * prediction, clipped at 0 when the history is non-negative.
+
+Intervals (split conformal): the model is trained on history minus the last `horizon` hours;
+it then forecasts those hours from the cutoff before them, and the errors divided by each series'
+scale (in-sample mean |y_t - y_(t-24)| over the last 336 hours) give empirical quantiles per
+horizon step, pooled over series (and over nearby steps when the panel is small). The final
+forecast uses the same model with features from the full history, so the newest observation is
+always used: `predict` is the cheap hourly path (no refit).
+
+Gaps: each series is put on a regular hourly grid from its first to its last timestamp; missing
+or null values are filled by linear interpolation (then forward/backward fill); duplicate
+timestamps are averaged. Rows after `cutoff` (if given) are ignored, so appending future rows
+never changes a forecast made at that cutoff.
+
+Fallbacks: a series with fewer than `MIN_HISTORY` hours, or for which the model yields a
+non-finite value, gets a seasonal naive forecast (period `season`, or last value if shorter),
+named in the output's `model` column; the whole panel falls back the same way if training fails.
+
+Output columns: `unique_id, ds, yhat, yhat_lower, yhat_upper, q90, model` plus `lo_<L>, hi_<L>`
+for each level L in `levels`. `yhat_lower/yhat_upper` are the two-sided 80% interval (quantiles
+0.1 and 0.9), so `yhat_upper` equals `q90`, the one-sided 90% upper bound used for capacity.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "global_gbm"
+FALLBACK_NAME = "seasonal_naive"
+MIN_HISTORY = 168  # hours needed to forecast a series with the global model
+_PAD = 400  # left padding (NaN) so every lag index is valid
+_LEVEL_WINDOW = 168
+_SCALE_WINDOW = 336
+_RECENT_LAGS = np.r_[np.arange(1, 49), np.arange(72, 169, 24)]
+FEATURE_NAMES: tuple[str, ...] = (
+    *(f"lag{k}" for k in _RECENT_LAGS),
+    "same_hour_d1",
+    "same_hour_d2",
+    "same_hour_d3",
+    "same_hour_w1",
+    "same_hour_w2",
+    "same_hour_mean7",
+    "mean24",
+    "mean24_prev",
+    "std168",
+    "mean168_prev",
+    "h",
+)
+
+
+@dataclass(frozen=True)
+class GBMConfig:
+    """Training settings (defaults measured on M4 Hourly, see benchmarks/README.md)."""
+
+    stride: int = 4  # hours between training cutoffs
+    max_cutoffs: int = 150  # training cutoffs per series (the most recent ones)
+    num_rounds: int = 300
+    learning_rate: float = 0.05
+    num_leaves: int = 63
+    min_data_in_leaf: int = 100
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    objective: str = "l1"
+    small_panel_series: int = 20  # below this many series, pool calibration over nearby steps
+
+
+@dataclass
+class FittedGBM:
+    """A fitted global model: booster, horizon, and scaled residual quantiles per step."""
+
+    booster: lgb.Booster | None
+    horizon: int
+    season: int
+    quantiles: dict[float, np.ndarray]  # probability -> scaled error quantile per horizon step
+    nonneg: bool = True
+    n_series_trained: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input preparation
+
+
+def regularize(
+    history: pl.DataFrame, cutoff: datetime | None = None
+) -> dict[str, tuple[datetime, np.ndarray]]:
+    """Hourly grid per series with gaps filled; returns {unique_id: (first_ds, values)}.
+
+    Rows with `ds > cutoff` are ignored; trailing null values are dropped; duplicates averaged.
+    """
+    missing = {"unique_id", "ds", "y"} - set(history.columns)
+    if missing:
+        raise ValueError(f"history needs columns unique_id, ds, y; missing {sorted(missing)}")
+    df = history.select(
+        pl.col("unique_id").cast(pl.String),
+        pl.col("ds").cast(pl.Datetime("us")).dt.truncate("1h"),
+        pl.col("y").cast(pl.Float64).fill_nan(None),
+    ).filter(pl.col("ds").is_not_null())
+    if cutoff is not None:
+        df = df.filter(pl.col("ds") <= pl.lit(cutoff).cast(pl.Datetime("us")))
+    df = df.group_by("unique_id", "ds").agg(pl.col("y").mean()).sort("unique_id", "ds")
+    out: dict[str, tuple[datetime, np.ndarray]] = {}
+    for (uid,), g in df.group_by("unique_id", maintain_order=True):
+        g = g.filter(pl.col("y").is_not_null())
+        if g.height == 0:
+            continue
+        start, end = g["ds"][0], g["ds"][-1]
+        n = int((end - start) / timedelta(hours=1)) + 1
+        idx = ((g["ds"] - start).dt.total_hours()).to_numpy().astype(int)
+        y = np.full(n, np.nan)
+        y[idx] = g["y"].to_numpy()
+        if np.isnan(y).any():
+            ok = ~np.isnan(y)
+            y = np.interp(np.arange(n), np.flatnonzero(ok), y[ok])
+        out[str(uid)] = (start, y)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Features
+
+
+def _features(y: np.ndarray, cutoffs: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Feature matrix (len(cutoffs) * horizon rows, cutoff-major) and the level of each row."""
+    yp = np.concatenate([np.full(_PAD, np.nan), y])
+    c = np.asarray(cutoffs, dtype=int) + _PAD
+    nc = len(c)
+    w168 = yp[c[:, None] + np.arange(-_LEVEL_WINDOW + 1, 1)]
+    with np.errstate(all="ignore"), _quiet_nanwarnings():
+        level = np.nanmean(w168, axis=1)
+        level = np.where(np.isfinite(level) & (level > 0), level, 1.0)
+        hs = np.arange(1, horizon + 1)
+        lags = yp[c[:, None] - _RECENT_LAGS[None, :] + 1] / level[:, None]
+        tgt = c[:, None] + hs[None, :]
+        d1 = tgt - 24 * np.ceil(hs / 24).astype(int)[None, :]
+        aligned = [yp[idx] for idx in (d1, d1 - 24, d1 - 48, tgt - 168, tgt - 336)]
+        aligned.append(np.nanmean(np.stack([yp[d1 - 24 * j] for j in range(7)]), axis=0))
+        al = np.stack([a.reshape(-1) for a in aligned], axis=1) / np.repeat(level, horizon)[:, None]
+        stats = (
+            np.stack(
+                [
+                    np.nanmean(yp[c[:, None] + np.arange(-23, 1)], axis=1),
+                    np.nanmean(yp[c[:, None] + np.arange(-47, -23)], axis=1),
+                    np.nanstd(w168, axis=1),
+                    np.nanmean(yp[c[:, None] + np.arange(-335, -167)], axis=1),
+                ],
+                axis=1,
+            )
+            / level[:, None]
+        )
+    x = np.concatenate(
+        [
+            np.repeat(lags, horizon, axis=0),
+            al,
+            np.repeat(stats, horizon, axis=0),
+            np.tile(hs, nc).astype(float)[:, None],
+        ],
+        axis=1,
+    )
+    return x, np.repeat(level, horizon)
+
+
+class _quiet_nanwarnings:
+    def __enter__(self) -> None:
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._cm.__exit__(*exc)
+
+
+def _scale(y: np.ndarray, season: int) -> float:
+    """Seasonal-difference scale of the last `_SCALE_WINDOW` hours (for interval residuals)."""
+    w = y[-_SCALE_WINDOW:]
+    if w.size > season:
+        s = float(np.mean(np.abs(w[season:] - w[:-season])))
+    elif w.size > 1:
+        s = float(np.mean(np.abs(np.diff(w))))
+    else:
+        s = 0.0
+    if not np.isfinite(s) or s <= 0:
+        s = max(float(np.mean(np.abs(w))) * 0.01, 1e-6) if w.size else 1e-6
+    return s
+
+
+def _training_rows(
+    series: list[np.ndarray], horizon: int, cfg: GBMConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    xs, ts = [], []
+    for y in series:
+        last = len(y) - 1 - horizon
+        first = max(MIN_HISTORY - 1, last - cfg.stride * (cfg.max_cutoffs - 1))
+        cut = np.arange(last, first - 1, -cfg.stride)[::-1]
+        if cut.size == 0:
+            continue
+        x, level = _features(y, cut, horizon)
+        target = y[cut[:, None] + np.arange(1, horizon + 1)[None, :]].reshape(-1) / level
+        xs.append(x)
+        ts.append(target)
+    if not xs:
+        return np.empty((0, len(FEATURE_NAMES))), np.empty(0)
+    return np.concatenate(xs), np.concatenate(ts)
+
+
+def seasonal_naive(y: np.ndarray, horizon: int, season: int = 24) -> np.ndarray:
+    """Repeat the last `season` values (or the last value if the history is shorter)."""
+    if y.size == 0:
+        return np.zeros(horizon)
+    if y.size < season:
+        return np.full(horizon, float(y[-1]))
+    return np.resize(y[-season:], horizon).astype(float)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fit / predict
+
+
+def fit(
+    series: dict[str, np.ndarray],
+    horizon: int,
+    *,
+    season: int = 24,
+    n_jobs: int | None = None,
+    seed: int = 0,
+    config: GBMConfig | None = None,
+) -> FittedGBM:
+    """Fit the global model on regular hourly arrays and calibrate its intervals.
+
+    The last `horizon` hours of each series are held out of training and used (from the cutoff
+    just before them) to measure scaled errors per horizon step.
+    """
+    cfg = config or GBMConfig()
+    usable = {k: v for k, v in series.items() if len(v) >= MIN_HISTORY + horizon + 1}
+    nonneg = all(np.nanmin(v) >= 0 for v in series.values() if v.size)
+    train = [v[:-horizon] for v in usable.values()]
+    x, t = _training_rows(train, horizon, cfg)
+    if x.shape[0] < 10 * horizon:
+        return FittedGBM(None, horizon, season, {}, nonneg, 0, ["too little history to train"])
+    ok = np.isfinite(t)
+    params = {
+        "objective": cfg.objective,
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_data_in_leaf": min(cfg.min_data_in_leaf, max(5, int(ok.sum()) // 200)),
+        "feature_fraction": cfg.feature_fraction,
+        "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": 1,
+        "verbose": -1,
+        "num_threads": n_jobs or 0,
+        "seed": seed,
+        "deterministic": True,
+        "force_col_wise": True,
+    }
+    booster = lgb.train(
+        params,
+        lgb.Dataset(x[ok], t[ok], feature_name=list(FEATURE_NAMES), free_raw_data=True),
+        num_boost_round=cfg.num_rounds,
+    )
+    fitted = FittedGBM(booster, horizon, season, {}, nonneg, len(usable))
+    # calibration: forecast the held-out last `horizon` hours, errors over the series' scale
+    errs = []
+    for v in usable.values():
+        f = _predict_one(fitted, v[:-horizon])
+        if f is None:
+            continue
+        errs.append((v[-horizon:] - f) / _scale(v[:-horizon], season))
+    if errs:
+        e = np.stack(errs)  # series x horizon
+        fitted.quantiles = _step_quantiles(e, small=len(errs) < cfg.small_panel_series)
+    else:
+        fitted.notes.append("no calibration window: intervals from seasonal naive errors")
+    return fitted
+
+
+_PROBS = (0.025, 0.05, 0.1, 0.25, 0.75, 0.9, 0.95, 0.975)
+
+
+def _step_quantiles(e: np.ndarray, small: bool) -> dict[float, np.ndarray]:
+    """Quantiles of scaled errors per horizon step; pooled over +-k neighbouring steps."""
+    horizon = e.shape[1]
+    k = 12 if small else 2
+    out: dict[float, np.ndarray] = {}
+    for p in _PROBS:
+        q = np.empty(horizon)
+        for h in range(horizon):
+            lo, hi = max(0, h - k), min(horizon, h + k + 1)
+            q[h] = np.nanquantile(e[:, lo:hi], p)
+        # errors do not shrink with the horizon: enforce monotone widening of the tails
+        q = np.maximum.accumulate(q) if p > 0.5 else np.minimum.accumulate(q)
+        out[p] = q
+    return out
+
+
+def _predict_one(fitted: FittedGBM, y: np.ndarray) -> np.ndarray | None:
+    if fitted.booster is None or len(y) < MIN_HISTORY:
+        return None
+    x, level = _features(y, np.array([len(y) - 1]), fitted.horizon)
+    f = fitted.booster.predict(x) * level
+    if fitted.nonneg:
+        f = np.maximum(f, 0.0)
+    return f if np.all(np.isfinite(f)) else None
+
+
+def _snaive_quantiles(y: np.ndarray, horizon: int, season: int) -> dict[float, np.ndarray]:
+    """Scaled error quantiles of seasonal naive on its own history (fallback intervals)."""
+    if y.size > 2 * season:
+        e = (y[season:] - y[:-season]) / _scale(y, season)
+    else:
+        e = np.zeros(1)
+    return {p: np.full(horizon, np.quantile(e, p) * (1.0 if p > 0.5 else 1.0)) for p in _PROBS}
+
+
+def _interval_probs(levels: tuple[int, ...]) -> list[tuple[int, float, float]]:
+    out = []
+    for lv in levels:
+        a = (100 - lv) / 200
+        lo, hi = round(a, 4), round(1 - a, 4)
+        if lo not in _PROBS or hi not in _PROBS:
+            raise ValueError(f"level {lv} not supported; use one of 50, 80, 90, 95")
+        out.append((lv, lo, hi))
+    return out
+
+
+def predict(
+    fitted: FittedGBM,
+    series: dict[str, tuple[datetime, np.ndarray]],
+    horizon: int | None = None,
+    *,
+    levels: tuple[int, ...] = (80, 90),
+) -> pl.DataFrame:
+    """Forecast each series from the end of its history with an already fitted model (no refit).
+
+    This is the cheap path for hourly re-forecasts: features use the newest observations.
+    """
+    h = horizon or fitted.horizon
+    if h > fitted.horizon:
+        raise ValueError(f"model was fitted for horizon {fitted.horizon}, asked for {h}; refit")
+    probs = _interval_probs(levels)
+    frames = []
+    for uid, (start, y) in series.items():
+        f = _predict_one(fitted, y)
+        model = MODEL_NAME
+        quant = fitted.quantiles
+        if f is None or not quant:
+            if f is None:
+                f = seasonal_naive(y, fitted.horizon, fitted.season)
+                model = FALLBACK_NAME
+            quant = _snaive_quantiles(y, fitted.horizon, fitted.season)
+        f = f[:h]
+        s = _scale(y, fitted.season)
+        last = start + timedelta(hours=len(y) - 1)
+        cols: dict[str, object] = {
+            "unique_id": [uid] * h,
+            "ds": [last + timedelta(hours=i) for i in range(1, h + 1)],
+            "yhat": f,
+        }
+        for lv, lo, hi in probs:
+            cols[f"lo_{lv}"] = f + s * quant[lo][:h]
+            cols[f"hi_{lv}"] = f + s * quant[hi][:h]
+        cols["q90"] = f + s * quant[0.9][:h]
+        cols["yhat_lower"] = f + s * quant[0.1][:h]
+        cols["yhat_upper"] = cols["q90"]
+        cols["model"] = [model] * h
+        frames.append(pl.DataFrame(cols))
+    if not frames:
+        return _empty_output(levels)
+    out = pl.concat(frames)
+    num = [c for c in out.columns if c not in ("unique_id", "ds", "model")]
+    # keep intervals ordered around yhat and non-negative for non-negative demand
+    out = out.with_columns(
+        pl.min_horizontal("yhat_lower", "yhat").alias("yhat_lower"),
+        pl.max_horizontal("yhat_upper", "yhat").alias("yhat_upper"),
+        pl.max_horizontal("q90", "yhat").alias("q90"),
+        *[pl.min_horizontal(f"lo_{lv}", "yhat").alias(f"lo_{lv}") for lv, _, _ in probs],
+        *[pl.max_horizontal(f"hi_{lv}", "yhat").alias(f"hi_{lv}") for lv, _, _ in probs],
+    )
+    if fitted.nonneg:
+        out = out.with_columns([pl.col(c).clip(lower_bound=0.0) for c in num])
+    return out.select(
+        "unique_id",
+        "ds",
+        "yhat",
+        "yhat_lower",
+        "yhat_upper",
+        "q90",
+        *[c for lv, _, _ in probs for c in (f"lo_{lv}", f"hi_{lv}")],
+        "model",
+    )
+
+
+def _empty_output(levels: tuple[int, ...]) -> pl.DataFrame:
+    schema: dict[str, pl.DataType] = {
+        "unique_id": pl.String(),
+        "ds": pl.Datetime("us"),
+        "yhat": pl.Float64(),
+        "yhat_lower": pl.Float64(),
+        "yhat_upper": pl.Float64(),
+        "q90": pl.Float64(),
+    }
+    for lv in levels:
+        schema[f"lo_{lv}"] = pl.Float64()
+        schema[f"hi_{lv}"] = pl.Float64()
+    schema["model"] = pl.String()
+    return pl.DataFrame(schema=schema)
+
+
+def forecast_panel(
+    history: pl.DataFrame,
+    horizon: int,
+    *,
+    levels: tuple[int, ...] = (80, 90),
+    season: int = 24,
+    n_jobs: int | None = None,
+    seed: int = 0,
+    cutoff: datetime | None = None,
+    config: GBMConfig | None = None,
+) -> pl.DataFrame:
+    """Fit the global model on `history` (`unique_id, ds, y`, hourly) and forecast `horizon` hours.
+
+    Returns `unique_id, ds, yhat, yhat_lower, yhat_upper, q90, lo_<L>, hi_<L>..., model`
+    (see the module docstring). Never NaN; a series the model cannot forecast gets seasonal naive,
+    named in `model`. Rows after `cutoff` are ignored. `n_jobs` = LightGBM threads (None: all).
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    grid = regularize(history, cutoff)
+    arrays = {k: v for k, (_, v) in grid.items()}
+    try:
+        fitted = fit(arrays, horizon, season=season, n_jobs=n_jobs, seed=seed, config=config)
+    except Exception:  # noqa: BLE001 - recorded fallback, never silent
+        log.exception("global GBM training failed; every series falls back to seasonal naive")
+        fitted = FittedGBM(None, horizon, season, {}, all(np.min(v) >= 0 for v in arrays.values()))
+    return predict(fitted, grid, horizon, levels=levels)

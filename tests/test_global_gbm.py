@@ -1,0 +1,157 @@
+"""The global LightGBM forecaster on small deterministic synthetic panels."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models import global_gbm
+from models.global_gbm import GBMConfig, forecast_panel
+from models.m4_scoring import mase
+
+H = 48
+T0 = datetime(2026, 1, 5)  # a Monday
+# Smaller than the benchmark defaults to keep the suite fast; same code path.
+FAST = GBMConfig(max_cutoffs=80, num_rounds=150)
+
+
+def _series(n: int, seed: int, level: float, trend: float) -> np.ndarray:
+    """Trend x daily x weekly (weekend uplift) pattern with multiplicative noise, > 0."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    hour, day = t % 24, (t // 24) % 7
+    daily = 1 + 0.5 * np.sin(2 * np.pi * (hour - 6) / 24)
+    weekly = np.where(day >= 5, 1.4, 1.0)
+    return level * (1 + trend * t) * daily * weekly * rng.lognormal(0, 0.05, n)
+
+
+def _panel(n_series: int, n: int = 700) -> dict[str, np.ndarray]:
+    return {
+        f"s{i}": _series(n, seed=i, level=50 + 30 * i, trend=0.0008 * (i % 3))
+        for i in range(n_series)
+    }
+
+
+def _long(arrays: dict[str, np.ndarray]) -> pl.DataFrame:
+    return pl.concat(
+        pl.DataFrame(
+            {
+                "unique_id": uid,
+                "ds": pl.datetime_range(T0, T0 + timedelta(hours=len(y) - 1), "1h", eager=True),
+                "y": y,
+            }
+        )
+        for uid, y in arrays.items()
+    )
+
+
+def _mase_vs_snaive(arrays: dict[str, np.ndarray], fc: pl.DataFrame) -> tuple[float, float]:
+    gbm, snaive = [], []
+    for uid, y in arrays.items():
+        hist, actual = y[:-H], y[-H:]
+        f = fc.filter(pl.col("unique_id") == uid).sort("ds")["yhat"].to_numpy()
+        gbm.append(mase(actual, f, hist))
+        snaive.append(mase(actual, np.resize(hist[-24:], H), hist))
+    return float(np.mean(gbm)), float(np.mean(snaive))
+
+
+def _check_frame(fc: pl.DataFrame, n_series: int) -> None:
+    assert fc.height == n_series * H
+    num = fc.select(pl.exclude("unique_id", "ds", "model"))
+    assert num.null_count().sum_horizontal().item() == 0
+    assert not num.select(pl.any_horizontal(pl.all().is_nan()).any()).item()
+    assert (fc["yhat"] >= 0).all()
+    assert (fc["yhat_lower"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["yhat_upper"]).all()
+    assert (fc["q90"] >= fc["yhat"]).all()
+    assert (fc["lo_90"] <= fc["lo_80"]).all() and (fc["hi_80"] <= fc["hi_90"]).all()
+
+
+@pytest.fixture(scope="module")
+def panel() -> dict[str, np.ndarray]:
+    return _panel(6)
+
+
+@pytest.fixture(scope="module")
+def panel_forecast(panel: dict[str, np.ndarray]) -> pl.DataFrame:
+    history = _long({k: v[:-H] for k, v in panel.items()})
+    return forecast_panel(history, H, n_jobs=2, config=FAST)
+
+
+def test_panel_beats_seasonal_naive(
+    panel: dict[str, np.ndarray], panel_forecast: pl.DataFrame
+) -> None:
+    _check_frame(panel_forecast, len(panel))
+    assert set(panel_forecast["model"]) == {global_gbm.MODEL_NAME}
+    ours, snaive = _mase_vs_snaive(panel, panel_forecast)
+    assert ours < 0.8 * snaive, (ours, snaive)
+
+
+def test_forecast_timestamps_continue_history(
+    panel: dict[str, np.ndarray], panel_forecast: pl.DataFrame
+) -> None:
+    last = T0 + timedelta(hours=len(panel["s0"]) - H - 1)
+    s0 = panel_forecast.filter(pl.col("unique_id") == "s0").sort("ds")["ds"]
+    assert s0[0] == last + timedelta(hours=1) and s0[-1] == last + timedelta(hours=H)
+
+
+def test_single_series_works_and_beats_seasonal_naive() -> None:
+    arrays = {"only": _series(700, seed=42, level=80, trend=0.001)}
+    fc = forecast_panel(_long({k: v[:-H] for k, v in arrays.items()}), H, n_jobs=2, config=FAST)
+    _check_frame(fc, 1)
+    ours, snaive = _mase_vs_snaive(arrays, fc)
+    assert ours < snaive, (ours, snaive)
+
+
+def test_rows_after_cutoff_are_ignored() -> None:
+    arrays = _panel(2, n=500)
+    history = _long(arrays)
+    cutoff = T0 + timedelta(hours=400 - 1)
+    before = forecast_panel(history.filter(pl.col("ds") <= cutoff), H, n_jobs=2, config=FAST)
+    changed = history.with_columns(
+        pl.when(pl.col("ds") > cutoff).then(pl.col("y") * 10).otherwise(pl.col("y")).alias("y")
+    )
+    with_future = forecast_panel(changed, H, n_jobs=2, config=FAST, cutoff=cutoff)
+    assert with_future["ds"].min() == cutoff + timedelta(hours=1)
+    assert before.equals(with_future)
+
+
+def test_short_series_falls_back_and_is_named() -> None:
+    arrays = _panel(3)
+    arrays["new"] = _series(100, seed=9, level=20, trend=0.0)  # under MIN_HISTORY hours
+    fc = forecast_panel(_long(arrays), H, n_jobs=2, config=FAST)
+    _check_frame(fc, 4)
+    models = dict(fc.select("unique_id", "model").unique().iter_rows())
+    assert models["new"] == global_gbm.FALLBACK_NAME
+    assert {models[k] for k in ("s0", "s1", "s2")} == {global_gbm.MODEL_NAME}
+    new = fc.filter(pl.col("unique_id") == "new").sort("ds")["yhat"].to_numpy()
+    assert np.allclose(new, np.resize(arrays["new"][-24:], H))
+
+
+def test_too_little_history_everywhere_still_forecasts() -> None:
+    fc = forecast_panel(_long({"a": np.arange(30.0) + 1}), 12, config=FAST)
+    assert fc.height == 12 and set(fc["model"]) == {global_gbm.FALLBACK_NAME}
+    assert fc["yhat"].is_finite().all()
+
+
+def test_gaps_are_filled_on_an_hourly_grid() -> None:
+    arrays = _panel(2, n=500)
+    history = _long(arrays).filter(
+        ~pl.col("ds").dt.hour().is_in([3]) | (pl.col("ds").dt.day() != 10)
+    )
+    grid = global_gbm.regularize(history)
+    assert all(len(y) == 500 and np.isfinite(y).all() for _, y in grid.values())
+    fc = forecast_panel(history, H, n_jobs=2, config=FAST)
+    _check_frame(fc, 2)
+
+
+def test_predict_fast_path_uses_newest_observation(panel: dict[str, np.ndarray]) -> None:
+    grid = {k: (T0, v[:-H]) for k, v in panel.items()}
+    fitted = global_gbm.fit({k: v for k, (_, v) in grid.items()}, H, n_jobs=2, config=FAST)
+    first = global_gbm.predict(fitted, grid)
+    newer = {k: (T0, v[: -H + 1]) for k, v in panel.items()}  # one more hour observed
+    second = global_gbm.predict(fitted, newer, 24)
+    assert second.height == len(panel) * 24
+    assert second["ds"].min() == first["ds"].min() + timedelta(hours=1)
