@@ -152,3 +152,16 @@ def test_cli_errors_are_clear(
     )  # fmt: skip
     assert bad == 1
     assert "invalid game type" in capsys.readouterr().err
+
+
+def test_task_fn_writes_the_plan_and_returns_the_table(settings: Settings, tmp_path: Path) -> None:
+    from fleetcast.backtest import BacktestRequest
+    from tasks.backtest import backtest_replay
+
+    _load(settings, _values())
+    req = BacktestRequest("arena", "players", T0 + timedelta(days=15), 1, "eu", unit_capacity=100.0)
+    out = tmp_path / "task.csv"
+    summary = backtest_replay.fn(settings, req, out)
+    assert pl.read_csv(out).columns == list(CSV_COLUMNS)
+    plans = [row["plan"] for row in summary["table"]]  # type: ignore[union-attr]
+    assert plans[:3] == ["policy", "reactive", "seasonal"]
