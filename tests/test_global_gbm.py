@@ -15,7 +15,7 @@ from models.m4_scoring import mase
 H = 48
 T0 = datetime(2026, 1, 5)  # a Monday
 # Smaller than the benchmark defaults to keep the suite fast; same code path.
-FAST = GBMConfig(max_cutoffs=80, num_rounds=150)
+FAST = GBMConfig(stride=6, max_cutoffs=40, num_rounds=80, num_leaves=15)
 
 
 def _series(n: int, seed: int, level: float, trend: float) -> np.ndarray:
@@ -77,7 +77,7 @@ def panel() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def panel_forecast(panel: dict[str, np.ndarray]) -> pl.DataFrame:
     history = _long({k: v[:-H] for k, v in panel.items()})
-    return forecast_panel(history, H, n_jobs=2, config=FAST)
+    return forecast_panel(history, H, n_jobs=1, config=FAST)
 
 
 def test_panel_beats_seasonal_naive(
@@ -99,7 +99,7 @@ def test_forecast_timestamps_continue_history(
 
 def test_single_series_works_and_beats_seasonal_naive() -> None:
     arrays = {"only": _series(700, seed=42, level=80, trend=0.001)}
-    fc = forecast_panel(_long({k: v[:-H] for k, v in arrays.items()}), H, n_jobs=2, config=FAST)
+    fc = forecast_panel(_long({k: v[:-H] for k, v in arrays.items()}), H, n_jobs=1, config=FAST)
     _check_frame(fc, 1)
     ours, snaive = _mase_vs_snaive(arrays, fc)
     assert ours < snaive, (ours, snaive)
@@ -109,11 +109,11 @@ def test_rows_after_cutoff_are_ignored() -> None:
     arrays = _panel(2, n=500)
     history = _long(arrays)
     cutoff = T0 + timedelta(hours=400 - 1)
-    before = forecast_panel(history.filter(pl.col("ds") <= cutoff), H, n_jobs=2, config=FAST)
+    before = forecast_panel(history.filter(pl.col("ds") <= cutoff), H, n_jobs=1, config=FAST)
     changed = history.with_columns(
         pl.when(pl.col("ds") > cutoff).then(pl.col("y") * 10).otherwise(pl.col("y")).alias("y")
     )
-    with_future = forecast_panel(changed, H, n_jobs=2, config=FAST, cutoff=cutoff)
+    with_future = forecast_panel(changed, H, n_jobs=1, config=FAST, cutoff=cutoff)
     assert with_future["ds"].min() == cutoff + timedelta(hours=1)
     assert before.equals(with_future)
 
@@ -121,7 +121,7 @@ def test_rows_after_cutoff_are_ignored() -> None:
 def test_short_series_falls_back_and_is_named() -> None:
     arrays = _panel(3)
     arrays["new"] = _series(100, seed=9, level=20, trend=0.0)  # under MIN_HISTORY hours
-    fc = forecast_panel(_long(arrays), H, n_jobs=2, config=FAST)
+    fc = forecast_panel(_long(arrays), H, n_jobs=1, config=FAST)
     _check_frame(fc, 4)
     models = dict(fc.select("unique_id", "model").unique().iter_rows())
     assert models["new"] == global_gbm.FALLBACK_NAME
@@ -143,13 +143,13 @@ def test_gaps_are_filled_on_an_hourly_grid() -> None:
     )
     grid = global_gbm.regularize(history)
     assert all(len(y) == 500 and np.isfinite(y).all() for _, y in grid.values())
-    fc = forecast_panel(history, H, n_jobs=2, config=FAST)
+    fc = forecast_panel(history, H, n_jobs=1, config=FAST)
     _check_frame(fc, 2)
 
 
 def test_predict_fast_path_uses_newest_observation(panel: dict[str, np.ndarray]) -> None:
     grid = {k: (T0, v[:-H]) for k, v in panel.items()}
-    fitted = global_gbm.fit({k: v for k, (_, v) in grid.items()}, H, n_jobs=2, config=FAST)
+    fitted = global_gbm.fit({k: v for k, (_, v) in grid.items()}, H, n_jobs=1, config=FAST)
     first = global_gbm.predict(fitted, grid)
     newer = {k: (T0, v[: -H + 1]) for k, v in panel.items()}  # one more hour observed
     second = global_gbm.predict(fitted, newer, 24)
