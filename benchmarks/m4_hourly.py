@@ -127,11 +127,15 @@ def _cpu_seconds() -> float:
 
 
 def run_model(
-    name: str, history: pl.DataFrame, jobs: int | None, seed: int
+    name: str,
+    history: pl.DataFrame,
+    jobs: int | None,
+    seed: int,
+    config: global_gbm.GBMConfig | None = None,
 ) -> tuple[pl.DataFrame, float, float]:
     t0, c0 = time.perf_counter(), _cpu_seconds()
     if name == "global_gbm":
-        fc = global_gbm.forecast_panel(history, HORIZON, n_jobs=jobs, seed=seed)
+        fc = global_gbm.forecast_panel(history, HORIZON, n_jobs=jobs, seed=seed, config=config)
     elif name == "seasonal_naive":
         fc = seasonal_naive_panel(history, HORIZON)
     else:
@@ -148,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N series only")
     ap.add_argument("--jobs", type=int, default=None, help="LightGBM threads (default: all cores)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-cutoffs", type=int, default=None, help="training cutoffs per series")
+    ap.add_argument("--rounds", type=int, default=None, help="boosting rounds")
     ap.add_argument("--models", default="global_gbm,seasonal_naive")
     ap.add_argument("--out", type=Path, default=None, help="summary table as CSV")
     ap.add_argument("--forecasts", type=Path, default=None, help="write global_gbm forecasts CSV")
@@ -155,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     history, actuals = load_m4(args.data_dir, args.limit)
+    overrides = {"max_cutoffs": args.max_cutoffs, "num_rounds": args.rounds}
+    config = global_gbm.GBMConfig(**{k: v for k, v in overrides.items() if v is not None})
     results = []
     runs: list[tuple[str, pl.DataFrame, float, float]] = []
     if args.score_only:
@@ -163,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         for name in args.models.split(","):
-            fc, wall, cpu = run_model(name.strip(), history, args.jobs, args.seed)
+            fc, wall, cpu = run_model(name.strip(), history, args.jobs, args.seed, config)
             runs.append((name.strip(), fc, wall, cpu))
             if name.strip() == "global_gbm" and args.forecasts:
                 fc.write_csv(args.forecasts)
