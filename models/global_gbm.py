@@ -332,7 +332,7 @@ def _snaive_quantiles(y: np.ndarray, horizon: int, season: int) -> dict[float, n
         e = (y[season:] - y[:-season]) / _scale(y, season)
     else:
         e = np.zeros(1)
-    return {p: np.full(horizon, np.quantile(e, p) * (1.0 if p > 0.5 else 1.0)) for p in _PROBS}
+    return {p: np.full(horizon, np.quantile(e, p)) for p in _PROBS}
 
 
 def _interval_probs(levels: tuple[int, ...]) -> list[tuple[int, float, float]]:
