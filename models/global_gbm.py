@@ -38,6 +38,7 @@ for each level L in `levels`. `yhat_lower/yhat_upper` are the two-sided 80% inte
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -148,7 +149,8 @@ def _features(y: np.ndarray, cutoffs: np.ndarray, horizon: int) -> tuple[np.ndar
     c = np.asarray(cutoffs, dtype=int) + _PAD
     nc = len(c)
     w168 = yp[c[:, None] + np.arange(-_LEVEL_WINDOW + 1, 1)]
-    with np.errstate(all="ignore"), _quiet_nanwarnings():
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN windows of short series
         level = np.nanmean(w168, axis=1)
         level = np.where(np.isfinite(level) & (level > 0), level, 1.0)
         hs = np.arange(1, horizon + 1)
@@ -180,18 +182,6 @@ def _features(y: np.ndarray, cutoffs: np.ndarray, horizon: int) -> tuple[np.ndar
         axis=1,
     )
     return x, np.repeat(level, horizon)
-
-
-class _quiet_nanwarnings:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._cm = warnings.catch_warnings()
-        self._cm.__enter__()
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._cm.__exit__(*exc)
 
 
 def _scale(y: np.ndarray, season: int) -> float:
@@ -320,7 +310,7 @@ def _predict_one(fitted: FittedGBM, y: np.ndarray) -> np.ndarray | None:
     if fitted.booster is None or len(y) < MIN_HISTORY:
         return None
     x, level = _features(y, np.array([len(y) - 1]), fitted.horizon)
-    f = fitted.booster.predict(x) * level
+    f = np.asarray(fitted.booster.predict(x), dtype=float) * level
     if fitted.nonneg:
         f = np.maximum(f, 0.0)
     return f if np.all(np.isfinite(f)) else None

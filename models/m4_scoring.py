@@ -105,8 +105,8 @@ def score_frame(
         rows, schema={"unique_id": pl.String, "smape": pl.Float64, "mase": pl.Float64}, orient="row"
     )
     summary: dict[str, float] = {
-        "smape": float(per_series["smape"].mean()),
-        "mase": float(per_series["mase"].mean()),
+        "smape": float(per_series["smape"].to_numpy().mean()),
+        "mase": float(per_series["mase"].to_numpy().mean()),
         "n_series": float(per_series.height),
     }
     for name, lo, hi in interval_columns:
