@@ -21,6 +21,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     status = read_status(settings, args.game_type)
     console = Console()
+    if not console.is_terminal:  # piped or captured: no wrapping of names and reasons
+        console = Console(width=240)
     rows = status_rows(status)
     if not rows:
         console.print(
