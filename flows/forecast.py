@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.states import Cancelled
 from pydantic import Field
 
+from fleetcast.locking import RunLockTimeout, run_lock
 from fleetcast.orchestration import settings_for
 from flows.params import RunParams
 from tasks.forecast import forecast_series
@@ -29,6 +31,10 @@ def forecast(params: ForecastParams = ForecastParams()) -> int:  # noqa: B008
 
     settings = settings_for(params)
     out = Path(params.out) if params.out else None
-    frame = forecast_series(settings, params.horizon_hours, params.game_type, out)
+    try:  # one writer of the DuckDB file at a time (fleetcast/locking.py)
+        with run_lock(settings, wait_seconds=params.lock_wait_minutes * 60, label="forecast"):
+            frame = forecast_series(settings, params.horizon_hours, params.game_type, out)
+    except RunLockTimeout as exc:
+        return Cancelled(message=f"not run: {exc}")  # type: ignore[return-value]
     get_run_logger().info("%s: %d forecast rows", params.scope, frame.height)
     return frame.height

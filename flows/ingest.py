@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.states import Cancelled
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleetcast.ingest import BatchResult
+from fleetcast.locking import RunLockTimeout, run_lock
 from fleetcast.orchestration import settings_for
 from tasks.checks import list_landing_files
 from tasks.ingest import ingest_files
@@ -26,10 +28,15 @@ class IngestParams(BaseModel):
     )
 
 
-@flow(name="ingest", flow_run_name="ingest", timeout_seconds=30 * 60)
+# Timeout shorter than the 10-minute schedule in prefect.yaml.
+@flow(name="ingest", flow_run_name="ingest", timeout_seconds=8 * 60)
 def ingest(params: IngestParams = IngestParams()) -> list[BatchResult]:  # noqa: B008
     settings = settings_for(params)
-    results = ingest_files(settings, list_landing_files(settings))
+    try:  # one writer of the DuckDB file at a time (fleetcast/locking.py)
+        with run_lock(settings, wait_seconds=5 * 60, label="ingest"):
+            results = ingest_files(settings, list_landing_files(settings))
+    except RunLockTimeout as exc:
+        return Cancelled(message=f"not run: {exc}")  # type: ignore[return-value]
     failed = [r.file for r in results if not r.ok]
     get_run_logger().info("%d file(s) ingested, %d unreadable", len(results), len(failed))
     if failed:

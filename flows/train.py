@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.states import Cancelled
 from pydantic import Field
 
+from fleetcast.locking import RunLockTimeout, run_lock
 from fleetcast.orchestration import settings_for
 from flows.params import RunParams
 from tasks.train import train_models
@@ -28,7 +30,11 @@ class TrainParams(RunParams):
 def train(params: TrainParams = TrainParams()) -> int:  # noqa: B008
     logger = get_run_logger()
     settings = settings_for(params)
-    results = train_models(settings, params.game_type, params.metric, params.if_needed)
+    try:  # one writer of the DuckDB file at a time (fleetcast/locking.py)
+        with run_lock(settings, wait_seconds=params.lock_wait_minutes * 60, label="train"):
+            results = train_models(settings, params.game_type, params.metric, params.if_needed)
+    except RunLockTimeout as exc:
+        return Cancelled(message=f"not run: {exc}")  # type: ignore[return-value]
     trained = [r for r in results if r.status == "trained"]
     for r in results:
         if r.status != "trained":
