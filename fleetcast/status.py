@@ -16,9 +16,6 @@ from fleetcast.config import Settings
 from fleetcast.names import check_name
 from models.policy import Override
 
-# Tables a score_accuracy implementation may write (the first found is shown).
-ACCURACY_TABLES = ("accuracy", "forecast_accuracy")
-
 
 @dataclass(frozen=True)
 class Status:
@@ -28,25 +25,9 @@ class Status:
     now: datetime | None = None
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.sql("select table_name from information_schema.tables").fetchall()
-    return {r[0] for r in rows}
-
-
-def read_accuracy(con: duckdb.DuckDBPyConnection, game_type: str | None) -> pl.DataFrame | None:
-    """The accuracy scores table, newest first (None when nothing was scored yet)."""
-    present = _tables(con)
-    for table in ACCURACY_TABLES:
-        if table in present:
-            # table is one of our constants, never input: safe to name in the statement.
-            frame = con.sql(f"select * from {table}").pl()  # noqa: S608
-            if game_type is not None and "game_type" in frame.columns:
-                frame = frame.filter(pl.col("game_type") == game_type)
-            order = [c for c in ("scored_at", "created_at", "computed_at") if c in frame.columns]
-            if order:
-                frame = frame.sort(order[0], descending=True)
-            return frame
-    return None
+def read_accuracy(con: duckdb.DuckDBPyConnection, game_type: str | None) -> pl.DataFrame:
+    """The newest realised accuracy of each series (empty when nothing was scored yet)."""
+    return con.sql(db.sql("status_accuracy"), params={"game_type": game_type}).pl()
 
 
 def read_status(
