@@ -38,8 +38,8 @@ class Settings:
 
     @property
     def docs_dir(self) -> Path:
-        return self.work_dir / "gx_docs"
+        return (self.work_dir / "gx_docs").resolve()
 
     @property
     def reports_dir(self) -> Path:
-        return self.work_dir / "reports"
+        return (self.work_dir / "reports").resolve()

@@ -65,7 +65,7 @@ SESSION_BOUNDS: dict[str, tuple[float, float]] = {
 }
 NAME_COLUMNS: dict[str, tuple[str, ...]] = {
     "metrics": ("game_type", "region", "metric"),
-    "sessions": ("game_type", "region", "server_config"),
+    "sessions": ("game_type", "region"),  # server_config is a label (c6i.4xlarge), bound as a value
     "events": ("game_type", "region"),  # null = all; a present value must be a valid name
 }
 _NULLABLE_NAMES = {"events"}
