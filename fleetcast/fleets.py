@@ -13,7 +13,7 @@ import duckdb
 
 from fleetcast import db
 from fleetcast.names import InvalidName, check_name
-from models.policy import SESSION_PRIORITY, FleetSpec, validate_fleet
+from models.policy import RESOURCE_METRICS, SESSION_PRIORITY, FleetSpec, validate_fleet
 
 REQUIRED = ("fleet", "game_type", "asg_name", "capacity_players", "min_size", "max_size")
 _FIELDS = {f.name: f for f in fields(FleetSpec)}
@@ -167,3 +167,16 @@ def import_fleets(path: Path, settings_db: Path) -> list[FleetSpec]:
     with db.session(settings_db) as con:
         upsert_fleets(con, specs)
     return specs
+
+
+def capacity_metrics(specs: list[FleetSpec], scope: str = "capacity") -> list[str]:
+    """The metrics fleets are sized on: each fleet's demand metric (``scope="demand"``), plus
+    the metrics of every other resource a fleet has a capacity for (``scope="capacity"``)."""
+    out: set[str] = set()
+    for spec in specs:
+        out.add(spec.demand_metric)
+        if scope == "capacity":
+            for resource in spec.capacities():
+                if resource != "players":
+                    out.update(RESOURCE_METRICS[resource])
+    return sorted(out)

@@ -159,6 +159,7 @@ def train_all(
     metric: str | None = None,
     *,
     only: Iterable[SeriesKey] | None = None,
+    metrics: Iterable[str] | None = None,
     workers: int | None = None,
     cv: CVConfig | None = None,
     candidates: Sequence[str] | None = None,
@@ -175,6 +176,9 @@ def train_all(
     if only is not None:
         wanted = set(only)
         histories = {k: v for k, v in histories.items() if k in wanted}
+    if metrics is not None:
+        chosen = set(metrics)
+        histories = {k: v for k, v in histories.items() if k.metric in chosen}
     if not histories:
         return []
     with ThreadPoolExecutor(max_workers=_workers(len(histories), workers)) as pool:
@@ -233,6 +237,7 @@ def forecast_all(
     out: Path | None = None,
     *,
     metric: str | None = None,
+    metrics: Iterable[str] | None = None,
     workers: int | None = None,
 ) -> pl.DataFrame:
     """Forecast ``horizon`` hours after each series' own last observation with its champion (or
@@ -245,6 +250,9 @@ def forecast_all(
         sets = champion_sets(con, game_type, metric)
         histories = load_histories(con, game_type, metric)
         events = load_events(con)
+    if metrics is not None:
+        chosen = set(metrics)
+        sets = {k: v for k, v in sets.items() if k.metric in chosen}
     if not sets:
         raise RuntimeError(
             "no trained models"

@@ -17,7 +17,7 @@ from tasks.artifacts import (
     publish_links,
     publish_summary,
 )
-from tasks.checks import read_run_context
+from tasks.checks import read_run_context, series_in_scope
 from tasks.forecast import forecast_series
 from tasks.plan import plan_capacity
 
@@ -35,8 +35,13 @@ def forecast_and_scale(
     summary = RunSummary(flow="forecast-and-scale", scope=params.scope)
     try:
         with run_lock(settings, wait_seconds=params.lock_wait_minutes * 60, label="forecast"):
+            metrics = series_in_scope(settings, params.game_type, params.series)
             forecast = run_stage(
-                settings, forecast_series, params.game_type, horizon=params.horizon_hours
+                settings,
+                forecast_series,
+                params.game_type,
+                horizon=params.horizon_hours,
+                metrics=metrics,
             )
             summary.forecast_rows = forecast.height
             plan = plan_capacity(

@@ -27,6 +27,7 @@ GameType = Annotated[
 ]
 
 CapacityMode = Literal["fleet_setting", "forecast_only"]
+SeriesScope = Literal["capacity", "demand", "all"]
 RetrainPolicy = Literal["if_due", "always", "never"]
 
 
@@ -69,6 +70,12 @@ class ForecastAndScaleParams(RunParams):
 
     horizon_hours: int = Field(
         default=48, ge=1, le=24 * 14, description="Hours to forecast from each series' last point"
+    )
+    series: SeriesScope = Field(
+        default="capacity",
+        description="Series to train and forecast: capacity = the metrics fleets are sized on "
+        "(players, cpu, memory, network); demand = each fleet's demand metric only; all = every "
+        "metric (slow: for the nightly retrain)",
     )
     capacity_mode: CapacityMode = Field(
         default="fleet_setting",

@@ -17,7 +17,12 @@ from tasks.artifacts import (
     publish_links,
     publish_summary,
 )
-from tasks.checks import check_training_due, list_landing_files, read_run_context
+from tasks.checks import (
+    check_training_due,
+    list_landing_files,
+    read_run_context,
+    series_in_scope,
+)
 from tasks.forecast import forecast_series
 from tasks.ingest import ingest_files
 from tasks.plan import plan_capacity
@@ -39,17 +44,22 @@ def pipeline(params: PipelineParams = PipelineParams()) -> RunSummary:  # noqa: 
             if params.ingest:
                 paths = list_landing_files(settings)
                 summary.ingest = ingest_files(settings, paths)
+            metrics = series_in_scope(settings, params.game_type, params.series)
             due, why = check_training_due(
                 settings, params.game_type, params.retrain_after_hours, utcnow()
             )
             if params.retrain == "always" or (params.retrain == "if_due" and due):
-                trained = run_stage(settings, train_models, params.game_type)
+                trained = run_stage(settings, train_models, params.game_type, metrics=metrics)
                 n = sum(r.status == "trained" for r in trained)
                 summary.training = f"{n} of {len(trained)} series trained ({why})"
             else:
                 summary.training = f"not trained ({params.retrain}): {why}"
             forecast = run_stage(
-                settings, forecast_series, params.game_type, horizon=params.horizon_hours
+                settings,
+                forecast_series,
+                params.game_type,
+                horizon=params.horizon_hours,
+                metrics=metrics,
             )
             summary.forecast_rows = forecast.height
             plan = plan_capacity(

@@ -81,3 +81,17 @@ def forecast_exists(settings: Settings, game_type: str | None) -> bool:
     from fleetcast.orchestration import newest_forecast_at
 
     return newest_forecast_at(settings, game_type) is not None
+
+
+@task(name="series-in-scope", **_read)
+def series_in_scope(settings: Settings, game_type: str | None, scope: str) -> list[str] | None:
+    """The metrics a cycle trains and forecasts: ``capacity`` = what fleets are sized on (the
+    fast hourly cycle), ``all`` = every metric (None: no filter; the nightly retrain)."""
+    if scope == "all":
+        return None
+    from fleetcast import db
+    from fleetcast.fleets import capacity_metrics, load_fleets
+
+    with db.session(settings.db_path) as con:
+        specs = load_fleets(con, game_type)
+    return capacity_metrics(specs, scope) if specs else None

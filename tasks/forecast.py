@@ -17,6 +17,8 @@ def forecast_series(
     horizon: int,
     game_type: str | None = None,
     out: Path | None = None,
+    metrics: list[str] | None = None,
 ) -> pl.DataFrame:
-    """``horizon`` hours from each series' last observation, stored as one forecast run."""
-    return forecast_all(settings, horizon, game_type=game_type, out=out)
+    """``horizon`` hours from each series' last observation, stored as one forecast run
+    (only series of ``metrics`` when given)."""
+    return forecast_all(settings, horizon, game_type=game_type, out=out, metrics=metrics)

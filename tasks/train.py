@@ -14,9 +14,10 @@ def train_models(
     game_type: str | None = None,
     metric: str | None = None,
     if_needed: bool = False,
+    metrics: list[str] | None = None,
 ) -> list[TrainResult]:
     """Train (CV, champion, registry) every matching series; with ``if_needed`` only the series
     the accuracy loop flagged. Not retried: a fit that failed once fails again."""
     if if_needed:
         return train_if_needed(settings)
-    return train_all(settings, game_type=game_type, metric=metric)
+    return train_all(settings, game_type=game_type, metric=metric, metrics=metrics)

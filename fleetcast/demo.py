@@ -1,0 +1,178 @@
+"""``fleetcast demo``: the main job end to end on embedded defaults.
+
+Generates a month of seeded sample telemetry into the landing folder, imports the sample fleets,
+starts a local moto server with one tagged Auto Scaling group per fleet, runs the ``pipeline``
+flow (ingest -> validate -> train -> forecast -> plan -> apply) in Prefect's ephemeral mode,
+then prints what happened per game type and writes an HTML report with plots.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from fleetcast import db, sample
+from fleetcast.aws import make_client
+from fleetcast.backtest import BacktestRequest, run_backtest
+from fleetcast.config import Settings
+from fleetcast.fleets import import_fleets
+from fleetcast.local_aws import moto_server, provision_groups
+from fleetcast.report import (
+    ReportSection,
+    plot_capacity_vs_demand,
+    plot_forecast_vs_actual,
+    write_html_report,
+)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    summary: pl.DataFrame  # one row per game type
+    fleets: pl.DataFrame  # one row per fleet
+    report: Path
+    seconds: float
+
+
+def _desired(settings: Settings, names: list[str]) -> dict[str, int]:
+    client = make_client(settings, "autoscaling")
+    groups = client.describe_auto_scaling_groups(AutoScalingGroupNames=names)
+    return {
+        g["AutoScalingGroupName"]: int(g["DesiredCapacity"]) for g in groups["AutoScalingGroups"]
+    }
+
+
+def run_demo(
+    settings: Settings, *, days: int = 30, seed: int = 7, replay_days: int = 7
+) -> DemoResult:
+    from flows.params import PipelineParams
+    from flows.pipeline import pipeline
+
+    started = time.perf_counter()
+    sample_dir = settings.landing_dir / "sample"
+    manifest = sample.generate(sample_dir, days=days, seed=seed)
+    # The fleets file describes infrastructure, not telemetry: keep it out of the landing folder.
+    fleets_file = settings.work_dir / "fleets.csv"
+    fleets_file.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(manifest.paths["fleets"][0]), fleets_file)
+    specs = import_fleets(fleets_file, settings.db_path)
+    print(
+        f"sample: {days} days for {len(specs)} fleets in {sample_dir} "
+        f"(next tournament {manifest.future_tournament.start:%Y-%m-%d %H:%M} UTC)"
+    )
+
+    with moto_server() as moto:
+        aws = replace(settings, aws_endpoint_url=moto.url)
+        provision_groups(
+            moto.url,
+            settings.aws_region,
+            [(f.asg_name, f.min_size, f.max_size, f.min_size) for f in specs],
+        )
+        names = [f.asg_name for f in specs]
+        before = _desired(aws, names)
+        print(f"local AWS (moto) at {moto.url}: {len(names)} Auto Scaling groups")
+        print("running the pipeline flow (Prefect, ephemeral mode) ...")
+        pipeline(
+            PipelineParams(
+                db=str(settings.db_path),
+                landing=str(settings.landing_dir),
+                aws_endpoint=moto.url,
+                retrain="always",
+            )
+        )
+        after = _desired(aws, names)
+
+    fleets, summary = _summarise(settings, before, after)
+    report = _report(settings, fleets, replay_days)
+    return DemoResult(summary, fleets, report, time.perf_counter() - started)
+
+
+def _summarise(
+    settings: Settings, before: dict[str, int], after: dict[str, int]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    with db.session(settings.db_path, read_only=True) as con:
+        fleets = con.sql(db.sql("demo_fleet_summary")).pl()
+    fleets = fleets.with_columns(
+        pl.col("asg_name").replace_strict(before, default=None).alias("capacity_before"),
+        pl.col("asg_name").replace_strict(after, default=None).alias("capacity_after"),
+    )
+    summary = (
+        fleets.group_by("game_type", maintain_order=True)
+        .agg(
+            pl.len().alias("fleets"),
+            pl.col("forecast_peak").sum().round(0).alias("forecast_peak_players"),
+            pl.col("capacity_before").sum(),
+            pl.col("capacity_after").sum(),
+            pl.col("heldout_mase").mean().round(3),
+            pl.col("heldout_smape").mean().round(2),
+        )
+        .sort("game_type")
+    )
+    return fleets, summary
+
+
+def _report(settings: Settings, fleets: pl.DataFrame, replay_days: int) -> Path:
+    out = settings.reports_dir
+    out.mkdir(parents=True, exist_ok=True)
+    sections = []
+    with db.session(settings.db_path, read_only=True) as con:
+        for row in fleets.iter_rows(named=True):
+            key = {"game_type": row["game_type"], "region": row["region"], "metric": "players"}
+            actual = con.sql(db.sql("demo_actuals"), params=key).pl()
+            forecast = con.sql(db.sql("demo_latest_forecast"), params=key).pl()
+            images = []
+            if actual.height and forecast.height:
+                images.append(
+                    plot_forecast_vs_actual(
+                        actual.tail(24 * 7),
+                        forecast,
+                        f"{row['fleet']}: players, last week and the next 48 h",
+                        out / f"{row['fleet']}-forecast.png",
+                    )
+                )
+            last = actual["ts"].max() if actual.height else None
+            if last is not None:
+                start: datetime = last - timedelta(days=replay_days) + timedelta(hours=1)
+                replayed, _ = run_backtest(
+                    con,
+                    BacktestRequest(
+                        game_type=row["game_type"],
+                        region=row["region"],
+                        metric="players",
+                        start=start,
+                        lead=max(1, round(row["lead_time_minutes"] / 60)),
+                    ),
+                )
+                frame = replayed.frame
+                images.append(
+                    plot_capacity_vs_demand(
+                        frame.select("ts", pl.col("demand").alias("value")),
+                        frame.select("ts", "capacity"),
+                        f"{row['fleet']}: replay of the last {replay_days} days",
+                        out / f"{row['fleet']}-capacity.png",
+                    )
+                )
+            sections.append(
+                ReportSection(
+                    title=row["fleet"],
+                    summary={
+                        k: row[k]
+                        for k in (
+                            "game_type",
+                            "region",
+                            "champion",
+                            "heldout_mase",
+                            "forecast_peak",
+                            "capacity_before",
+                            "capacity_after",
+                            "reason",
+                        )
+                    },
+                    images=images,
+                )
+            )
+    return write_html_report(sections, out / "demo.html", title="fleetcast demo")

@@ -1,0 +1,34 @@
+-- demo_fleet_summary: per fleet, its demand series' champion and held-out (CV) score, the peak
+-- of the newest forecast, and the newest capacity decision with its reason.
+with newest_run as (
+    select game_type, region, metric, arg_max(run_id, created_at) as run_id
+    from forecasts
+    group by game_type, region, metric
+),
+peak as (
+    select f.game_type, f.region, f.metric, max(f.yhat) as forecast_peak
+    from forecasts f
+    join newest_run n using (game_type, region, metric, run_id)
+    group by f.game_type, f.region, f.metric
+),
+champion as (
+    select game_type, region, metric, kind as champion, score as heldout_mase,
+           cv_smape as heldout_smape
+    from models
+    where is_champion
+),
+decision as (
+    select fleet, arg_max(reason, decided_at) as reason, arg_max(target_desired, decided_at) as target
+    from allocations
+    group by fleet
+)
+select fl.fleet, fl.game_type, fl.region, fl.asg_name, fl.lead_time_minutes,
+       c.champion, round(c.heldout_mase, 3) as heldout_mase, round(c.heldout_smape, 2) as heldout_smape,
+       round(p.forecast_peak, 0) as forecast_peak, d.target, d.reason
+from fleets fl
+left join champion c
+    on c.game_type = fl.game_type and c.region = fl.region and c.metric = fl.demand_metric
+left join peak p
+    on p.game_type = fl.game_type and p.region = fl.region and p.metric = fl.demand_metric
+left join decision d on d.fleet = fl.fleet
+order by fl.game_type, fl.region;
