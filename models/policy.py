@@ -10,9 +10,11 @@ Order of the rules in :func:`decide` (each one named in the decision's ``reason`
    time ahead, times any multiplier override, plus the fixed margin
    (``required = upper * (1 + margin)``), divided by one instance's capacity per resource,
    rounded up, largest over resources;
-3. reactive floor: observed demand now, with the same margin (never below what now needs);
+3. reactive floor: below observed demand now x (1 + margin), scale up to it (target
+   tracking); otherwise never below what observed demand needs now (no margin);
 4. scale-in only with observed demand, after the stabilisation window (highest recommendation
-   in it wins); tolerance band; step limits;
+   in it wins), and only by more than the tolerance band (the band never blocks scale-up);
+   step limits;
 5. min / max (with overrides) and the max breach behaviour (honour, or raise by a buffer);
 6. never below the busy-instance count.
 
@@ -76,8 +78,10 @@ class FleetSpec:
     max_breach_buffer_pct: float = 10.0
     max_step_up: int | None = None
     max_step_down: int | None = None
-    tolerance: float = 0.1  # no action when |target - current| <= tolerance * current
-    scale_in_stabilisation_minutes: int = 30
+    tolerance: float = 0.1  # no scale-in when current - target <= tolerance * current
+    # scale in only once the need has stayed lower over this window (the highest
+    # recommendation in it wins); 60 = two hourly decisions (the previous one and this one)
+    scale_in_stabilisation_minutes: int = 60
     cost_per_hour: float = 0.0
 
     def capacities(self) -> dict[str, float]:
@@ -344,6 +348,47 @@ def _reactive(inp: PolicyInput, margin: float | None = None) -> tuple[int | None
     return max(needs.values()), needs
 
 
+def _reactive_floor(inp: PolicyInput, current: int | None) -> tuple[int | None, dict[str, int]]:
+    """The reactive floor (None when demand is not observed), target tracking with hysteresis:
+    below what observed demand needs with the margin, the floor is that (scale up to it, as
+    target tracking does); at or above it, the floor is what observed demand needs now without
+    the margin (scale-in may go down to it, never below). The margin is thus not held on the
+    way down, where the forecast (already sized with the margin) says demand falls."""
+    up, up_needs = _reactive(inp)
+    if up is None:
+        return None, {}
+    if current is None or current < up:
+        return up, up_needs
+    return _reactive(inp, margin=0.0)
+
+
+def _scale_in(
+    inp: PolicyInput, desired: int, base: int, reactive: int | None, why: str
+) -> tuple[int, str]:
+    """Scale-in guard (``desired < base``): only with observed demand; only after the
+    stabilisation window, to the highest recommendation in it (so the need must have stayed
+    below the current capacity for the whole window); then only when the cut is larger than
+    the tolerance band. The band never applies to scale-up."""
+    f = inp.fleet
+    now = inp.now
+    if reactive is None:
+        return base, why + "; no scale-in without observed demand"
+    stab = timedelta(minutes=f.scale_in_stabilisation_minutes)
+    if stab > timedelta(0):
+        if not any(t <= now - stab for t, _ in inp.history):
+            mins = f.scale_in_stabilisation_minutes
+            return base, why + f"; no scale-in before a {mins} min history"
+        window = [r for t, r in inp.history if now - stab <= t <= now]
+        stabilised = max([desired, *window])
+        if stabilised > desired:
+            why += f"; stabilisation keeps {min(stabilised, base)}"
+        desired = min(stabilised, base)
+    if desired < base and base - desired <= f.tolerance * base:
+        why += f"; within the {f.tolerance:.0%} tolerance band"
+        desired = base
+    return desired, why
+
+
 def _fmt_needs(needs: Mapping[str, int]) -> str:
     if not needs:
         return "0"
@@ -379,9 +424,9 @@ def decide(inp: PolicyInput) -> Decision:
     detail: dict[str, Any] = {}
     if fail is None:
         needs, required, fail, detail = _predictive(inp, multiplier)
-    reactive, reactive_needs = _reactive(inp)
-    predictive = max(needs.values()) if needs else None
     cur = inp.current
+    reactive, reactive_needs = _reactive_floor(inp, cur)
+    predictive = max(needs.values()) if needs else None
     cur_known = cur is not None
     base = cur if cur is not None else eff_min
     recommended = (
@@ -446,24 +491,7 @@ def decide(inp: PolicyInput) -> Decision:
             why += f"; {busy} busy instances kept"
         status = "ok"
         if cur_known and desired < base:
-            stab = timedelta(minutes=f.scale_in_stabilisation_minutes)
-            if reactive is None:
-                desired = base
-                why += "; no scale-in without observed demand"
-            elif not any(t <= now - stab for t, _ in inp.history):
-                desired = base
-                why += f"; no scale-in before a {f.scale_in_stabilisation_minutes} min history"
-            else:
-                window = [r for t, r in inp.history if now - stab <= t <= now]
-                stabilised = max([desired, *window])
-                if stabilised > desired:
-                    why += f"; stabilisation keeps {min(stabilised, base)}"
-                desired = min(stabilised, base)
-        bare_need = _reactive(inp, margin=0.0)[0] or 0  # what observed demand needs, no margin
-        if cur_known and base > 0 and desired != base:
-            if abs(desired - base) <= f.tolerance * base and not (desired > base < bare_need):
-                why += f"; within the {f.tolerance:.0%} tolerance band"
-                desired = base
+            desired, why = _scale_in(inp, desired, base, reactive, why)
         if cur_known:
             if f.max_step_up is not None and desired > base + f.max_step_up:
                 desired = base + f.max_step_up

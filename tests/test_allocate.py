@@ -95,6 +95,7 @@ def spec(name: str = "br-eu", **kw: Any) -> FleetSpec:
         max_size=30,
         mode="scale",
         tolerance=0.0,
+        scale_in_stabilisation_minutes=30,  # the decisions below are 40 min apart
     )
     base.update(kw)
     return FleetSpec(**base)

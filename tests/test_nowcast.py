@@ -24,7 +24,7 @@ def _weekly(n: int) -> np.ndarray:
 
 def test_exact_weekly_pattern_is_forecast_exactly_with_zero_margin() -> None:
     y = _weekly(24 * 28)
-    cfg = NowcastConfig(min_errors=24, error_hours=24 * 7, weekly_weight=1.0)
+    cfg = NowcastConfig(min_errors=24, error_hours=24 * 7, weekly_weight=1.0, blend="mean")
     out = nowcast_series(_ts(y.size), y, lead=2, config=cfg)
     # the weekly shape is exact from day 8; its errors (0) fill the error window by day 15
     for d in range(24 * 16, y.size - 2):

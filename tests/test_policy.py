@@ -37,6 +37,7 @@ def fleet(**kw: object) -> FleetSpec:
         max_size=50,
         safety_margin=0.1,
         mode="scale",
+        scale_in_stabilisation_minutes=30,  # literal cases: history an hour old is outside it
     )
     base.update(kw)
     return FleetSpec(**base)  # type: ignore[arg-type]
@@ -258,6 +259,7 @@ def policy_inputs(draw: st.DrawFn) -> PolicyInput:
         tolerance=draw(st.sampled_from([0.0, 0.1, 0.2])),
         lead_time_minutes=draw(st.sampled_from([0, 30, 60, 120])),
         max_breach=draw(st.sampled_from(["honour", "raise"])),
+        scale_in_stabilisation_minutes=draw(st.sampled_from([0, 30, 60, 120])),
     )
     current = draw(st.integers(lo, hi))
     busy = draw(st.integers(0, current))
