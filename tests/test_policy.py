@@ -452,3 +452,36 @@ def test_property_budget_never_shrinks_and_serves_priority_first(
         if after.unserved_instances:
             for b, a in ranked[i + 1 :]:
                 assert a.target == max(min(b.target, b.current or 0), b.busy)
+
+
+def test_tolerance_band_never_blocks_scale_up() -> None:
+    """The band holds scale-in only: a 10% rise wanted by the forecast is granted."""
+    d = decide(
+        inp(current=10, forecasts={"players": forecast([1000] * 3)}, observed={"players": 500})
+    )
+    assert d.target == 11  # 1000 x 1.1 -> 11, within 10% of 10, still granted
+
+
+def test_reactive_floor_margin_on_the_way_up_bare_need_on_the_way_down() -> None:
+    low = {"players": forecast([300] * 3)}
+    hist = [(NOW - 2 * H, 5)]
+    # below observed x (1 + margin) = 11: raised to it (target tracking)
+    d = decide(inp(current=9, forecasts=low, observed={"players": 1000.0}, history=hist))
+    assert d.target == 11 and d.reactive_floor == 11
+    # above it and the forecast falls: scale in to what observed demand needs now (10), not 11
+    d = decide(inp(current=20, forecasts=low, observed={"players": 1000.0}, history=hist))
+    assert d.target == 10 and d.reactive_floor == 10
+
+
+def test_default_stabilisation_holds_at_an_hourly_cadence() -> None:
+    f = fleet(scale_in_stabilisation_minutes=FleetSpec.scale_in_stabilisation_minutes)
+    low = {"players": forecast([300] * 3)}
+    # the previous hourly decision still wanted 20: hold this hour
+    d = decide(
+        inp(fleet=f, current=20, forecasts=low, observed={"players": 300}, history=[(NOW - H, 20)])
+    )
+    assert d.target == 20 and "stabilisation" in d.reason
+    # two decisions in a row want 4: scale in
+    hist = [(NOW - 2 * H, 20), (NOW - H, 4)]
+    d = decide(inp(fleet=f, current=20, forecasts=low, observed={"players": 300}, history=hist))
+    assert d.target == 4
