@@ -190,6 +190,26 @@ class ProphetForecaster:
         )
         return frame, effect
 
+    def history_effect(
+        self, model: dict[str, Any], history: pd.DataFrame, events: pd.DataFrame | None
+    ) -> np.ndarray:
+        """The learned event effect at each hour of ``history`` (model scale; zeros when the
+        model has no event regressors), to take past events out before another model copies
+        them."""
+        if not model.get("regressors") or events is None or events.empty:
+            return np.zeros(len(history))
+        from prophet.serialize import model_from_json
+
+        m = model_from_json(model["prophet"])
+        frame = pd.DataFrame({"ds": pd.to_datetime(history["ds"]).to_numpy()})
+        ev = event_columns(frame["ds"], events, self.config)
+        for col in model["regressors"]:
+            frame[col] = ev[col].to_numpy() if col in ev.columns else 0.0
+        pred = m.predict(frame)
+        if "extra_regressors_additive" not in pred.columns:
+            return np.zeros(len(history))
+        return pred["extra_regressors_additive"].to_numpy(dtype=float)
+
     def predict(
         self,
         model: dict[str, Any],
@@ -198,6 +218,15 @@ class ProphetForecaster:
         events: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         return self.predict_components(model, history, horizon, events)[0]
+
+
+def remove_events(history: pd.DataFrame, effect: np.ndarray, *, log: bool) -> pd.DataFrame:
+    """History with a learned event effect taken out (a new frame): divided by exp(effect) on
+    the log scale, minus effect otherwise. The inverse of :func:`event_overlay`."""
+    out = history.copy()
+    y = out["y"].to_numpy(dtype=float)
+    out["y"] = y / np.exp(effect) if log else y - effect
+    return out
 
 
 def event_overlay(

@@ -31,7 +31,7 @@ import pandas as pd
 
 from models.accuracy import coverage, mase, mase_scale, smape
 from models.baselines import MSTLForecaster, SeasonalNaive, regularize
-from models.prophet_model import ProphetForecaster, event_overlay
+from models.prophet_model import ProphetForecaster, event_overlay, remove_events
 
 MIN_HISTORY_HOURS = 48
 FORECAST_COLUMNS = ("ds", "yhat", "yhat_lower", "yhat_upper", "yhat_q90")
@@ -354,6 +354,16 @@ def forecast_series(
         else None
     )  # fmt: skip
 
+    # Past events are in the history too: a model that copies the past (seasonal naive, MSTL)
+    # would repeat last week's tournament AND get Prophet's uplift on top. Take them out first.
+    plain_hist = hist
+    if effect is not None:
+        try:
+            past = cands["prophet"].history_effect(models["prophet"], hist, events)  # type: ignore[attr-defined]
+            plain_hist = remove_events(hist, past, log=bool(models["prophet"].get("log")))
+        except Exception as exc:
+            notes.append(f"past event effect not removed: {exc}")
+
     def one(name: str) -> tuple[pd.DataFrame, bool]:
         """The forecast of one candidate and whether the event effect was added to it."""
         if name in cache:
@@ -374,8 +384,10 @@ def forecast_series(
             frame = _ensemble([f for f, _ in parts])
             lifted = any(flag for _, flag in parts)
         elif name in cands:
-            frame = _usable(cands[name].predict(model, hist, horizon, events), horizon)
-            if effect is not None and name != "prophet":
+            lift = effect is not None and name != "prophet"
+            base_hist = plain_hist if lift else hist
+            frame = _usable(cands[name].predict(model, base_hist, horizon, events), horizon)
+            if lift:
                 frame = event_overlay(
                     frame,
                     effect,

@@ -137,3 +137,46 @@ def test_no_pickle_anywhere() -> None:
                     names = [node.module or ""]
                 assert not any(n.split(".")[0] in {"pickle", "cloudpickle", "dill", "joblib"}
                                for n in names), path  # fmt: skip
+
+
+def test_past_events_are_not_counted_twice_by_a_model_that_copies_the_past() -> None:
+    """A weekly tournament is in last week's data: a weekly-naive champion must not repeat it
+    AND get Prophet's uplift on top (that would forecast lift**2)."""
+    lift = 1.8
+    history, past = demand(22, lift=lift)
+    last = history["ds"].iloc[-1]
+    start = history["ds"].iloc[-1 - 24 * 7 + 1] + pd.Timedelta(days=7)  # same hour one week on
+    start = start.normalize() + pd.Timedelta(hours=19)
+    assert start > last
+    # the tournament a week before the scheduled one is in the history
+    week_ago = start - pd.Timedelta(days=7)
+    h = history.set_index("ds")
+    extra = h.loc[week_ago : week_ago + pd.Timedelta(hours=3)].index
+    h.loc[extra, "y"] *= lift
+    history = h.reset_index()
+    events = pd.concat(
+        [
+            past,
+            pd.DataFrame(
+                {
+                    "kind": ["tournament", "tournament"],
+                    "starts_at": [week_ago, start],
+                    "ends_at": [week_ago + pd.Timedelta(hours=4), start + pd.Timedelta(hours=4)],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    model = ProphetForecaster().fit(history, events)
+    result = forecast_series(
+        {"snaive168": {"kind": "snaive168", "season": 168}, "prophet": model},
+        ["snaive168"],
+        history,
+        24 * 8,
+        events,
+    )
+    frame = result.frame.set_index("ds")
+    during = frame.loc[start : start + pd.Timedelta(hours=3), "yhat"].mean()
+    copied = h.loc[week_ago : week_ago + pd.Timedelta(hours=3), "y"].mean()  # lift once
+    assert during < 1.3 * copied, (during, copied)  # not lift squared (1.8x more)
+    assert during > 0.7 * copied
