@@ -34,6 +34,7 @@ from fleetcast import db  # noqa: E402
 from fleetcast.backtest import BacktestRequest, format_table, run_backtest  # noqa: E402
 from fleetcast.fleets import read_fleet_file, upsert_fleets  # noqa: E402
 from fleetcast.names import is_valid_name  # noqa: E402
+from models.nowcast import DEFAULT_QUANTILE  # noqa: E402
 from models.replay import ReplayResult  # noqa: E402
 
 SAMPLE_END = datetime(2026, 11, 27, 23)
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="summary lines only")
     ap.add_argument("--policy-margin", type=float, default=None, help="what-if (all series)")
     ap.add_argument("--tolerance", type=float, default=None, help="what-if (all series)")
-    ap.add_argument("--quantile", type=float, default=0.9)
+    ap.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE)
     ap.add_argument("--events", action="store_true", help="use the events table")
     ap.add_argument("--holdout", default=HOLDOUT_M4, help="M4 ids reported as the hold-out")
     args = ap.parse_args(argv)

@@ -23,7 +23,7 @@ import polars as pl
 from fleetcast import db
 from fleetcast.fleets import load_fleets
 from fleetcast.names import check_name
-from models.nowcast import WEEK, EventWindow, NowcastConfig
+from models.nowcast import DEFAULT_QUANTILE, WEEK, EventWindow, NowcastConfig
 from models.policy import FleetSpec
 from models.replay import ReplayResult, replay
 
@@ -44,7 +44,7 @@ class BacktestRequest:
     history_hours: int = 5 * WEEK  # history loaded before start (shape weeks + warm-up)
     policy_margin: float | None = None  # what-if: the policy's safety margin (default: fleet's)
     tolerance: float | None = None  # what-if: the policy's tolerance band (default: fleet's)
-    quantile: float = 0.9  # the nowcast's upper quantile used for sizing
+    quantile: float = DEFAULT_QUANTILE  # the nowcast's upper quantile used for sizing
     use_events: bool = False  # mask event hours from the shape, learn an uplift per kind
 
     def __post_init__(self) -> None:

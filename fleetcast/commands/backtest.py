@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from fleetcast.config import Settings
+from models.nowcast import DEFAULT_QUANTILE
 
 HELP = (
     "replay history hour by hour: the capacity policy vs reactive and seasonal references "
@@ -46,9 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=float, default=None,
                         help="what-if: the policy's tolerance band (default: the fleets row's, "
                         "else 0.1)")  # fmt: skip
-    parser.add_argument("--quantile", type=float, default=0.9,
+    parser.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
                         help="upper quantile of the nowcast's past errors used for sizing "
-                        "(default 0.9)")  # fmt: skip
+                        f"(default {DEFAULT_QUANTILE:g})")  # fmt: skip
     parser.add_argument("--events", action="store_true",
                         help="use the events table (mask event hours, learn an uplift per kind; "
                         "measured worse on the sample, off by default)")  # fmt: skip
