@@ -78,7 +78,9 @@ class FleetSpec:
     max_breach_buffer_pct: float = 10.0
     max_step_up: int | None = None
     max_step_down: int | None = None
-    tolerance: float = 0.1  # no scale-in when current - target <= tolerance * current
+    # no scale-in when current - target <= tolerance * current (never blocks scale-up); 0.15
+    # keeps every sample fleet below reactive's number of changes with the band off scale-up
+    tolerance: float = 0.15
     # scale in only once the need has stayed lower over this window (the highest
     # recommendation in it wins); 60 = two hourly decisions (the previous one and this one)
     scale_in_stabilisation_minutes: int = 60

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "else --margin)")  # fmt: skip
     parser.add_argument("--tolerance", type=float, default=None,
                         help="what-if: the policy's tolerance band (default: the fleets row's, "
-                        "else 0.1)")  # fmt: skip
+                        "else 0.15)")  # fmt: skip
     parser.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
                         help="upper quantile of the nowcast's past errors used for sizing "
                         f"(default {DEFAULT_QUANTILE:g})")  # fmt: skip
