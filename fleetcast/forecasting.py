@@ -7,6 +7,17 @@ CLI, the Prefect tasks and other modules call.
 - ``latest_forecasts(con, game_type=None) -> polars.DataFrame``
 - ``score_accuracy(settings) -> polars.DataFrame``
 
+Panel stage (``train_all``): for each metric, one global LightGBM (``models.global_gbm``) is
+trained across all the series of that metric at once (cross-learning), holding out each series'
+last ``panel_horizon`` hours; it is scored per series at the same rolling-origin cutoffs as the
+local candidates (all inside the held-out hours: no look-ahead) and competes for the champion of
+each series. Panels of more than ``LARGE_PANEL`` series get only the cheap local candidates
+(``models.selection.CHEAP_CANDIDATES``) unless ``candidates`` says otherwise. The model is stored
+once per panel (``registry.store_panel``, JSON + sha256) and each series' ``global_gbm`` row
+points at it. ``forecast_all`` loads it (hash checked), predicts every series of the panel from
+its newest data without refitting, and a series whose panel model is refused or fails falls back
+to the next candidate of its chain, recorded in the forecast's note.
+
 The database is read, closed while models fit (so other runs are not blocked for minutes), and
 written in one transaction at the end. Series train in a thread pool: Prophet fits in a cmdstan
 subprocess, so threads use the cores; fork-based process pools deadlock with Prophet/polars.
@@ -32,22 +43,38 @@ from fleetcast import db
 from fleetcast.config import Settings
 from fleetcast.logs import quiet_libraries
 from fleetcast.names import check_name
-from fleetcast.registry import SeriesKey, champion_sets, store_training
+from fleetcast.registry import (
+    ModelIntegrityError,
+    SeriesKey,
+    champion_sets,
+    load_panel,
+    prune_panels,
+    store_panel,
+    store_training,
+)
+from models import global_gbm
 from models.accuracy import RetrainPolicy, realised_accuracy, retrain_flags
 from models.selection import (
+    CHEAP_CANDIDATES,
     ENSEMBLES,
     FORECASTERS,
+    CandidateResult,
     CVConfig,
     Forecaster,
     InsufficientHistory,
+    PrecomputedForecaster,
     SeriesForecast,
     SeriesTraining,
     forecast_series,
+    panel_candidate,
     train_series,
 )
 
 CSV_COLUMNS = ("game_type", "region", "metric", "ts", "yhat", "yhat_lower", "yhat_upper", "model")
 MAX_HISTORY_DAYS = 56  # training window: the last 8 weeks of each series
+PANEL = "global_gbm"  # the panel candidate's name in the registry and `--candidates`
+PANEL_HORIZON = 48  # hours the panel model forecasts (and holds out of its training)
+LARGE_PANEL = 50  # above this many series, only cheap local candidates by default
 
 
 @dataclass
@@ -124,6 +151,7 @@ def _train_one(
     events: pd.DataFrame,
     cv: CVConfig,
     candidates: Sequence[str] | None = None,
+    panel: PanelScore | None = None,
 ) -> tuple[TrainResult, SeriesTraining | None]:
     start = time.perf_counter()
     forecasters, ensembles = _candidates(candidates)
@@ -134,6 +162,7 @@ def _train_one(
             config=cv,
             forecasters=forecasters,
             ensembles=ensembles,
+            extra_candidates={PANEL: panel.result} if panel is not None else None,
             what=key.label(),
         )
     except InsufficientHistory as exc:
@@ -141,6 +170,9 @@ def _train_one(
     except Exception as exc:  # one series failing never stops the others
         return TrainResult(key, "failed", n_obs=len(history), message=str(exc)), None
     champ = training.candidates[training.champion]
+    if panel is not None:
+        training.notes.insert(0, panel.note)
+    training.notes.append(_why(training))
     result = TrainResult(
         key,
         "trained",
@@ -153,6 +185,136 @@ def _train_one(
     return result, training
 
 
+@dataclass
+class PanelScore:
+    """A panel model's CV result for one series and the registry note about its panel."""
+
+    result: CandidateResult
+    note: str
+
+
+@dataclass
+class PanelFit:
+    metric: str
+    model_json: str | None  # None: the panel model could not be trained
+    n_series: int
+    horizon: int
+    seconds: float
+    note: str
+    scores: dict[SeriesKey, PanelScore] = field(default_factory=dict)
+    panel_id: str = ""
+    sha256: str = ""
+
+
+def _why(training: SeriesTraining) -> str:
+    """Why the champion won: its CV MASE beside the runner-up's."""
+    c = training.candidates
+    first = c[training.champion]
+    text = f"champion {training.champion} (cv_mase {first.cv_mase:.3f}"
+    others = [n for n in training.chain[1:] if np.isfinite(c[n].cv_mase)]
+    if others:
+        text += f"; next {others[0]} {c[others[0]].cv_mase:.3f}"
+    return text + f", {first.origins} CV origins)"
+
+
+def _panel_forecast_from(fitted: global_gbm.FittedGBM) -> object:
+    def forecast_from(past: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        start = pd.Timestamp(past["ds"].iloc[0]).to_pydatetime()
+        y = past["y"].to_numpy(dtype=float)
+        out = global_gbm.predict(fitted, {"s": (start, y)}, horizon)
+        if out["model"][0] != global_gbm.MODEL_NAME:
+            raise ValueError(f"panel model could not forecast ({out['model'][0]} instead)")
+        return _panel_frame(out)
+
+    return forecast_from
+
+
+def _panel_frame(out: pl.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ds": out["ds"].cast(pl.Datetime("ns")).to_numpy(),
+            "yhat": out["yhat"].to_numpy(),
+            "yhat_lower": out["yhat_lower"].to_numpy(),
+            "yhat_upper": out["yhat_upper"].to_numpy(),
+            "yhat_q90": out["q90"].to_numpy(),
+        }
+    )
+
+
+def _fit_panel(
+    metric: str,
+    histories: dict[SeriesKey, pd.DataFrame],
+    cv: CVConfig,
+    *,
+    local: str,
+    threads: int | None,
+    config: global_gbm.GBMConfig | None,
+) -> PanelFit:
+    """Train the global model across the series of one metric and score it per series at the
+    local candidates' CV cutoffs, all inside the hours it held out (no look-ahead)."""
+    start = time.perf_counter()
+    horizon = max(PANEL_HORIZON, cv.n_origins * cv.horizon)
+    arrays = {k: global_gbm.regularize(_long(k, h))[k.label()][1] for k, h in histories.items()}
+    try:
+        fitted = global_gbm.fit(
+            {k.label(): v for k, v in arrays.items()}, horizon, n_jobs=threads, config=config
+        )
+    except Exception as exc:  # recorded: the local candidates still compete
+        return PanelFit(metric, None, 0, horizon, time.perf_counter() - start, f"{PANEL}: {exc}")
+    if fitted.booster is None:
+        why = "; ".join(fitted.notes) or "not trained"
+        return PanelFit(metric, None, 0, horizon, time.perf_counter() - start, f"{PANEL}: {why}")
+    text = global_gbm.dumps(fitted)
+    note = (
+        f"panel stage: {PANEL} trained across {fitted.n_series_trained} of {len(histories)} "
+        f"series of metric {metric} (last {horizon} h of each held out and used for CV); "
+        f"local candidates: {local}"
+    )
+    fit = PanelFit(metric, text, fitted.n_series_trained, horizon, 0.0, note)
+    forecast_from = _panel_forecast_from(fitted)
+    for key, hist in histories.items():
+        n = len(arrays[key])
+        result = panel_candidate(
+            PANEL,
+            {"kind": PANEL},  # completed with the panel id when stored
+            hist,
+            forecast_from,  # type: ignore[arg-type]
+            config=cv,
+            earliest_cutoff=n - horizon,
+        )
+        fit.scores[key] = PanelScore(result, note)
+    fit.seconds = time.perf_counter() - start
+    return fit
+
+
+def _long(key: SeriesKey, history: pd.DataFrame) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "unique_id": [key.label()] * len(history),
+            "ds": pd.to_datetime(history["ds"]).to_numpy(),
+            "y": history["y"].to_numpy(dtype=float),
+        }
+    )
+
+
+def _plan_candidates(
+    candidates: Sequence[str] | None, n_series: int, panel: bool
+) -> tuple[bool, list[str] | None, str]:
+    """(run the panel stage?, local candidates (None = all), how they were chosen)."""
+    if candidates is not None:
+        local = [c for c in candidates if c != PANEL]
+        use_panel = panel and PANEL in candidates
+        return use_panel, local, f"{','.join(local) or 'none'} (as asked)"
+    if panel and n_series > LARGE_PANEL:
+        return (
+            True,
+            list(CHEAP_CANDIDATES),
+            f"{','.join(CHEAP_CANDIDATES)} only ({n_series} series > {LARGE_PANEL}; "
+            "`--candidates` overrides)",
+        )
+    return panel, None, "all"
+
+
 def train_all(
     settings: Settings,
     game_type: str | None = None,
@@ -163,16 +325,20 @@ def train_all(
     workers: int | None = None,
     cv: CVConfig | None = None,
     candidates: Sequence[str] | None = None,
+    panel: bool = True,
+    panel_config: global_gbm.GBMConfig | None = None,
 ) -> list[TrainResult]:
-    """Train every matching series (or just ``only``): CV the candidates (default: all of
-    ``models.selection.FORECASTERS`` and the ensembles), store them with the champion in the
-    registry. Too-short series are skipped with the reason in the result."""
+    """Train every matching series (or just ``only``): the panel stage (one ``global_gbm`` per
+    metric across its series, unless ``panel`` is False or ``candidates`` leaves it out), then CV
+    the local candidates (default: all of ``models.selection.FORECASTERS`` and the ensembles;
+    only ``CHEAP_CANDIDATES`` for panels above ``LARGE_PANEL`` series), and store them with the
+    champion per series in the registry. Too-short series are skipped with the reason."""
     quiet_libraries()
     cv = cv or CVConfig()
     with db.session(settings.db_path) as con:
         histories = load_histories(con, game_type, metric)
         events = load_events(con)
-    _candidates(candidates)  # fail fast on unknown names
+    _candidates([c for c in candidates if c != PANEL] if candidates is not None else None)
     if only is not None:
         wanted = set(only)
         histories = {k: v for k, v in histories.items() if k in wanted}
@@ -181,17 +347,60 @@ def train_all(
         histories = {k: v for k, v in histories.items() if k.metric in chosen}
     if not histories:
         return []
-    with ThreadPoolExecutor(max_workers=_workers(len(histories), workers)) as pool:
-        done = list(
-            pool.map(lambda kv: _train_one(kv[0], kv[1], events, cv, candidates), histories.items())
-        )
+    by_metric: dict[str, dict[SeriesKey, pd.DataFrame]] = {}
+    for k, v in histories.items():
+        by_metric.setdefault(k.metric, {})[k] = v
+    jobs: list[tuple[SeriesKey, pd.DataFrame, list[str] | None, PanelScore | None]] = []
+    panels: list[PanelFit] = []
+    for met, group in by_metric.items():
+        use_panel, local, how = _plan_candidates(candidates, len(group), panel)
+        fit = None
+        if use_panel:
+            fit = _fit_panel(met, group, cv, local=how, threads=workers, config=panel_config)
+            panels.append(fit)
+        for k, v in group.items():
+            score = fit.scores.get(k) if fit is not None else None
+            if fit is not None and score is None:  # panel not trained: say so in the note
+                score = PanelScore(
+                    CandidateResult(PANEL, None, np.inf, np.inf, np.nan, 0, fit.note), fit.note
+                )
+            jobs.append((k, v, local, score))
+    with ThreadPoolExecutor(max_workers=_workers(len(jobs), workers)) as pool:
+        done = list(pool.map(lambda j: _train_one(j[0], j[1], events, cv, j[2], j[3]), jobs))
     trained_at, train_run = _now(), uuid.uuid4().hex
     with db.session(settings.db_path) as con, db.transaction(con):
+        refs: dict[str, dict[str, object]] = {}
+        for fit in panels:
+            if fit.model_json is None:
+                continue
+            fit.panel_id, fit.sha256 = store_panel(
+                con,
+                kind=PANEL,
+                metric=fit.metric,
+                model_json=fit.model_json,
+                n_series=fit.n_series,
+                horizon=fit.horizon,
+                params={
+                    "cv": {"horizon": cv.horizon, "n_origins": cv.n_origins},
+                    "seconds": round(fit.seconds, 1),
+                },  # fmt: skip
+                train_run=train_run,
+                trained_at=trained_at,
+                note=fit.note[:500],
+            )
+            refs[fit.metric] = {"kind": PANEL, "panel_id": fit.panel_id, "panel_sha256": fit.sha256,
+                                "horizon": fit.horizon}  # fmt: skip
         for result, training in done:
-            if training is not None:
-                result.model_ids = store_training(
-                    con, result.key, training, train_run=train_run, trained_at=trained_at
-                )
+            if training is None:
+                continue
+            cand = training.candidates.get(PANEL)
+            if cand is not None and cand.model is not None:
+                ref = refs.get(result.key.metric)
+                cand.model = dict(ref) if ref is not None else None
+            result.model_ids = store_training(
+                con, result.key, training, train_run=train_run, trained_at=trained_at
+            )
+        prune_panels(con)
     return [r for r, _ in done]
 
 
@@ -215,9 +424,16 @@ def train_if_needed(
 
 
 def _forecast_one(
-    cs: object, history: pd.DataFrame, events: pd.DataFrame, horizon: int
+    cs: object,
+    history: pd.DataFrame,
+    events: pd.DataFrame,
+    horizon: int,
+    panel: PrecomputedForecaster | None = None,
 ) -> SeriesForecast | Exception:
     try:
+        forecasters = None
+        if panel is not None:
+            forecasters = {**{n: f() for n, f in FORECASTERS.items()}, PANEL: panel}
         return forecast_series(
             cs.models,  # type: ignore[attr-defined]
             cs.chain,  # type: ignore[attr-defined]
@@ -225,9 +441,58 @@ def _forecast_one(
             horizon,
             events_for(events, cs.key),  # type: ignore[attr-defined]
             refused=cs.refused,  # type: ignore[attr-defined]
+            forecasters=forecasters,
         )
     except Exception as exc:
         return exc
+
+
+def _panel_forecasts(
+    con: duckdb.DuckDBPyConnection,
+    sets: dict[SeriesKey, object],
+    histories: dict[SeriesKey, pd.DataFrame],
+    horizon: int,
+) -> dict[SeriesKey, PrecomputedForecaster]:
+    """Forecast every series whose chain holds a panel model, one prediction pass per panel from
+    the stored model (hash checked; no refit). A refused model goes into the series' ``refused``
+    (its chain then falls back, recorded); a failed prediction becomes the candidate's error."""
+    groups: dict[tuple[str, str], list[SeriesKey]] = {}
+    for key, cs in sets.items():
+        ref = cs.models.get(PANEL)  # type: ignore[attr-defined]
+        if ref is not None and key in histories:
+            groups.setdefault((str(ref.get("panel_id")), str(ref.get("panel_sha256"))), []).append(
+                key
+            )
+    out: dict[SeriesKey, PrecomputedForecaster] = {}
+    for (panel_id, sha), keys in groups.items():
+        try:
+            fitted = global_gbm.loads(load_panel(con, panel_id, sha))
+        except ModelIntegrityError as exc:
+            for k in keys:
+                sets[k].refused[PANEL] = str(exc)  # type: ignore[attr-defined]
+            continue
+        except Exception as exc:  # unreadable model: recorded, the chain falls back
+            for k in keys:
+                out[k] = PrecomputedForecaster(PANEL, None, f"panel model unusable: {exc}")
+            continue
+        try:
+            grid = {
+                k.label(): global_gbm.regularize(_long(k, histories[k]))[k.label()] for k in keys
+            }
+            pred = global_gbm.predict(fitted, grid, horizon)
+        except Exception as exc:
+            for k in keys:
+                out[k] = PrecomputedForecaster(PANEL, None, f"panel prediction failed: {exc}")
+            continue
+        parts = {str(uid): part for (uid,), part in pred.group_by("unique_id")}
+        for k in keys:
+            part = parts.get(k.label())
+            if part is None or part["model"][0] != global_gbm.MODEL_NAME:
+                why = "no forecast" if part is None else f"gave {part['model'][0]}"
+                out[k] = PrecomputedForecaster(PANEL, None, f"panel model {why} for this series")
+            else:
+                out[k] = PrecomputedForecaster(PANEL, _panel_frame(part.sort("ds")))
+    return out
 
 
 def forecast_all(
@@ -250,9 +515,10 @@ def forecast_all(
         sets = champion_sets(con, game_type, metric)
         histories = load_histories(con, game_type, metric)
         events = load_events(con)
-    if metrics is not None:
-        chosen = set(metrics)
-        sets = {k: v for k, v in sets.items() if k.metric in chosen}
+        if metrics is not None:
+            chosen = set(metrics)
+            sets = {k: v for k, v in sets.items() if k.metric in chosen}
+        panel = _panel_forecasts(con, sets, histories, horizon)  # type: ignore[arg-type]
     if not sets:
         raise RuntimeError(
             "no trained models"
@@ -261,7 +527,11 @@ def forecast_all(
         )
     jobs = [(cs, histories[k]) for k, cs in sets.items() if k in histories]
     with ThreadPoolExecutor(max_workers=_workers(len(jobs), workers)) as pool:
-        results = list(pool.map(lambda j: _forecast_one(j[0], j[1], events, horizon), jobs))
+        results = list(
+            pool.map(
+                lambda j: _forecast_one(j[0], j[1], events, horizon, panel.get(j[0].key)), jobs
+            )
+        )
     run_id, created_at = uuid.uuid4().hex, _now()
     parts, failures = [], []
     for (cs, _), res in zip(jobs, results, strict=True):

@@ -1,6 +1,12 @@
 """The model registry (``models`` table): store a series' trained candidates as JSON with their
 sha256, keep a few versions, find a series' champion and its fallbacks, and load a model only
-after its hash checks out (R15: a tampered model is refused; no pickle anywhere)."""
+after its hash checks out (R15: a tampered model is refused; no pickle anywhere).
+
+Panel models (one model trained across every series of a metric, e.g. the global LightGBM) are
+stored once in ``panel_models`` (JSON text with LightGBM's ``model_to_string()`` inside, and its
+sha256); each series of the panel keeps its own ``models`` row (kind ``global_gbm``, its own CV
+score, champion flag and note) whose small JSON is ``{"kind", "panel_id", "panel_sha256"}``.
+``load_panel`` checks the panel text against both hashes before anything parses it."""
 
 from __future__ import annotations
 
@@ -177,3 +183,67 @@ def list_models(
         db.sql("model_list"),
         params={"game_type": game_type, "metric": metric, "all_versions": all_versions},
     ).pl()
+
+
+def store_panel(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    kind: str,
+    metric: str,
+    model_json: str,
+    n_series: int,
+    horizon: int,
+    params: dict[str, Any],
+    train_run: str,
+    trained_at: datetime,
+    note: str | None = None,
+) -> tuple[str, str]:
+    """Insert one panel model; returns (panel_id, sha256). Call inside a transaction."""
+    check_name("metric", metric)
+    panel_id, sha = uuid.uuid4().hex, model_hash(model_json)
+    con.execute(
+        db.sql("model_panel_insert"),
+        {
+            "panel_id": panel_id,
+            "kind": kind,
+            "metric": metric,
+            "trained_at": trained_at,
+            "train_run": train_run,
+            "n_series": n_series,
+            "horizon": horizon,
+            "params": json.dumps(params),
+            "model_json": model_json,
+            "sha256": sha,
+            "note": note,
+        },
+    ).fetchall()
+    return panel_id, sha
+
+
+def prune_panels(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop panel models that no series' registry row points at any more."""
+    con.execute(db.sql("model_panel_prune")).fetchall()
+
+
+def load_panel(con: duckdb.DuckDBPyConnection, panel_id: str, expected_sha256: str) -> str:
+    """The JSON text of a panel model, only if it hashes to the sha256 recorded with it and to
+    the one the series' row expects (raises ``ModelIntegrityError`` otherwise)."""
+    rows = con.sql(db.sql("model_panel_get"), params={"panel_id": panel_id}).fetchall()
+    if not rows:
+        raise ModelIntegrityError(
+            f"panel model {panel_id} is missing from the registry: retrain (`fleetcast train`)"
+        )
+    _pid, _kind, _metric, _horizon, text, sha = rows[0]
+    if sha != expected_sha256:
+        raise ModelIntegrityError(
+            f"panel model {panel_id} refused: its recorded sha256 {sha[:12]}... differs from "
+            f"the {expected_sha256[:12]}... the series was trained with; retrain the series"
+        )
+    actual = model_hash(text)
+    if actual != sha:
+        raise ModelIntegrityError(
+            f"panel model {panel_id} refused: sha256 of its JSON is {actual[:12]}..., the "
+            f"registry recorded {sha[:12]}...; it was changed after training. Retrain "
+            "(`fleetcast train`) to replace it"
+        )
+    return str(text)

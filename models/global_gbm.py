@@ -446,3 +446,51 @@ def forecast_panel(
         log.exception("global GBM training failed; every series falls back to seasonal naive")
         fitted = FittedGBM(None, horizon, season, {}, all(np.min(v) >= 0 for v in arrays.values()))
     return predict(fitted, grid, horizon, levels=levels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage (R15: JSON text with LightGBM's own model format inside; never pickle)
+
+FORMAT_VERSION = 1
+
+
+def dumps(fitted: FittedGBM) -> str:
+    """The fitted model as JSON text: LightGBM's ``model_to_string()`` plus the interval quantiles.
+
+    Deterministic for a given model (sorted keys), so its sha256 identifies it."""
+    import json  # noqa: PLC0415
+
+    body = {
+        "kind": MODEL_NAME,
+        "format": FORMAT_VERSION,
+        "horizon": fitted.horizon,
+        "season": fitted.season,
+        "nonneg": bool(fitted.nonneg),
+        "n_series_trained": fitted.n_series_trained,
+        "notes": list(fitted.notes),
+        "quantiles": {repr(p): [float(v) for v in q] for p, q in fitted.quantiles.items()},
+        "booster": None if fitted.booster is None else fitted.booster.model_to_string(),
+    }
+    return json.dumps(body, sort_keys=True)
+
+
+def loads(text: str) -> FittedGBM:
+    """Rebuild a model written by ``dumps`` (check its hash before calling this)."""
+    import json  # noqa: PLC0415
+
+    body = json.loads(text)
+    if body.get("kind") != MODEL_NAME or body.get("format") != FORMAT_VERSION:
+        raise ValueError(
+            f"not a {MODEL_NAME} model of format {FORMAT_VERSION} "
+            f"(kind {body.get('kind')!r}, format {body.get('format')!r}): retrain it"
+        )
+    booster = None if body["booster"] is None else lgb.Booster(model_str=body["booster"])
+    return FittedGBM(
+        booster=booster,
+        horizon=int(body["horizon"]),
+        season=int(body["season"]),
+        quantiles={float(p): np.asarray(q, dtype=float) for p, q in body["quantiles"].items()},
+        nonneg=bool(body["nonneg"]),
+        n_series_trained=int(body["n_series_trained"]),
+        notes=list(body.get("notes") or []),
+    )

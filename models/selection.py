@@ -81,6 +81,30 @@ class PanelAdapter:
         return out.assign(yhat_q90=q90)[list(FORECAST_COLUMNS)]
 
 
+@dataclass(frozen=True)
+class PrecomputedForecaster:
+    """A forecast made elsewhere (a panel model predicting all its series at once) as a
+    candidate at forecast time: ``predict`` returns it, or raises with the recorded error."""
+
+    name: str
+    frame: pd.DataFrame | None
+    error: str | None = None
+
+    def fit(self, history: pd.DataFrame, events: pd.DataFrame | None = None) -> dict[str, Any]:
+        raise CandidateFailed(f"{self.name} is trained across series, not per series")
+
+    def predict(
+        self,
+        model: dict[str, Any],
+        history: pd.DataFrame,
+        horizon: int,
+        events: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        if self.frame is None:
+            raise CandidateFailed(self.error or "no panel forecast")
+        return self.frame.iloc[:horizon].reset_index(drop=True)
+
+
 # The registry of local candidates, in order of preference on ties. Last is the last resort.
 FORECASTERS: dict[str, Callable[[], Forecaster]] = {
     "prophet": ProphetForecaster,
@@ -90,6 +114,9 @@ FORECASTERS: dict[str, Callable[[], Forecaster]] = {
 }
 ENSEMBLES: dict[str, tuple[str, ...]] = {"ensemble": ("snaive24", "mstl", "prophet")}
 LAST_RESORT = "snaive24"
+# Per-series candidates beside a panel model when the panel is large (cheap enough for 100s of
+# series); ``train_all(candidates=...)`` / ``fleetcast train --candidates`` override it.
+CHEAP_CANDIDATES: tuple[str, ...] = ("snaive24", "snaive168")
 
 
 class InsufficientHistory(ValueError):
@@ -218,12 +245,15 @@ def train_series(
     forecasters: Mapping[str, Forecaster] | None = None,
     ensembles: Mapping[str, Sequence[str]] | None = None,
     extra_scores: Mapping[str, float] | None = None,
+    extra_candidates: Mapping[str, CandidateResult] | None = None,
     what: str = "series",
 ) -> SeriesTraining:
     """Cross-validate every candidate, fit each on the whole history, choose the champion.
 
     ``history``: pandas ``ds, y`` (regularized here). ``extra_scores``: CV MASE of candidates
     scored elsewhere (a panel model), competing for the champion without a local model.
+    ``extra_candidates``: candidates scored elsewhere at the same cutoffs (``panel_candidate``),
+    with the (reference) model the registry stores for them.
     """
     hist = regularize(history)
     check_history(hist, what)
@@ -285,8 +315,12 @@ def train_series(
         )
     for name, score in (extra_scores or {}).items():
         results[name] = CandidateResult(name, None, float(score), math.nan, math.nan, len(cuts))
+    for name, cand in (extra_candidates or {}).items():
+        results[name] = cand
+        if cand.error:
+            errors.setdefault(name, cand.error)
 
-    champion, chain = choose_champion(results, order=list(per_origin))
+    champion, chain = choose_champion(results, order=[*(extra_candidates or {}), *per_origin])
     for name, r in results.items():
         if r.error:
             notes.append(f"{name} failed ({r.error}); next in the chain used instead")
@@ -437,3 +471,47 @@ def _event_effect(
         notes.append(f"event effect skipped: {exc}")
         return None
     return effect if np.any(np.abs(effect) > 1e-9) else None
+
+
+def panel_candidate(
+    name: str,
+    model: dict[str, Any],
+    history: pd.DataFrame,
+    forecast_from: Callable[[pd.DataFrame, int], pd.DataFrame],
+    *,
+    config: CVConfig = CVConfig(),
+    earliest_cutoff: int | None = None,
+) -> CandidateResult:
+    """Score a model trained elsewhere (across a panel) at the series' own CV cutoffs, the same
+    windows ``train_series`` scores the local candidates on. ``forecast_from(past, horizon)`` gets
+    only the history before each cutoff. ``earliest_cutoff``: the first hour the panel model did
+    not train on; a cutoff before it would be look-ahead and fails the candidate."""
+    hist = regularize(history)
+    y = hist["y"].to_numpy(dtype=float)
+    cuts = cv_cutoffs(len(hist), config)
+    scores: list[tuple[float, float, float]] = []
+    error = None
+    for cut in cuts:
+        if earliest_cutoff is not None and cut < earliest_cutoff:
+            error = (
+                f"CV cutoff {hist['ds'].iloc[cut - 1]} is inside the panel model's training "
+                "data (look-ahead): hold out more hours when training it"
+            )
+            break
+        try:
+            past = hist.iloc[:cut].reset_index(drop=True)
+            frame = _usable(forecast_from(past, config.horizon), config.horizon)
+        except Exception as exc:
+            error = f"CV at {hist['ds'].iloc[cut - 1]}: {exc}"
+            break
+        scores.append(_score(frame, y[cut : cut + config.horizon], y[:cut], config.season))
+    ok = error is None and len(scores) == len(cuts) and bool(scores)
+    return CandidateResult(
+        name=name,
+        model=model,
+        cv_mase=float(np.mean([v[0] for v in scores])) if ok else math.inf,
+        cv_smape=float(np.mean([v[1] for v in scores])) if ok else math.inf,
+        cv_coverage=float(np.mean([v[2] for v in scores])) if scores else math.nan,
+        origins=len(scores),
+        error=error,
+    )
