@@ -69,7 +69,7 @@ def spec_from_record(record: dict[str, Any], *, validate: bool = True) -> FleetS
     """A FleetSpec from one record (a file row or a DuckDB row). Names are always checked;
     with ``validate=False`` policy problems (min > max, ...) are left for the policy, which
     then keeps the fleet's capacity (fail-static) and says why."""
-    unknown = sorted(k for k in record if k not in _FIELDS and k != "server_config")
+    unknown = sorted(k for k in record if k not in _FIELDS)
     if unknown:
         raise FleetConfigError(f"unknown columns {unknown}; known: {sorted(_FIELDS)}")
     missing = [k for k in REQUIRED if record.get(k) in (None, "")]
@@ -77,8 +77,6 @@ def spec_from_record(record: dict[str, Any], *, validate: bool = True) -> FleetS
         raise FleetConfigError(f"missing required {missing}")
     values: dict[str, Any] = {}
     for key, raw in record.items():
-        if key == "server_config":
-            continue
         try:
             value = _convert(key, raw)
         except (TypeError, ValueError) as exc:
@@ -136,9 +134,7 @@ def read_fleet_file(path: Path) -> list[FleetSpec]:
 
 
 def _params(spec: FleetSpec) -> dict[str, Any]:
-    params = {name: getattr(spec, name) for name in _FIELDS}
-    params["server_config"] = "default"
-    return params
+    return {name: getattr(spec, name) for name in _FIELDS}
 
 
 def upsert_fleets(con: duckdb.DuckDBPyConnection, specs: list[FleetSpec]) -> int:

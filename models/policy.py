@@ -61,6 +61,7 @@ class FleetSpec:
     min_size: int
     max_size: int
     demand_metric: str = "players"
+    server_config: str = "default"  # instance type / build label (informational)
     capacity_cpu: float | None = None  # cores one instance offers
     capacity_memory_gb: float | None = None
     capacity_net_mbps: float | None = None
