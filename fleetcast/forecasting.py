@@ -9,9 +9,11 @@ CLI, the Prefect tasks and other modules call.
 
 Panel stage (``train_all``): for each metric, one global LightGBM (``models.global_gbm``) is
 trained across all the series of that metric at once (cross-learning), holding out each series'
-last ``panel_horizon`` hours; it is scored per series at the same rolling-origin cutoffs as the
-local candidates (all inside the held-out hours: no look-ahead) and competes for the champion of
-each series. Panels of more than ``LARGE_PANEL`` series get only the cheap local candidates
+last ``PANEL_HORIZON`` (48) hours; it is scored per series at the same rolling-origin cutoffs as the
+local candidates (all inside the held-out hours: no look-ahead in the point forecasts, hence in
+the CV MASE that picks the champion; its interval widths are calibrated on those same held-out
+hours, so its CV coverage is optimistic) and competes for the champion of each series. Panels
+of more than ``LARGE_PANEL`` series get only the cheap local candidates
 (``models.selection.CHEAP_CANDIDATES``) unless ``candidates`` says otherwise. The model is stored
 once per panel (``registry.store_panel``, JSON + sha256) and each series' ``global_gbm`` row
 points at it. ``forecast_all`` loads it (hash checked), predicts every series of the panel from
