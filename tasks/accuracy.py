@@ -7,9 +7,10 @@ from prefect import task
 
 from fleetcast.config import Settings
 from fleetcast.forecasting import score_accuracy
+from fleetcast.orchestration import is_transient
 
 
-@task(name="score-accuracy", retries=1, retry_delay_seconds=5)
+@task(name="score-accuracy", retries=1, retry_delay_seconds=5, retry_condition_fn=is_transient)
 def score_forecast_accuracy(settings: Settings) -> pl.DataFrame:
     """Realised MASE, sMAPE and coverage per series and forecast run, with the retrain flag.
     Safe to repeat: an upsert per (run, series)."""
