@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from fleetcast import db
+from fleetcast.cli import main
 from fleetcast.config import Settings
 from fleetcast.forecasting import (
     LARGE_PANEL,
@@ -179,3 +180,17 @@ def test_small_panel_keeps_all_local_candidates_and_large_is_cheap(settings: Set
     fc = forecast_all(settings, 48)
     assert fc.height == 2 * 48 and fc["yhat_q90"].is_finite().all()
     assert (fc["yhat_q90"] >= fc["yhat"]).all() and (fc["yhat_upper"] >= fc["yhat"]).all()
+
+
+def test_cli_train_candidates_and_forecast(settings: Settings, tmp_path, capsys) -> None:
+    insert(settings, 3, metric="sessions")
+    base = ["--db", str(settings.db_path)]
+    assert main([*base, "train", "--candidates", "snaive24,nope"]) == 1
+    assert "unknown candidates ['nope']" in capsys.readouterr().err
+    assert main([*base, "train", "--candidates", "global_gbm,snaive24", "--workers", "1"]) == 0
+    listing = capsys.readouterr().out
+    assert "panel stage: global_gbm trained across 3 of 3 series" in listing
+    out = tmp_path / "f.csv"
+    assert main([*base, "forecast", "--horizon", "48", "--out", str(out)]) == 0
+    frame = pl.read_csv(out)
+    assert frame.height == 3 * 48 and set(frame["model"]) <= {PANEL, "snaive24"}
