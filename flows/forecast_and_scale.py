@@ -10,6 +10,7 @@ from fleetcast.locking import RunLockTimeout, run_lock
 from fleetcast.orchestration import run_stage, settings_for
 from flows.params import ForecastAndScaleParams
 from tasks.apply import apply_capacity
+from tasks.approval import approve_large_changes
 from tasks.artifacts import (
     RunSummary,
     publish_capacity_plan,
@@ -50,6 +51,10 @@ def forecast_and_scale(
                 game_type=params.game_type,
                 now=utcnow(),
             )
+            if params.approval_max_change_pct is not None:
+                plan = approve_large_changes(
+                    plan, params.approval_max_change_pct, params.approval_timeout_minutes
+                )
             summary.decisions = apply_capacity(settings, plan)
             summary.overrides, summary.margins, summary.accuracy = read_run_context(
                 settings, params.game_type

@@ -10,6 +10,7 @@ from fleetcast.locking import RunLockTimeout, run_lock
 from fleetcast.orchestration import run_stage, settings_for
 from flows.params import PipelineParams
 from tasks.apply import apply_capacity
+from tasks.approval import approve_large_changes
 from tasks.artifacts import (
     RunSummary,
     publish_capacity_plan,
@@ -68,6 +69,10 @@ def pipeline(params: PipelineParams = PipelineParams()) -> RunSummary:  # noqa: 
                 game_type=params.game_type,
                 now=utcnow(),  # after the forecast: the plan uses forecasts made until now
             )
+            if params.approval_max_change_pct is not None:
+                plan = approve_large_changes(
+                    plan, params.approval_max_change_pct, params.approval_timeout_minutes
+                )
             summary.decisions = apply_capacity(settings, plan)
             summary.overrides, summary.margins, summary.accuracy = read_run_context(
                 settings, params.game_type

@@ -342,3 +342,28 @@ def test_backfill_range_selects_files_by_day(copy: Prepared) -> None:
 
     assert landing_files_between(settings, date(2026, 1, 3), date(2026, 1, 3)) == [late]
     assert late not in landing_files_between(settings, date(2026, 1, 4), date(2026, 1, 9))
+
+
+def test_large_change_waits_for_approval_and_is_held_without_it(copy: Prepared) -> None:
+    """Approval threshold 0%: every change waits; nobody answers within the timeout, so the
+    decisions are recorded but no group changes (human override of the automation)."""
+    from flows.forecast_and_scale import forecast_and_scale
+
+    before = _desired(copy.moto)
+    params = ForecastAndScaleParams(
+        game_type=GAME,
+        db=str(copy.db),
+        aws_endpoint=copy.moto.url,
+        horizon_hours=12,
+        approval_max_change_pct=0,
+        approval_timeout_minutes=0.05,
+    )
+    state = forecast_and_scale(params, return_state=True)
+    assert state.is_completed(), state
+    decisions = state.result().decisions
+    held = [d for d in decisions if "not approved" in d.reason]
+    assert held, [d.reason for d in decisions]
+    assert all(not d.applied for d in held)
+    assert _desired(copy.moto) == before
+    reasons = _rows(copy.db, "select reason from allocations where reason like '%not approved%'")
+    assert len(reasons) >= len(held)
