@@ -1,0 +1,143 @@
+"""Ingest throughput: rows/s into DuckDB through `fleetcast ingest` (read, parse, GX validation,
+quarantine bookkeeping, one transaction) beside DuckDB's own Arrow insert of the same frame.
+
+    .venv/bin/python benchmarks/ingest.py [--rows 1000000]
+
+Each measurement runs in its own fresh process (own peak RSS) on a fresh DuckDB file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import in_child, machine, peak_rss_mb, table  # noqa: E402
+
+START = datetime(2026, 1, 1)
+
+
+def make_frame(rows: int):  # type: ignore[no-untyped-def]
+    import numpy as np
+    import polars as pl
+
+    series = 200
+    per = rows // series
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(series), per)
+    h = np.tile(np.arange(per), series)
+    return pl.DataFrame(
+        {
+            "ts": pl.Series(np.datetime64(START, "us") + h.astype("timedelta64[h]")),
+            "game_type": pl.Series([f"game_{i % 40}" for i in range(series)])[g],
+            "region": pl.Series([f"r{i // 40}" for i in range(series)])[g],
+            "metric": "players",
+            "value": rng.gamma(4.0, 250.0, per * series).round(1),
+        }
+    )
+
+
+def stage(kind: str, folder: Path) -> dict:
+    import duckdb
+    import polars as pl
+
+    from fleetcast import db
+    from fleetcast.config import Settings
+    from fleetcast.ingest import ingest_paths
+
+    settings = Settings(db_path=folder / f"{kind}.duckdb", landing_dir=folder / "landing",
+                        work_dir=folder / "work")  # fmt: skip
+    with db.session(settings.db_path):
+        pass  # create and migrate the file outside the timing
+    if kind == "fleetcast_stages":  # where the time goes, one function at a time
+        import datetime as dt
+
+        from fleetcast.ingest import plan_batch
+        from fleetcast.landing import read_raw
+        from models.validation import FrameValidator, Limits
+
+        parts = {}
+        t0 = time.perf_counter()
+        validator = FrameValidator(None)
+        parts["gx_context"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        raw = read_raw(settings.landing_dir / "metrics.csv")
+        parts["read_as_text"] = time.perf_counter() - t0
+        limits = Limits(now=dt.datetime(2027, 1, 1), future_skew=dt.timedelta(minutes=15),
+                        freshness=dt.timedelta(days=3650))  # fmt: skip
+        t0 = time.perf_counter()
+        plan_batch(raw, validator, limits)
+        parts["parse_and_validate"] = time.perf_counter() - t0
+        return {"kind": kind, "rows": raw.height, "seconds": sum(parts.values()),
+                "parts": parts, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+    if kind == "fleetcast":
+        t0 = time.perf_counter()
+        [r] = ingest_paths(settings, [Path("metrics.csv")], data_docs=False)
+        took = time.perf_counter() - t0
+        assert r.status == "loaded" and r.rows_quarantined == 0, r
+        rows = r.rows_stored
+    else:
+        frame = pl.read_parquet(folder / "metrics.parquet")  # the typed frame, in memory
+        arrow = frame.with_columns(batch_id=pl.lit("b")).to_arrow()
+        con = duckdb.connect(str(settings.db_path))
+        t0 = time.perf_counter()
+        if kind == "duckdb_arrow":
+            con.register("stage", arrow)
+            con.execute("begin transaction")
+            con.execute(
+                "insert into metrics (ts, game_type, region, metric, value, batch_id) "
+                "select ts, game_type, region, metric, value, batch_id from stage"
+            ).fetchall()
+            con.execute("commit")
+        else:  # duckdb_csv: DuckDB reads the same CSV itself
+            con.execute(
+                "insert into metrics select ts, game_type, region, metric, value, 'b' "
+                "from read_csv(?)",
+                [str(settings.landing_dir / "metrics.csv")],
+            ).fetchall()
+        took = time.perf_counter() - t0
+        rows = con.sql("select count(*) from metrics").fetchall()[0][0]
+        con.close()
+    return {"kind": kind, "rows": rows, "seconds": took, "peak_rss_mb": peak_rss_mb()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--stage", nargs=2, metavar=("KIND", "DIR"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.stage:
+        print(json.dumps(stage(args.stage[0], Path(args.stage[1]))))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        folder = Path(tmp)
+        (folder / "landing").mkdir()
+        frame = make_frame(args.rows)
+        frame.write_csv(folder / "landing" / "metrics.csv", datetime_format="%Y-%m-%dT%H:%M:%S")
+        frame.write_parquet(folder / "metrics.parquet")
+        kinds = ("duckdb_arrow", "duckdb_csv", "fleetcast", "fleetcast_stages")
+        results = [in_child(__file__, k, tmp) for k in kinds]
+    base = results[0]["rows"] / results[0]["seconds"]
+    rows = [
+        (r["kind"], f"{r['rows']:,}", f"{r['seconds']:.2f}", f"{r['rows'] / r['seconds']:,.0f}",
+         f"{r['rows'] / r['seconds'] / base:.2f}", f"{r['peak_rss_mb']:.0f}")
+        for r in results
+    ]  # fmt: skip
+    print(machine())
+    print()
+    print(table(("path", "rows", "seconds", "rows/s", "vs arrow insert", "peak RSS MB"), rows))
+    print("\nfleetcast = read CSV as text + parse + GX validation + quarantine + one transaction;")
+    print("duckdb_arrow = insert of the already-typed Arrow frame (the target: ratio >= 0.5);")
+    print("duckdb_csv = DuckDB's own CSV reader + insert (no validation).")
+    print("fleetcast_stages (no DuckDB write): " + ", ".join(
+        f"{k} {v:.2f} s" for k, v in results[-1]["parts"].items()))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
