@@ -110,12 +110,21 @@ def load_forecast(
             )
         )
     first = frame.row(0, named=True)
+    note = str(first.get("note") or "")
+    # A forecast made after the stored models were refused (tampered, unloadable) comes from an
+    # unstored last resort: R4/R15 say keep the fleet as it is rather than size on it.
+    problem = (
+        f"no stored model could be used ({note})"
+        if first.get("model_id") is None and "refused" in note
+        else None
+    )
     return SeriesForecast(
         metric=metric,
         points=tuple(points),
         created_at=_naive(frame["created_at"].max()),
         model=str(first["model"]),
         run_id=str(first["run_id"]),
+        problem=problem,
     )
 
 

@@ -116,6 +116,7 @@ class SeriesForecast:
     created_at: datetime | None = None
     model: str = ""
     run_id: str = ""
+    problem: str | None = None  # e.g. every stored model refused: a last-resort forecast
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,8 @@ def _predictive(
                 if resource == "players":
                     return {}, None, f"no forecast for {metric}", detail
                 continue  # an extra resource without a forecast is not sized
+            if fc.problem:
+                return {}, None, f"forecast of {metric} not trusted: {fc.problem}", detail
             if fc.created_at is not None and inp.now - fc.created_at > inp.max_forecast_age:
                 age_h = (inp.now - fc.created_at).total_seconds() / 3600
                 limit_h = inp.max_forecast_age.total_seconds() / 3600

@@ -677,12 +677,6 @@ def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings)
     assert desired(url, "a-asg") == 25
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (R4/R15): the 'refused' note of a forecast run is not read by "
-    "allocate.plan / tasks.plan_capacity, so the last-resort forecast made after every stored "
-    "model was refused sizes the fleet like a sound one and can shrink it",
-)
 def test_r15_r04_refused_models_alone_keep_the_fleet_in_the_hourly_cycle(
     aws_settings: Settings,
 ) -> None:
