@@ -87,16 +87,14 @@ def run_demo(
         after = _desired(aws, names)
 
     fleets, summary = _summarise(settings, before, after)
-    report = _report(settings, fleets, replay_days)
+    report = write_fleet_report(settings, fleets, replay_days, name="demo.html")
     return DemoResult(summary, fleets, report, time.perf_counter() - started)
 
 
 def _summarise(
     settings: Settings, before: dict[str, int], after: dict[str, int]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    with db.session(settings.db_path, read_only=True) as con:
-        fleets = con.sql(db.sql("demo_fleet_summary")).pl()
-    fleets = fleets.with_columns(
+    fleets = fleet_summary(settings).with_columns(
         pl.col("asg_name").replace_strict(before, default=None).alias("capacity_before"),
         pl.col("asg_name").replace_strict(after, default=None).alias("capacity_after"),
     )
@@ -115,7 +113,17 @@ def _summarise(
     return fleets, summary
 
 
-def _report(settings: Settings, fleets: pl.DataFrame, replay_days: int) -> Path:
+def fleet_summary(settings: Settings) -> pl.DataFrame:
+    """Per fleet: champion, held-out score, forecast peak, newest decision and its reason."""
+    with db.session(settings.db_path, read_only=True) as con:
+        return con.sql(db.sql("demo_fleet_summary")).pl()
+
+
+def write_fleet_report(
+    settings: Settings, fleets: pl.DataFrame, replay_days: int, *, name: str = "report.html"
+) -> Path:
+    """Plots per fleet (forecast vs actual; a replay of capacity vs demand over the last
+    ``replay_days`` days) in one self-contained HTML page under the reports folder."""
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)
     sections = []
@@ -160,7 +168,7 @@ def _report(settings: Settings, fleets: pl.DataFrame, replay_days: int) -> Path:
                 ReportSection(
                     title=row["fleet"],
                     summary={
-                        k: row[k]
+                        k: row.get(k)
                         for k in (
                             "game_type",
                             "region",
@@ -169,10 +177,11 @@ def _report(settings: Settings, fleets: pl.DataFrame, replay_days: int) -> Path:
                             "forecast_peak",
                             "capacity_before",
                             "capacity_after",
+                            "target",
                             "reason",
                         )
                     },
                     images=images,
                 )
             )
-    return write_html_report(sections, out / "demo.html", title="fleetcast demo")
+    return write_html_report(sections, out / name, title="fleetcast report")

@@ -421,7 +421,7 @@ def forecast_series(
             lift = effect is not None and name != "prophet"
             base_hist = plain_hist if lift else hist
             frame = _usable(cands[name].predict(model, base_hist, horizon, events), horizon)
-            if lift:
+            if lift and effect is not None:
                 frame = event_overlay(
                     frame,
                     effect,
