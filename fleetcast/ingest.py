@@ -297,7 +297,8 @@ def _store(
                 db.sql("ingest_metrics_insert_new"), {**params, "batch_id": batch}
             ).fetchall()
         else:
-            con.execute(db.sql(f"ingest_{table}_upsert"), {"batch_id": batch}).fetchall()
+            upsert = {"sessions": "ingest_sessions_upsert", "events": "ingest_events_upsert"}[table]
+            con.execute(db.sql(upsert), {"batch_id": batch}).fetchall()
     finally:
         con.unregister(name)
 
