@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import polars as pl
 from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 
 from fleetcast.allocate import utcnow
+from fleetcast.config import Settings
 from fleetcast.locking import RunLockTimeout, run_lock
 from fleetcast.orchestration import run_stage, settings_for
 from flows.params import ForecastAndScaleParams
@@ -23,6 +25,53 @@ from tasks.forecast import forecast_series
 from tasks.plan import plan_capacity
 
 
+def forecast_plan_apply(
+    settings: Settings,
+    params: ForecastAndScaleParams,
+    summary: RunSummary,
+    metrics: list[str] | None,
+) -> pl.DataFrame:
+    """The shared core of the hourly cycle (this flow and the pipeline): forecast the series in
+    scope, plan each fleet, ask for approval of large changes if configured, apply, and fill
+    ``summary``. Called inside the caller's run lock."""
+    forecast = run_stage(
+        settings,
+        forecast_series,
+        params.game_type,
+        horizon=params.horizon_hours,
+        metrics=metrics,
+    )
+    summary.forecast_rows = forecast.height
+    plan = plan_capacity(
+        settings,
+        forecast_only=params.capacity_mode == "forecast_only",
+        game_type=params.game_type,
+        now=utcnow(),  # after the forecast: the plan uses forecasts made until now
+    )
+    if params.approval_max_change_pct is not None:
+        plan = approve_large_changes(
+            plan, params.approval_max_change_pct, params.approval_timeout_minutes
+        )
+    summary.decisions = apply_capacity(settings, plan)
+    summary.overrides, summary.margins, summary.accuracy = read_run_context(
+        settings, params.game_type
+    )
+    return forecast
+
+
+def publish_run(
+    settings: Settings, params: ForecastAndScaleParams, summary: RunSummary, forecast: pl.DataFrame
+) -> None:
+    """Artifacts with stable keys per game type, and one log line."""
+    publish_forecast(params.game_type, forecast)
+    publish_capacity_plan(params.game_type, summary.decisions)
+    publish_summary(summary)
+    publish_links(params.game_type, settings.docs_dir, settings.reports_dir)
+    get_run_logger().info(
+        "%s: %d forecast rows, %d decisions", params.scope, forecast.height, len(summary.decisions)
+    )
+
+
 @flow(
     name="forecast-and-scale",
     flow_run_name="forecast-and-scale-{params.scope}-{params.capacity_mode}",
@@ -37,36 +86,9 @@ def forecast_and_scale(
     try:
         with run_lock(settings, wait_seconds=params.lock_wait_minutes * 60, label="forecast"):
             metrics = series_in_scope(settings, params.game_type, params.series)
-            forecast = run_stage(
-                settings,
-                forecast_series,
-                params.game_type,
-                horizon=params.horizon_hours,
-                metrics=metrics,
-            )
-            summary.forecast_rows = forecast.height
-            plan = plan_capacity(
-                settings,
-                forecast_only=params.capacity_mode == "forecast_only",
-                game_type=params.game_type,
-                now=utcnow(),
-            )
-            if params.approval_max_change_pct is not None:
-                plan = approve_large_changes(
-                    plan, params.approval_max_change_pct, params.approval_timeout_minutes
-                )
-            summary.decisions = apply_capacity(settings, plan)
-            summary.overrides, summary.margins, summary.accuracy = read_run_context(
-                settings, params.game_type
-            )
+            forecast = forecast_plan_apply(settings, params, summary, metrics)
     except RunLockTimeout as exc:
         logger.warning("not run: %s", exc)
         return Cancelled(message=f"not run: {exc}")  # type: ignore[return-value]
-    publish_forecast(params.game_type, forecast)
-    publish_capacity_plan(params.game_type, summary.decisions)
-    publish_summary(summary)
-    publish_links(params.game_type, settings.docs_dir, settings.reports_dir)
-    logger.info(
-        "%s: %d forecast rows, %d decisions", params.scope, forecast.height, len(summary.decisions)
-    )
+    publish_run(settings, params, summary, forecast)
     return summary
