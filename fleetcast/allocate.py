@@ -11,6 +11,7 @@ import json
 import math
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +47,7 @@ from models.policy import (
 )
 
 OBSERVED_MAX_AGE = timedelta(hours=2)
+DEFAULT_APPLY_CONCURRENCY = 8
 
 
 def utcnow() -> datetime:
@@ -298,13 +300,14 @@ def plan(
     with db.session(settings.db_path) as con:  # a writer: applies pending migrations
         fleets = load_fleets(con, game_type)
         overrides = list_overrides(con, now)
+        known = _describe_all(backend, [f.asg_name for f in fleets])
         for spec in fleets:
             if forecast_only:
                 spec = replace(spec, mode="forecast_only")
-            state: GroupState | None = None
+            state: GroupState | None = known.get(spec.asg_name)
             group_error: str | None = None
             try:
-                state = backend.describe(spec.asg_name)
+                state = state or backend.describe(spec.asg_name)
                 states[spec.fleet] = state
             except Exception as exc:  # unreadable group: decide fail-static, apply nothing
                 group_error = f"could not read group {spec.asg_name}: {exc}"
@@ -406,43 +409,79 @@ def _record(
     con.execute(db.sql("alloc_insert"), params).fetchall()
 
 
+def _describe_all(backend: CapacityBackend, names: Sequence[str]) -> dict[str, GroupState]:
+    """All groups read in one batch; {} when the batch read fails, so that each group is then
+    read on its own and a failure is recorded on its fleet alone."""
+    if not names:
+        return {}
+    try:
+        return backend.describe_many(names)
+    except Exception:
+        return {}
+
+
+def _apply_one(
+    settings: Settings,
+    backend: CapacityBackend,
+    plan_: Plan,
+    d: Decision,
+    fresh_states: Mapping[str, GroupState],
+) -> tuple[Decision, ApplyResult | None, GroupState | None]:
+    """One fleet's apply: the group as read just before, the fewest calls, the outcome."""
+    state = plan_.states.get(d.fleet)
+    if state is None:
+        return replace(d, outcome="not applied: the group could not be read"), None, None
+    try:
+        fresh = state
+        if d.mode == "scale":
+            fresh = fresh_states.get(d.asg_name) or backend.describe(d.asg_name)
+        result = apply_decision(
+            backend,
+            d,
+            fresh,
+            allowed_groups=settings.allowed_groups,
+            allowed_tag=settings.allowed_tag,
+            busy_ids=plan_.busy.get(d.asg_name, frozenset()),
+        )
+    except GroupNotAllowed as exc:
+        return replace(d, outcome=f"refused: {exc}"), None, state
+    except Exception as exc:  # recorded with the outcome; the run goes on
+        return replace(d, outcome=f"error: {type(exc).__name__}: {exc}"), None, state
+    d = replace(
+        d, applied=result.applied, applied_desired=result.applied_desired, outcome=result.outcome
+    )
+    return d, result, fresh
+
+
+def apply_concurrency(settings: Settings) -> int:
+    """Fleets applied at once (``settings.extra["aws_concurrency"]``, default 8): each fleet's
+    calls are independent, and botocore's standard retries absorb throttling."""
+    try:
+        return max(1, int(settings.extra.get("aws_concurrency", DEFAULT_APPLY_CONCURRENCY)))
+    except (TypeError, ValueError):
+        return DEFAULT_APPLY_CONCURRENCY
+
+
 def apply_and_record(
     settings: Settings, plan_: Plan, *, backend: CapacityBackend | None = None
 ) -> list[Decision]:
     """Apply each decision (scale mode only), then record it with the outcome of the call.
 
-    One fleet's failure (refused group, AWS error) is recorded and does not stop the others.
+    The scale-mode groups are read again in one batch just before (read before write), then the
+    fleets are applied concurrently (``apply_concurrency``); the records are written in plan
+    order, in this thread. One fleet's failure (refused group, AWS error) is recorded and does
+    not stop the others.
     """
     backend = backend or build_backend(settings)
+    decisions = plan_.decisions
+    scale = [d.asg_name for d in decisions if d.mode == "scale" and d.fleet in plan_.states]
+    fresh = _describe_all(backend, scale)
+    workers = min(apply_concurrency(settings), max(1, len(decisions)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+        done = list(pool.map(lambda d: _apply_one(settings, backend, plan_, d, fresh), decisions))
     out: list[Decision] = []
     with db.session(settings.db_path) as con:
-        for d in plan_.decisions:
-            state = plan_.states.get(d.fleet)
-            result: ApplyResult | None = None
-            if state is None:
-                d = replace(d, outcome="not applied: the group could not be read")
-            else:
-                try:
-                    fresh = backend.describe(d.asg_name) if d.mode == "scale" else state
-                    result = apply_decision(
-                        backend,
-                        d,
-                        fresh,
-                        allowed_groups=settings.allowed_groups,
-                        allowed_tag=settings.allowed_tag,
-                        busy_ids=plan_.busy.get(d.asg_name, frozenset()),
-                    )
-                    state = fresh
-                    d = replace(
-                        d,
-                        applied=result.applied,
-                        applied_desired=result.applied_desired,
-                        outcome=result.outcome,
-                    )
-                except GroupNotAllowed as exc:
-                    d = replace(d, outcome=f"refused: {exc}")
-                except Exception as exc:  # recorded with the outcome; the run goes on
-                    d = replace(d, outcome=f"error: {type(exc).__name__}: {exc}")
+        for d, result, state in done:
             _record(con, plan_.run_id, d, result, state)
             out.append(d)
     return out

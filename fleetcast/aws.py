@@ -36,6 +36,7 @@ MUTATING_OPERATIONS = frozenset(
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 15.0
+DESCRIBE_BATCH = 50  # group names per DescribeAutoScalingGroups call
 
 
 class GroupNotAllowed(PermissionError):
@@ -87,6 +88,8 @@ class CapacityBackend(Protocol):
     """What fleetcast needs from a capacity provider."""
 
     def describe(self, asg_name: str) -> GroupState: ...
+
+    def describe_many(self, asg_names: Collection[str]) -> dict[str, GroupState]: ...
 
     def set_desired(self, asg_name: str, desired: int) -> None: ...
 
@@ -156,6 +159,26 @@ def _error_code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+def _group_state(g: Mapping[str, Any], busy: Collection[str]) -> GroupState:
+    """A GroupState from one DescribeAutoScalingGroups entry and the busy instance ids."""
+    return GroupState(
+        name=g["AutoScalingGroupName"],
+        desired=int(g["DesiredCapacity"]),
+        min_size=int(g["MinSize"]),
+        max_size=int(g["MaxSize"]),
+        tags={t["Key"]: t.get("Value", "") for t in g.get("Tags", [])},
+        instances=tuple(
+            InstanceState(
+                instance_id=i["InstanceId"],
+                lifecycle_state=i.get("LifecycleState", ""),
+                protected=bool(i.get("ProtectedFromScaleIn", False)),
+                busy=i["InstanceId"] in busy,
+            )
+            for i in g.get("Instances", [])
+        ),
+    )
+
+
 class AwsBackend:
     """EC2 Auto Scaling through boto3. Every mutating call checks the allow-list first."""
 
@@ -173,33 +196,32 @@ class AwsBackend:
         self._states: dict[str, GroupState] = {}
 
     def describe(self, asg_name: str) -> GroupState:
-        resp = self.client.describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])
-        groups = resp.get("AutoScalingGroups", [])
-        if not groups:
+        state = self.describe_many([asg_name]).get(asg_name)
+        if state is None:
             raise GroupNotFound(f"no Auto Scaling group named {asg_name!r}")
-        g = groups[0]
-        tags = {t["Key"]: t.get("Value", "") for t in g.get("Tags", [])}
-        ids = [i["InstanceId"] for i in g.get("Instances", [])]
-        busy = self._busy_instances(ids)
-        instances = tuple(
-            InstanceState(
-                instance_id=i["InstanceId"],
-                lifecycle_state=i.get("LifecycleState", ""),
-                protected=bool(i.get("ProtectedFromScaleIn", False)),
-                busy=i["InstanceId"] in busy,
-            )
-            for i in g.get("Instances", [])
-        )
-        state = GroupState(
-            name=g["AutoScalingGroupName"],
-            desired=int(g["DesiredCapacity"]),
-            min_size=int(g["MinSize"]),
-            max_size=int(g["MaxSize"]),
-            tags=tags,
-            instances=instances,
-        )
-        self._states[asg_name] = state
         return state
+
+    def describe_many(self, asg_names: Collection[str]) -> dict[str, GroupState]:
+        """Every named group that exists, by name, in as few calls as the API allows: one
+        paginated DescribeAutoScalingGroups per ``DESCRIBE_BATCH`` names and one
+        DescribeInstances per 200 instances for the busy tags (not two calls per group).
+        Names that match no group are absent from the result."""
+        names = sorted(set(asg_names))
+        groups: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("describe_auto_scaling_groups")
+        for start in range(0, len(names), DESCRIBE_BATCH):
+            chunk = names[start : start + DESCRIBE_BATCH]
+            for page in paginator.paginate(AutoScalingGroupNames=chunk, MaxRecords=100):
+                groups.extend(page.get("AutoScalingGroups", []))
+        busy = self._busy_instances(
+            [i["InstanceId"] for g in groups for i in g.get("Instances", [])]
+        )
+        out: dict[str, GroupState] = {}
+        for g in groups:
+            state = _group_state(g, busy)
+            self._states[state.name] = state
+            out[state.name] = state
+        return out
 
     def _busy_instances(self, ids: list[str]) -> set[str]:
         """Instances tagged ``fleetcast:busy=true`` (the game server sets it while hosting)."""
@@ -294,6 +316,9 @@ class RecordedBackend:
         if asg_name not in self.groups:
             raise GroupNotFound(f"no Auto Scaling group named {asg_name!r}")
         return self.groups[asg_name]
+
+    def describe_many(self, asg_names: Collection[str]) -> dict[str, GroupState]:
+        return {n: self.groups[n] for n in asg_names if n in self.groups}
 
     def _guard(self, asg_name: str) -> GroupState:
         state = self.describe(asg_name)

@@ -397,3 +397,27 @@ def test_plan_and_apply_tasks_via_fn(aws_settings: Settings) -> None:
     [row] = rows(aws_settings)
     assert d.applied and row["run_id"] == "task-run"
     assert desired(url, "br-eu-asg") == row["applied_desired"] == 14
+
+
+def test_many_fleets_are_read_in_batches_and_applied_concurrently(aws_settings: Settings) -> None:
+    """60 fleets: the groups are read with one batched describe per stage (not one per group),
+    every group ends at its own decision, and each record matches its group."""
+    from helpers_reliability import CallLog, make_group, query, seed, spec
+
+    url = aws_settings.aws_endpoint_url or ""
+    fleets = [spec(f"f{i:02d}", region=f"r{i:02d}") for i in range(60)]
+    for f in fleets:
+        make_group(url, f.asg_name, desired=1)
+    seed(aws_settings, fleets, players=300.0)  # 300 players / 100 per instance -> 3
+    backend = AwsBackend(aws_settings)
+    log = CallLog(backend.client)
+    done = allocate(aws_settings, now=NOW, backend=backend)
+    assert len(done) == 60 and all(d.applied and d.applied_desired == 3 for d in done)
+    describes = [op for op, _ in log.calls].count("DescribeAutoScalingGroups")
+    assert describes <= 4, describes  # plan + apply, 50 names per call: 2 + 2
+    assert sorted(p["AutoScalingGroupName"] for o, p in log.mutating
+                  if o == "SetDesiredCapacity") == sorted(f.asg_name for f in fleets)  # fmt: skip
+    for f in fleets:
+        assert desired(url, f.asg_name) == 3
+    rows = dict(query(aws_settings.db_path, "select fleet, applied_desired from allocations"))
+    assert rows == {f.fleet: 3 for f in fleets}
