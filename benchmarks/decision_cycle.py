@@ -4,8 +4,11 @@ against a local moto server this script starts.
 
     .venv/bin/python benchmarks/decision_cycle.py [--fleets 100] [--horizon 24]
 
-Setup (not timed): 100 fleets = 20 game types x 5 regions, 14 days of hourly players each,
-trained with the cheap candidates (mstl, snaive24); 100 managed Auto Scaling groups on moto.
+Setup (not timed): 100 fleets = 20 game types x 5 regions, 28 days of hourly players each,
+trained as `fleetcast train` trains them by default (above 50 series: the global LightGBM panel
+model plus the cheap local candidates, champion per series by rolling-origin CV; `--candidates`
+to choose others); 100 managed Auto Scaling groups on moto. The AWS requests of each stage are
+counted (botocore events), so a regression to per-group reads shows.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine, peak_rss_mb, table  # noqa: E402
 
 
-def setup(folder: Path, fleets: int, url: str):  # type: ignore[no-untyped-def]
+def setup(folder: Path, fleets: int, url: str, days: int, candidates: str | None):  # type: ignore[no-untyped-def]
     import numpy as np
     import polars as pl
 
@@ -36,7 +39,7 @@ def setup(folder: Path, fleets: int, url: str):  # type: ignore[no-untyped-def]
     settings = Settings(db_path=folder / "f.duckdb", work_dir=folder / "work",
                         aws_endpoint_url=url)  # fmt: skip
     end = utcnow().replace(minute=0, second=0, microsecond=0)
-    hours = 14 * 24
+    hours = days * 24
     rng = np.random.default_rng(5)
     keys = [(f"game_{i // 5}", f"region-{i % 5}") for i in range(fleets)]
     t = np.arange(hours)
@@ -55,7 +58,7 @@ def setup(folder: Path, fleets: int, url: str):  # type: ignore[no-untyped-def]
         con.execute("insert into metrics select * from frame").fetchall()
         upsert_fleets(con, specs)
     t0 = time.perf_counter()
-    train_all(settings, candidates=("mstl", "snaive24"), panel=False)
+    train_all(settings, candidates=tuple(candidates.split(",")) if candidates else None)
     trained = time.perf_counter() - t0
     provision_groups(url, settings.aws_region, [(s.asg_name, 1, 60, 5) for s in specs])
     return settings, trained
@@ -65,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--fleets", type=int, default=100)
     p.add_argument("--horizon", type=int, default=24)
+    p.add_argument("--days", type=int, default=28, help="history per fleet")
+    p.add_argument(
+        "--candidates", default=None, help="training candidates (default: the product's)"
+    )
     args = p.parse_args(argv)
 
     from fleetcast.allocate import apply_and_record, plan, utcnow
@@ -73,33 +80,44 @@ def main(argv: list[str] | None = None) -> int:
     from fleetcast.local_aws import moto_server
 
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp, moto_server() as moto:
-        settings, trained = setup(Path(tmp), args.fleets, moto.url)
+        settings, trained = setup(Path(tmp), args.fleets, moto.url, args.days, args.candidates)
         backend = AwsBackend(settings)
+        requests: list[str] = []
+        for client in (backend.client, backend.ec2):
+            client.meta.events.register(
+                "before-call", lambda model, **_: requests.append(model.name)
+            )
         stages = []
         t0 = time.perf_counter()
         frame = forecast_all(settings, args.horizon)
-        stages.append(("forecast", time.perf_counter() - t0, f"{frame.height} rows"))
+        models = sorted(set(frame["model"].to_list()))
+        stages.append(("forecast", time.perf_counter() - t0,
+                       f"{frame.height} rows; models {','.join(models)}"))  # fmt: skip
         t0 = time.perf_counter()
         p_ = plan(settings, backend=backend, now=utcnow())
-        stages.append(("plan", time.perf_counter() - t0, f"{len(p_.decisions)} decisions"))
-        t0 = time.perf_counter()
+        stages.append(("plan", time.perf_counter() - t0,
+                       f"{len(p_.decisions)} decisions; {len(requests)} AWS requests"))  # fmt: skip
+        t0, before = time.perf_counter(), len(requests)
         done = apply_and_record(settings, p_, backend=backend)
         applied = sum(d.applied for d in done)
-        stages.append(("apply + record", time.perf_counter() - t0, f"{applied} groups changed"))
-        t0 = time.perf_counter()  # the same cycle again: groups already right, no mutating call
+        stages.append(("apply + record", time.perf_counter() - t0,
+                       f"{applied} changed; {len(requests) - before} AWS requests"))  # fmt: skip
+        t0, before = time.perf_counter(), len(requests)  # again: groups right, nothing to send
         again = apply_and_record(settings, plan(settings, backend=backend, now=utcnow()),
                                  backend=backend)  # fmt: skip
-        repeat = (time.perf_counter() - t0, sum(d.applied for d in again))
+        repeat = (time.perf_counter() - t0, sum(d.applied for d in again),
+                  len(requests) - before)  # fmt: skip
     total = sum(s[1] for s in stages)
     rows = [(name, f"{sec:.2f}", f"{sec / args.fleets * 1000:.0f}", note)
             for name, sec, note in stages]  # fmt: skip
     per = f"{total / args.fleets * 1000:.0f}"
     rows.append(("cycle total", f"{total:.2f}", per, "target < 30 s"))
     again_ms = f"{repeat[0] / args.fleets * 1000:.0f}"
-    rows.append(("(repeat plan+apply)", f"{repeat[0]:.2f}", again_ms, f"{repeat[1]} changed"))
+    rows.append(("(repeat plan+apply)", f"{repeat[0]:.2f}", again_ms,
+                 f"{repeat[1]} changed; {repeat[2]} AWS requests"))  # fmt: skip
     print(machine())
     print(f"\n{args.fleets} fleets, horizon {args.horizon} h; setup (not in the cycle): "
-          f"training {trained:.1f} s\n")  # fmt: skip
+          f"training {trained:.1f} s ({args.days} days each)\n")  # fmt: skip
     print(table(("stage", "seconds", "ms/fleet", "note"), rows))
     print(f"\npeak RSS of the process (setup included): {peak_rss_mb():.0f} MB")
     return 0
