@@ -224,22 +224,22 @@ class AwsBackend:
         return out
 
     def _busy_instances(self, ids: list[str]) -> set[str]:
-        """Instances tagged ``fleetcast:busy=true`` (the game server sets it while hosting)."""
-        busy: set[str] = set()
-        for start in range(0, len(ids), 200):
-            chunk = ids[start : start + 200]
-            paginator = self.ec2.get_paginator("describe_instances")
-            # filters, not InstanceIds: an instance that just terminated is no error here
-            filters = [
-                {"Name": "instance-id", "Values": chunk},
-                {"Name": f"tag:{BUSY_TAG}", "Values": ["true", "True", "TRUE"]},
-            ]
-            for page in paginator.paginate(Filters=filters):
-                for reservation in page.get("Reservations", []):
-                    for inst in reservation.get("Instances", []):
-                        tags = {t["Key"]: t.get("Value", "") for t in inst.get("Tags", [])}
-                        if str(tags.get(BUSY_TAG, "")).lower() == "true":
-                            busy.add(inst["InstanceId"])
+        """Which of ``ids`` are tagged ``fleetcast:busy=true`` (the game server sets it while
+        hosting): one paginated DescribeTags of that tag key on instances, intersected with
+        ``ids``. (DescribeInstances per 200 ids made the 100-group cycle wait on the instance
+        scan each time: 11 s on moto with ~3,000 instances.)"""
+        if not ids:
+            return set()
+        wanted, busy = set(ids), set()
+        filters = [
+            {"Name": "resource-type", "Values": ["instance"]},
+            {"Name": "key", "Values": [BUSY_TAG]},
+        ]
+        for page in self.ec2.get_paginator("describe_tags").paginate(Filters=filters):
+            for tag in page.get("Tags", []):
+                rid = tag.get("ResourceId", "")
+                if rid in wanted and str(tag.get("Value", "")).lower() == "true":
+                    busy.add(rid)
         return busy
 
     def _guard(self, asg_name: str) -> None:
