@@ -105,10 +105,43 @@ def with_natural_key(table: str, frame: pl.DataFrame) -> pl.DataFrame:
     part is missing). Returns a new frame."""
     keys = list(NATURAL_KEYS[table])
     nullable = [k for k in keys if not (table == "events" and k in ("game_type", "region"))]
-    out = frame.with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64))
+    out = frame if POS in frame.columns else with_positions(frame)
     first = pl.col(POS).min().over(keys)
     complete = pl.all_horizontal([pl.col(k).is_not_null() for k in nullable])
     return out.with_columns(natural_key=pl.when(complete).then(first).otherwise(None))
+
+
+def with_positions(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with ``_pos``, each row's 0-based position (the id failures refer to)."""
+    return frame.with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64))
+
+
+SERIES = ("game_type", "region", "metric")
+
+
+def metrics_summary(framed: pl.DataFrame) -> pl.DataFrame:
+    """One row per series (game type, region, metric) of a metrics normal frame: what the
+    ``metrics.summary`` suite checks instead of every row. Exact, not sampled: a series passes
+    every summary expectation only if each of its rows passes every ``metrics.rows``
+    expectation (no unparseable cell, no missing ts or value, ts and value within bounds, no
+    repeated ts), so only the rows of the series that fail are validated one by one."""
+    ts, value = pl.col("ts"), pl.col("value")
+    complete = pl.col("game_type").is_not_null() & pl.col("metric").is_not_null()
+    summary = framed.group_by(list(SERIES)).agg(
+        rows=pl.len(),
+        n_unparseable=pl.col(UNPARSEABLE).is_not_null().sum(),
+        n_ts_missing=ts.null_count(),
+        n_value_missing=value.null_count(),
+        ts_min=ts.min(),
+        ts_max=ts.max(),
+        value_min=value.min(),
+        value_max=value.max(),
+        repeated_ts=ts.count() - ts.drop_nulls().n_unique(),
+    )
+    return summary.with_columns(
+        pl.when(complete).then(pl.col("repeated_ts")).otherwise(0).alias("repeated_ts"),
+        *metric_bounds(pl.col("metric")),
+    )
 
 
 def _reason(expectation: str, column: str | None, detail: str = "") -> str:
@@ -173,6 +206,29 @@ class FrameValidator:
         if name.endswith(".freshness"):
             column = _TIME_COLUMN[name.split(".")[0]]
             return [E.ExpectColumnMaxToBeBetween(column=column, min_value={"$PARAMETER": "fresh"})]
+        if name == "metrics.summary":
+            # One row per series; see metrics_summary. Counts must be 0, ranges within bounds.
+            return [
+                E.ExpectTableRowCountToBeBetween(min_value=1),
+                *[
+                    E.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=0)
+                    for c in ("n_unparseable", "n_ts_missing", "n_value_missing", "repeated_ts")
+                ],
+                E.ExpectColumnValuesToBeBetween(column="ts_min", min_value=OLDEST),
+                E.ExpectColumnValuesToBeBetween(column="ts_max", max_value=max_ts),
+                E.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="value_min",
+                    column_B="min_allowed",
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                ),
+                E.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="max_allowed",
+                    column_B="value_max",
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                ),
+            ]
         common = [
             E.ExpectTableRowCountToBeBetween(min_value=1),
             E.ExpectColumnValuesToBeNull(column=UNPARSEABLE),
@@ -248,17 +304,69 @@ class FrameValidator:
     # --- validation ---------------------------------------------------------------------
 
     def validate(self, table: str, frame: pl.DataFrame, limits: Limits) -> Verdict:
-        """Run ``table``'s suites on ``frame`` (a normal frame from ``models.records``)."""
-        keyed = with_natural_key(table, frame)
+        """Run ``table``'s suites on ``frame`` (a normal frame from ``models.records``).
+
+        Metrics (the volume table) are screened first: the ``metrics.summary`` suite runs on one
+        row per series (``metrics_summary``), and only the rows of the series it fails go
+        through ``metrics.rows`` to find which rows fail and why. The verdict is the same as
+        validating every row (tests/test_validation.py checks that), at the cost of one
+        group-by instead of a GX pass over every row."""
+        framed = with_positions(frame)
+        table_errors: list[str] = []
+        failures: list[pl.DataFrame] = []
+        if table == "metrics":
+            summary = metrics_summary(framed)
+            suspect = self._screen(summary, limits, table_errors)
+            names_from = summary
+            if suspect.height:
+                rows = framed.join(suspect, on=list(SERIES), how="semi", nulls_equal=True)
+                failures.append(self._row_level(table, rows, limits, table_errors))
+        else:
+            names_from = framed
+            failures.append(self._row_level(table, framed, limits, table_errors))
+        failures.append(self._check_names(table, framed, names_from))
+
+        found = pl.concat(failures) if failures else _no_failures()
+        warnings = self._freshness(table, framed, found, limits)
+        failed_rows = found.get_column(POS).n_unique()
+        if framed.height and failed_rows == framed.height and not table_errors:
+            table_errors.append(
+                f"no usable rows: all {framed.height} rows failed row-level expectations"
+            )
+        return Verdict(found, table_errors, warnings)
+
+    def _screen(
+        self, summary: pl.DataFrame, limits: Limits, table_errors: list[str]
+    ) -> pl.DataFrame:
+        """The series (keys) that fail any ``metrics.summary`` expectation."""
+        result = self._run(
+            "metrics.summary", _to_pandas(summary.drop(SERIES)), max_ts=limits.max_ts
+        )
+        bad: set[int] = set()
+        for r in result.results:
+            if r.success:
+                continue
+            cfg = r.expectation_config
+            if cfg.type == "expect_table_row_count_to_be_between":
+                table_errors.append("no usable rows: nothing to validate")
+                continue
+            idx = r.result.get("unexpected_index_list")
+            if idx is None:  # the expectation could not run: check every row instead
+                return summary.select(SERIES)
+            bad.update(int(i) for i in idx)
+        return summary.select(SERIES)[sorted(bad)]
+
+    def _row_level(
+        self, table: str, framed: pl.DataFrame, limits: Limits, table_errors: list[str]
+    ) -> pl.DataFrame:
+        """``<table>.rows`` on ``framed`` (rows with their ``_pos``): the failing rows."""
+        keyed = with_natural_key(table, framed)
         if table == "metrics":
             keyed = keyed.with_columns(metric_bounds(pl.col("metric")))
-        failures: list[pl.DataFrame] = []
-        table_errors: list[str] = []
-        warnings: list[str] = []
-
-        row_cols = [POS, UNPARSEABLE, "natural_key", *_row_columns(table)]
-        narrow = keyed.select(row_cols)
-        result = self._run(f"{table}.rows", _to_pandas(narrow.drop(POS)), max_ts=limits.max_ts)
+        narrow = keyed.select([UNPARSEABLE, "natural_key", *_row_columns(table)])
+        result = self._run(f"{table}.rows", _to_pandas(narrow), max_ts=limits.max_ts)
+        positions = keyed.get_column(POS)
+        failures = [_no_failures()]
         for r in result.results:
             cfg = r.expectation_config
             column = cfg.kwargs.get("column") or cfg.kwargs.get("column_A")
@@ -271,40 +379,47 @@ class FrameValidator:
             if idx is None:
                 table_errors.append(_reason(cfg.type, column, _exception(r)))
                 continue
-            failures.append(_row_failures(keyed, table, cfg, column, idx, limits))
+            at = positions.gather(pl.Series(idx, dtype=pl.Int64)).to_list()
+            failures.append(_row_failures(keyed, table, cfg, column, at, limits))
+        return pl.concat(failures)
 
-        failures.append(self._check_names(table, keyed))
+    def _freshness(
+        self, table: str, framed: pl.DataFrame, found: pl.DataFrame, limits: Limits
+    ) -> list[str]:
+        """Freshness is a warning only (backfills and old history must load), judged on the
+        newest timestamp of the rows that passed."""
+        if table == "events":
+            return []
+        column = _TIME_COLUMN[table]
+        good = framed.select(POS, column)
+        if found.height:
+            good = good.join(found.select(POS), on=POS, how="anti")
+        if good.height == 0:
+            return []
+        newest = good.select(pl.col(column).max())
+        fresh = self._run(f"{table}.freshness", _to_pandas(newest), fresh=limits.fresh_after)
+        warnings = []
+        for r in fresh.results:
+            if not r.success:
+                observed = r.result.get("observed_value")
+                warnings.append(
+                    f"stale data: newest {column} {observed} is older than "
+                    f"{limits.freshness} before now ({r.expectation_config.type})"
+                )
+        return warnings
 
-        found = pl.concat(failures) if failures else _no_failures()
-        good = keyed.join(found.select(POS), on=POS, how="anti")
-        if good.height and table != "events":
-            # Freshness is a warning only (backfills and old history must load), judged on
-            # the rows that passed.
-            fresh = self._run(
-                f"{table}.freshness",
-                _to_pandas(good.select(_TIME_COLUMN[table])),
-                fresh=limits.fresh_after,
-            )
-            for r in fresh.results:
-                if not r.success:
-                    newest = r.result.get("observed_value")
-                    warnings.append(
-                        f"stale data: newest {_TIME_COLUMN[table]} {newest} is older than "
-                        f"{limits.freshness} before now ({r.expectation_config.type})"
-                    )
-        failed_rows = found.get_column(POS).n_unique()
-        if keyed.height and failed_rows == keyed.height and not table_errors:
-            table_errors.append(
-                f"no usable rows: all {keyed.height} rows failed row-level expectations"
-            )
-        return Verdict(found, table_errors, warnings)
-
-    def _check_names(self, table: str, keyed: pl.DataFrame) -> pl.DataFrame:
+    def _check_names(
+        self, table: str, keyed: pl.DataFrame, distinct_from: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
+        """Every distinct name checked once (``distinct_from``: a frame with the same name
+        columns and the same distinct values, e.g. the per-series summary); failing values are
+        mapped back to their rows in ``keyed``."""
         cols = NAME_COLUMNS[table]
         nullable = table in _NULLABLE_NAMES
+        source = keyed if distinct_from is None else distinct_from
         distinct = pl.concat(
             [
-                keyed.select(pl.lit(c).alias("column"), pl.col(c).alias("value")).unique()
+                source.select(pl.lit(c).alias("column"), pl.col(c).alias("value")).unique()
                 for c in cols
             ]
         )

@@ -152,3 +152,86 @@ def test_events_suite(validator: FrameValidator) -> None:
     verdict = validator.validate("events", frame, Limits(now=NOW))
     failed = sorted(set(verdict.failures.get_column("_pos").to_list()))
     assert failed == [1, 2, 3]  # duplicate, missing name, invalid game type; future is fine
+
+
+def _hostile_metrics(seed: int, n: int = 3000) -> pl.DataFrame:
+    """A raw (all-text) long metrics frame of 30 series with faults planted at random rows:
+    unparseable ts/value, missing cells, far-future and pre-1900 ts, values outside their
+    metric's bounds, repeated keys, bad names."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        s = i % 30
+        rows.append(
+            {
+                "ts": (dt.datetime(2026, 1, 1) + dt.timedelta(hours=i // 30)).isoformat(),
+                "game_type": f"game_{s % 6}",
+                "region": f"r{s // 6}",
+                "metric": ("players", "storage_pct", "latency_ms")[s % 3],
+                "value": f"{rng.uniform(0, 90):.2f}",
+            }
+        )
+    faults = [
+        ("ts", "not-a-time"), ("ts", None), ("ts", "2999-01-01T00:00:00"),
+        ("ts", "1850-06-01T00:00:00"), ("value", "abc"), ("value", None), ("value", "inf"),
+        ("value", "-5"), ("value", "1e15"), ("game_type", "Bad Name"), ("metric", None),
+        ("region", "x'; drop table metrics; --"),
+    ]  # fmt: skip
+    for row in rng.sample(range(n), 40):
+        column, bad = rng.choice(faults)
+        rows[row][column] = bad
+        if rng.random() < 0.3:  # and some rows repeat another row's key
+            rows[rng.randrange(n)].update({k: rows[row][k] for k in ("ts", "game_type", "region")})
+    for row in rng.sample(range(n), 5):  # storage above 100 % on storage series only
+        if rows[row]["metric"] == "storage_pct":
+            rows[row]["value"] = "140"
+    return pl.DataFrame(rows, schema={c: pl.String for c in rows[0]})
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_summary_screen_gives_the_verdict_of_validating_every_row(
+    validator: FrameValidator, seed: int
+) -> None:
+    """metrics.summary then metrics.rows on the suspect series only == metrics.rows on every
+    row: the same failing rows with the same reasons, the same table errors."""
+    from models.validation import with_positions
+
+    norm = normalise("metrics_long", _hostile_metrics(seed))
+    limits = Limits(now=NOW)
+    got = validator.validate("metrics", norm.frame, limits)
+
+    framed = with_positions(norm.frame)
+    errors: list[str] = []
+    every = pl.concat(
+        [
+            validator._row_level("metrics", framed, limits, errors),
+            validator._check_names("metrics", framed),
+        ]
+    )
+    key = [pl.col("_pos"), pl.col("reason")]
+    assert every.height > 40  # the planted faults were found
+    assert got.failures.sort(key).rows() == every.sort(key).rows()
+    assert got.table_errors == errors
+
+
+def test_summary_screen_passes_clean_series_without_row_level_validation(
+    validator: FrameValidator,
+) -> None:
+    raw = pl.DataFrame(
+        {
+            "ts": [f"2026-01-01T{h:02d}:00:00" for h in range(24)] * 2,
+            "game_type": ["g"] * 48,
+            "metric": ["players"] * 24 + ["storage_pct"] * 24,
+            "value": ["10"] * 47 + ["101"],  # one storage value above 100 %
+        }
+    )
+    from models.validation import metrics_summary, with_positions
+
+    norm = normalise("metrics_long", raw)
+    summary = metrics_summary(with_positions(norm.frame))
+    assert summary.height == 2
+    verdict = validator.validate("metrics", norm.frame, Limits(now=NOW))
+    assert verdict.failures.get_column("_pos").to_list() == [47]
+    assert "storage_pct = 101.0 is outside [0.0, 100.0]" in verdict.failures["reason"][0]
