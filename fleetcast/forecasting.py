@@ -21,20 +21,31 @@ its newest data without refitting, and a series whose panel model is refused or 
 to the next candidate of its chain, recorded in the forecast's note.
 
 The database is read, closed while models fit (so other runs are not blocked for minutes), and
-written in one transaction at the end. Series train in a thread pool: Prophet fits in a cmdstan
-subprocess, so threads use the cores; fork-based process pools deadlock with Prophet/polars.
+written in one transaction at the end. The local per-series jobs run where ``_pool_kind`` says:
+in-process when there is one worker; otherwise in a pool of ``spawn`` processes, because most of
+a Prophet fit is Python under the GIL (Prophet's pandas side, cmdstanpy's file I/O), not the
+cmdstan subprocess, so a thread pool of 2 gave only 1.1x on 2 cores. Threads are still used
+where processes do not pay or cannot run: fewer than ``PROCESS_MIN_JOBS_PER_WORKER`` jobs per
+worker (a spawned worker costs about a second to start and import), and inside a daemonic
+process (a Dask worker), which may not have children. Never ``fork``: cmdstanpy reads Stan's
+output with polars, and polars deadlocks in a forked child. Jobs and results cross processes
+through multiprocessing's own IPC (plain frames and dataclasses); no model is written to disk
+that way.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import numpy as np
@@ -77,6 +88,11 @@ MAX_HISTORY_DAYS = 56  # training window: the last 8 weeks of each series
 PANEL = "global_gbm"  # the panel candidate's name in the registry and `--candidates`
 PANEL_HORIZON = 48  # hours the panel model forecasts (and holds out of its training)
 LARGE_PANEL = 50  # above this many series, only cheap local candidates by default
+# below this many local jobs per worker, a thread pool (spawning and importing a worker process
+# costs about a second, more than the GIL costs a couple of short fits)
+PROCESS_MIN_JOBS_PER_WORKER = 2
+
+PoolKind = Literal["in-process", "thread", "process"]
 
 
 @dataclass
@@ -97,6 +113,17 @@ def _now() -> datetime:
 
 def _workers(n_series: int, workers: int | None) -> int:
     return max(1, min(n_series, workers or os.cpu_count() or 1))
+
+
+def _pool_kind(n_jobs: int, workers: int, *, daemonic: bool) -> PoolKind:
+    """Where ``n_jobs`` local training jobs run with ``workers`` workers (see the module doc):
+    ``in-process`` for one worker, ``thread`` for a daemonic process (it cannot have children)
+    or too few jobs per worker to pay for starting processes, else ``process`` (spawn)."""
+    if workers <= 1 or n_jobs <= 1:
+        return "in-process"
+    if daemonic or n_jobs < PROCESS_MIN_JOBS_PER_WORKER * workers:
+        return "thread"
+    return "process"
 
 
 def load_histories(
@@ -206,6 +233,48 @@ class PanelFit:
     scores: dict[SeriesKey, PanelScore] = field(default_factory=dict)
     panel_id: str = ""
     sha256: str = ""
+
+
+# key, history, events, CV, local candidates (None = all), panel score: all picklable
+TrainJob = tuple[
+    SeriesKey, pd.DataFrame, pd.DataFrame, CVConfig, list[str] | None, PanelScore | None
+]
+
+
+def training_pool(n_jobs: int, workers: int | None = None) -> tuple[PoolKind, int]:
+    """How ``train_all`` runs ``n_jobs`` local jobs in this process: (pool kind, workers)."""
+    n = _workers(n_jobs, workers)
+    return _pool_kind(n_jobs, n, daemonic=multiprocessing.current_process().daemon), n
+
+
+def _train_job(job: TrainJob) -> tuple[TrainResult, SeriesTraining | None]:
+    """``_train_one`` on one job tuple: module level, so a spawned worker can run it."""
+    return _train_one(*job)
+
+
+def _run_jobs(
+    jobs: list[TrainJob], workers: int | None
+) -> list[tuple[TrainResult, SeriesTraining | None]]:
+    """Train every job, results in job order, in-process, in threads or in spawned processes
+    (``_pool_kind``). A series that fails gives a "failed" result; a worker process that dies
+    raises ``RuntimeError`` naming the cause instead of hanging."""
+    kind, n = training_pool(len(jobs), workers)
+    if kind == "in-process":
+        return [_train_job(j) for j in jobs]
+    if kind == "thread":
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return list(pool.map(_train_job, jobs))
+    context = multiprocessing.get_context("spawn")  # never fork: polars deadlocks in a fork
+    try:
+        with ProcessPoolExecutor(n, mp_context=context, initializer=quiet_libraries) as pool:
+            # chunksize 1: fits take seconds and vary by series, so balance beats batching IPC
+            return list(pool.map(_train_job, jobs, chunksize=1))
+    except BrokenProcessPool as exc:
+        raise RuntimeError(
+            f"a training worker process died ({exc}); no series of this run were stored. "
+            "Out of memory is the usual cause: retry with fewer workers (`--workers 1` trains "
+            "in-process)"
+        ) from exc
 
 
 def _why(training: SeriesTraining) -> str:
@@ -370,8 +439,7 @@ def train_all(
                     CandidateResult(PANEL, None, np.inf, np.inf, np.nan, 0, fit.note), fit.note
                 )
             jobs.append((k, v, local, score))
-    with ThreadPoolExecutor(max_workers=_workers(len(jobs), workers)) as pool:
-        done = list(pool.map(lambda j: _train_one(j[0], j[1], events, cv, j[2], j[3]), jobs))
+    done = _run_jobs([(k, v, events, cv, c, s) for k, v, c, s in jobs], workers)
     trained_at, train_run = _now(), uuid.uuid4().hex
     with db.session(settings.db_path) as con, db.transaction(con):
         refs: dict[str, dict[str, object]] = {}
