@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +105,15 @@ def ingest_file(
     """One file -> one batch, written in one transaction (or nothing, for an unreadable file)."""
     started = utcnow()
     name = _display_name(settings, path)
-    digest = checksum(path)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # hashing releases the GIL: overlap it
+        hashing = pool.submit(checksum, path)
+        raw: pl.DataFrame | None = None
+        unreadable: UnreadableFile | None = None
+        try:
+            raw = read_raw(path)
+        except UnreadableFile as exc:
+            unreadable = exc
+        digest = hashing.result()
     seen = con.sql(db.sql("ingest_batch_by_checksum"), params={"checksum": digest}).fetchall()
     batch_id = f"b-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     if seen:
@@ -122,10 +131,8 @@ def ingest_file(
         with db.transaction(con):
             _ledger(con, result, digest, started)
         return result
-    try:
-        raw = read_raw(path)
-    except UnreadableFile as exc:
-        return BatchResult(None, name, None, "failed", 0, 0, 0, str(exc))
+    if raw is None:
+        return BatchResult(None, name, None, "failed", 0, 0, 0, str(unreadable))
 
     limits = Limits(
         now=now or started,
@@ -196,14 +203,16 @@ def plan_batch(raw: pl.DataFrame, validator: FrameValidator, limits: Limits) -> 
 
     norm = normalise(kind, raw)
     verdict: Verdict = validator.validate(norm.table, norm.frame, limits)
-    failed = (
-        verdict.failures.join(
-            norm.frame.select(ROW).with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64)),
-            on=POS,
+    failed = norm.dropped.select(ROW, "reason")
+    if verdict.failures.height:
+        failed = (
+            verdict.failures.join(
+                norm.frame.select(ROW).with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64)),
+                on=POS,
+            )
+            .select(ROW, "reason")
+            .vstack(failed)
         )
-        .select(ROW, "reason")
-        .vstack(norm.dropped.select(ROW, "reason"))
-    )
     if verdict.rejected:
         return _rejected(raw, kind, "; ".join(verdict.table_errors), failed, verdict.warnings)
 
