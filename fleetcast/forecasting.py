@@ -22,15 +22,16 @@ to the next candidate of its chain, recorded in the forecast's note.
 
 The database is read, closed while models fit (so other runs are not blocked for minutes), and
 written in one transaction at the end. The local per-series jobs run where ``_pool_kind`` says:
-in-process when there is one worker; otherwise in a pool of ``spawn`` processes, because most of
-a Prophet fit is Python under the GIL (Prophet's pandas side, cmdstanpy's file I/O), not the
-cmdstan subprocess, so a thread pool of 2 gave only 1.1x on 2 cores. Threads are still used
-where processes do not pay or cannot run: fewer than ``PROCESS_MIN_JOBS_PER_WORKER`` jobs per
-worker (a spawned worker costs about a second to start and import), and inside a daemonic
-process (a Dask worker), which may not have children. Never ``fork``: cmdstanpy reads Stan's
-output with polars, and polars deadlocks in a forked child. Jobs and results cross processes
-through multiprocessing's own IPC (plain frames and dataclasses); no model is written to disk
-that way.
+in-process with one worker; otherwise in a pool of ``spawn`` processes, because most of a
+Prophet fit is Python under the GIL (Prophet's pandas side, cmdstanpy's file I/O), not the
+cmdstan subprocess: a thread pool of 2 gave 1.1x on 2 cores, processes about 1.75x
+(``benchmarks/training.py``). Threads are still used where processes do not pay or cannot run:
+fewer than ``PROCESS_MIN_JOBS_PER_WORKER`` jobs per worker, or only ``CHEAP_CANDIDATES`` to fit
+(milliseconds a series, while a spawned worker takes about a second to start and import), and
+inside a daemonic process (a Dask worker), which may not have children. Never ``fork``:
+cmdstanpy reads Stan's output with polars, and polars deadlocks in a forked child. Jobs and
+results cross processes through multiprocessing's own IPC (frames and dataclasses); nothing is
+written to disk for it.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ PANEL = "global_gbm"  # the panel candidate's name in the registry and `--candid
 PANEL_HORIZON = 48  # hours the panel model forecasts (and holds out of its training)
 LARGE_PANEL = 50  # above this many series, only cheap local candidates by default
 # below this many local jobs per worker, a thread pool (spawning and importing a worker process
-# costs about a second, more than the GIL costs a couple of short fits)
+# costs about a second: measured with the default candidates on 56 days, 2 workers, 2 series
+# took 4.9 s in processes vs 3.4 s in threads, 4 series 4.6 s vs 5.1 s)
 PROCESS_MIN_JOBS_PER_WORKER = 2
 
 PoolKind = Literal["in-process", "thread", "process"]
@@ -115,13 +117,20 @@ def _workers(n_series: int, workers: int | None) -> int:
     return max(1, min(n_series, workers or os.cpu_count() or 1))
 
 
-def _pool_kind(n_jobs: int, workers: int, *, daemonic: bool) -> PoolKind:
+def slow_candidates(candidates: Sequence[str] | None) -> bool:
+    """Whether local ``candidates`` (None: all) include one that fits in seconds, not
+    milliseconds: anything beyond ``CHEAP_CANDIDATES`` (prophet, mstl, their ensemble)."""
+    return candidates is None or any(c not in CHEAP_CANDIDATES for c in candidates)
+
+
+def _pool_kind(n_jobs: int, workers: int, *, daemonic: bool, slow: bool = True) -> PoolKind:
     """Where ``n_jobs`` local training jobs run with ``workers`` workers (see the module doc):
-    ``in-process`` for one worker, ``thread`` for a daemonic process (it cannot have children)
-    or too few jobs per worker to pay for starting processes, else ``process`` (spawn)."""
+    ``in-process`` for one worker; ``thread`` for a daemonic process (it cannot have children),
+    too few jobs per worker to pay for starting processes, or jobs that are not ``slow`` (only
+    cheap candidates); else ``process`` (spawn)."""
     if workers <= 1 or n_jobs <= 1:
         return "in-process"
-    if daemonic or n_jobs < PROCESS_MIN_JOBS_PER_WORKER * workers:
+    if daemonic or not slow or n_jobs < PROCESS_MIN_JOBS_PER_WORKER * workers:
         return "thread"
     return "process"
 
@@ -241,10 +250,14 @@ TrainJob = tuple[
 ]
 
 
-def training_pool(n_jobs: int, workers: int | None = None) -> tuple[PoolKind, int]:
-    """How ``train_all`` runs ``n_jobs`` local jobs in this process: (pool kind, workers)."""
+def training_pool(
+    n_jobs: int, workers: int | None = None, *, slow: bool = True
+) -> tuple[PoolKind, int]:
+    """How ``train_all`` runs ``n_jobs`` local jobs in this process: (pool kind, workers).
+    ``slow``: some job has a slow candidate (``slow_candidates``)."""
     n = _workers(n_jobs, workers)
-    return _pool_kind(n_jobs, n, daemonic=multiprocessing.current_process().daemon), n
+    daemonic = multiprocessing.current_process().daemon
+    return _pool_kind(n_jobs, n, daemonic=daemonic, slow=slow), n
 
 
 def _train_job(job: TrainJob) -> tuple[TrainResult, SeriesTraining | None]:
@@ -258,7 +271,7 @@ def _run_jobs(
     """Train every job, results in job order, in-process, in threads or in spawned processes
     (``_pool_kind``). A series that fails gives a "failed" result; a worker process that dies
     raises ``RuntimeError`` naming the cause instead of hanging."""
-    kind, n = training_pool(len(jobs), workers)
+    kind, n = training_pool(len(jobs), workers, slow=any(slow_candidates(j[4]) for j in jobs))
     if kind == "in-process":
         return [_train_job(j) for j in jobs]
     if kind == "thread":

@@ -13,7 +13,7 @@ import polars as pl
 
 from fleetcast import db
 from fleetcast.config import Settings
-from fleetcast.forecasting import _pool_kind, train_all, training_pool
+from fleetcast.forecasting import _pool_kind, slow_candidates, train_all, training_pool
 from fleetcast.registry import list_models
 
 CANDIDATES = ("prophet", "mstl", "snaive24")  # with the ensemble of the three
@@ -34,6 +34,14 @@ def test_few_jobs_per_worker_use_threads_many_use_processes() -> None:
     assert _pool_kind(3, 2, daemonic=False) == "thread"
     assert _pool_kind(4, 2, daemonic=False) == "process"
     assert _pool_kind(48, 2, daemonic=False) == "process"
+
+
+def test_only_cheap_candidates_use_threads() -> None:
+    """Seasonal naive fits take milliseconds: a process pool's start-up would cost more."""
+    assert _pool_kind(200, 2, daemonic=False, slow=False) == "thread"
+    assert not slow_candidates(("snaive24", "snaive168"))
+    assert slow_candidates(None) and slow_candidates(("snaive24", "prophet"))
+    assert slow_candidates(("mstl",))
 
 
 def test_training_pool_clamps_workers_to_jobs() -> None:
