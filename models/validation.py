@@ -144,6 +144,22 @@ def metrics_summary(framed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class Screen:
+    """What ``metrics.summary`` found: series to validate row by row, invalid names, warnings."""
+
+    suspect: pl.DataFrame  # game_type, region, metric of the series that failed
+    bad_names: bool
+    warnings: list[str]
+
+
+def _stale(column: str, newest: object, limits: Limits, expectation: str) -> str:
+    return (
+        f"stale data: newest {column} {newest} is older than {limits.freshness} before now "
+        f"({expectation})"
+    )
+
+
 def _reason(expectation: str, column: str | None, detail: str = "") -> str:
     head = f"{expectation}({column})" if column else expectation
     return f"{head}: {detail}" if detail else head
@@ -207,9 +223,13 @@ class FrameValidator:
             column = _TIME_COLUMN[name.split(".")[0]]
             return [E.ExpectColumnMaxToBeBetween(column=column, min_value={"$PARAMETER": "fresh"})]
         if name == "metrics.summary":
-            # One row per series; see metrics_summary. Counts must be 0, ranges within bounds.
+            # One row per series; see metrics_summary. Counts must be 0, ranges within bounds,
+            # names valid (the names suite then says which), and the newest ts fresh (a warning).
             return [
                 E.ExpectTableRowCountToBeBetween(min_value=1),
+                *[E.ExpectColumnValuesToNotBeNull(column=c) for c in SERIES],
+                *[E.ExpectColumnValuesToMatchRegex(column=c, regex=NAME_PATTERN) for c in SERIES],
+                E.ExpectColumnMaxToBeBetween(column="ts_max", min_value={"$PARAMETER": "fresh"}),
                 *[
                     E.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=0)
                     for c in ("n_unparseable", "n_ts_missing", "n_value_missing", "repeated_ts")
@@ -316,18 +336,21 @@ class FrameValidator:
         failures: list[pl.DataFrame] = []
         if table == "metrics":
             summary = metrics_summary(framed)
-            suspect = self._screen(summary, limits, table_errors)
-            names_from = summary
-            if suspect.height:
-                rows = framed.join(suspect, on=list(SERIES), how="semi", nulls_equal=True)
+            screen = self._screen(summary, limits, table_errors)
+            if screen.suspect.height:
+                rows = framed.join(screen.suspect, on=list(SERIES), how="semi", nulls_equal=True)
                 failures.append(self._row_level(table, rows, limits, table_errors))
+            if screen.bad_names:
+                failures.append(self._check_names(table, framed, summary))
         else:
-            names_from = framed
             failures.append(self._row_level(table, framed, limits, table_errors))
-        failures.append(self._check_names(table, framed, names_from))
+            failures.append(self._check_names(table, framed))
 
         found = pl.concat(failures) if failures else _no_failures()
-        warnings = self._freshness(table, framed, found, limits)
+        if table == "metrics" and found.height == 0:
+            warnings = screen.warnings  # every row passed: the summary's newest ts is exact
+        else:
+            warnings = self._freshness(table, framed, found, limits)
         failed_rows = found.get_column(POS).n_unique()
         if framed.height and failed_rows == framed.height and not table_errors:
             table_errors.append(
@@ -335,26 +358,35 @@ class FrameValidator:
             )
         return Verdict(found, table_errors, warnings)
 
-    def _screen(
-        self, summary: pl.DataFrame, limits: Limits, table_errors: list[str]
-    ) -> pl.DataFrame:
-        """The series (keys) that fail any ``metrics.summary`` expectation."""
+    def _screen(self, summary: pl.DataFrame, limits: Limits, table_errors: list[str]) -> Screen:
+        """Run ``metrics.summary``: the series that fail a row expectation, whether any name
+        is invalid, and the freshness warning (exact when every row passes)."""
         result = self._run(
-            "metrics.summary", _to_pandas(summary.drop(SERIES)), max_ts=limits.max_ts
+            "metrics.summary",
+            _to_pandas(summary),
+            max_ts=limits.max_ts,
+            fresh=limits.fresh_after,
         )
+        keys = summary.select(SERIES)
         bad: set[int] = set()
+        bad_names = False
+        warnings: list[str] = []
         for r in result.results:
             if r.success:
                 continue
             cfg = r.expectation_config
+            column = cfg.kwargs.get("column")
             if cfg.type == "expect_table_row_count_to_be_between":
                 table_errors.append("no usable rows: nothing to validate")
-                continue
-            idx = r.result.get("unexpected_index_list")
-            if idx is None:  # the expectation could not run: check every row instead
-                return summary.select(SERIES)
-            bad.update(int(i) for i in idx)
-        return summary.select(SERIES)[sorted(bad)]
+            elif cfg.type == "expect_column_max_to_be_between":
+                warnings.append(_stale("ts", r.result.get("observed_value"), limits, cfg.type))
+            elif column in SERIES:
+                bad_names = True
+            elif (idx := r.result.get("unexpected_index_list")) is None:
+                return Screen(keys, True, [])  # could not run: check every row instead
+            else:
+                bad.update(int(i) for i in idx)
+        return Screen(keys[sorted(bad)], bad_names, warnings)
 
     def _row_level(
         self, table: str, framed: pl.DataFrame, limits: Limits, table_errors: list[str]
@@ -402,10 +434,7 @@ class FrameValidator:
         for r in fresh.results:
             if not r.success:
                 observed = r.result.get("observed_value")
-                warnings.append(
-                    f"stale data: newest {column} {observed} is older than "
-                    f"{limits.freshness} before now ({r.expectation_config.type})"
-                )
+                warnings.append(_stale(column, observed, limits, r.expectation_config.type))
         return warnings
 
     def _check_names(
