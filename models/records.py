@@ -148,6 +148,7 @@ def non_numeric_columns(raw: pl.DataFrame, columns: Sequence[str]) -> list[str]:
 
 _NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 _FAST_FORMAT = "%Y-%m-%dT%H:%M:%S"
+_FAST_SPACED = "%Y-%m-%d %H:%M:%S"
 _OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z")
 _SHORT_NAIVE = ("%Y-%m-%dT%H:%M",)
 
@@ -175,7 +176,15 @@ def parse_timestamps(raw: pl.Series) -> pl.Series:
     if not todo.any():
         return out.alias(raw.name)
     idx = todo.arg_true()
-    return out.scatter(idx, _parse_other_timestamps(text.gather(idx))).alias(raw.name)
+    rest = text.gather(idx)
+    spaced = _in_parallel(  # the other common form: a space between date and time
+        rest, pl.col("x").str.to_datetime(_FAST_SPACED, strict=False, time_unit="us")
+    )
+    left = spaced.is_null() & rest.is_not_null()
+    if left.any():
+        at = left.arg_true()
+        spaced = spaced.scatter(at, _parse_other_timestamps(rest.gather(at)))
+    return out.scatter(idx, spaced).alias(raw.name)
 
 
 def _parse_other_timestamps(text: pl.Series) -> pl.Series:
