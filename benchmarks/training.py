@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         cands = ",".join([*FORECASTERS, *ENSEMBLES]) + " (the default set)"
     print(machine())
     print(f"\n{args.series} series x {args.metrics} metrics x {args.days * 24} hourly points, "
-          f"candidates {cands} (rolling-origin CV + final fit each), panel stage off\n")  # fmt: skip
+          f"candidates {cands} (rolling-origin CV + final fit each), panel off\n")  # fmt: skip
     print(table(("workers", "pool", "series", "trained", "seconds", "series/s", "speed-up",
                  "peak RSS MB", "peak tree RSS MB"), rows))  # fmt: skip
     return 0

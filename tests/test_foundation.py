@@ -32,9 +32,7 @@ def test_transaction_rolls_back(tmp_path: Path) -> None:
     con = db.connect(tmp_path / "f.duckdb")
     with pytest.raises(RuntimeError):
         with db.transaction(con):
-            con.execute(
-                "insert into metrics values ('2024-01-01', 'g', 'r', 'players', 1, 'b')"
-            )
+            con.execute("insert into metrics values ('2024-01-01', 'g', 'r', 'players', 1, 'b')")
             raise RuntimeError("boom")
     assert con.sql("select count(*) from metrics").fetchall() == [(0,)]
     con.close()
