@@ -80,9 +80,12 @@ class _Body:
         yield self.body
 
 
-def inject_error(client: Any, operation: str, code: str, times: int) -> list[int]:
-    """Answer the next ``times`` HTTP requests of ``operation`` with a canned 400 ``code``
-    (botocore 'before-send': the request never reaches moto). Returns a live counter."""
+def inject_error(
+    client: Any, operation: str, code: str, times: int, *, only: str | None = None
+) -> list[int]:
+    """Answer the next ``times`` HTTP requests of ``operation`` (whose body names ``only``,
+    e.g. one group, when given) with a canned 400 ``code`` (botocore 'before-send': the request
+    never reaches moto). Returns a live counter."""
     seen = [0]
     body = (
         f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
@@ -91,6 +94,9 @@ def inject_error(client: Any, operation: str, code: str, times: int) -> list[int
 
     def handler(request: Any, **_: Any) -> AWSResponse | None:
         if seen[0] >= times:
+            return None
+        sent = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
+        if only is not None and only not in sent:
             return None
         seen[0] += 1
         return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, _Body(body))

@@ -276,7 +276,8 @@ def test_r07_a_hard_aws_error_is_recorded_and_the_run_goes_on(aws_settings: Sett
     make_group(url, "b-asg", desired=2)
     seed(aws_settings, [spec("a"), spec("b")], players=500.0)
     backend, _ = _backend(aws_settings)
-    inject_error(backend.client, "SetDesiredCapacity", "ValidationError", times=1)
+    # only a's request fails: fleets are applied concurrently, so "the next request" could be b's
+    inject_error(backend.client, "SetDesiredCapacity", "ValidationError", times=1, only="a-asg")
     a, b = allocate(aws_settings, now=NOW, backend=backend)
     assert "error" in a.outcome and not a.applied and b.applied
     assert (desired(url, "a-asg"), desired(url, "b-asg")) == (2, 5)
