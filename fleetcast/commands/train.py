@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-panel", action="store_true",
                         help="skip the global LightGBM (panel) stage")  # fmt: skip
     parser.add_argument("--workers", type=int, default=None,
-                        help="series trained at once (default: the machine's cores; 1 = in-process, "
-                             "the least memory)")  # fmt: skip
+                        help="series trained at once (default: the machine's cores; "
+                             "1 = in-process, the least memory)")  # fmt: skip
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
