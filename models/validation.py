@@ -160,6 +160,13 @@ def _stale(column: str, newest: object, limits: Limits, expectation: str) -> str
     )
 
 
+def _at_least(E: Any, a: str, b: str) -> Any:
+    """GX: column ``a`` >= column ``b`` on every row where both are present."""
+    return E.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A=a, column_B=b, or_equal=True, ignore_row_if="either_value_is_missing"
+    )
+
+
 def _reason(expectation: str, column: str | None, detail: str = "") -> str:
     head = f"{expectation}({column})" if column else expectation
     return f"{head}: {detail}" if detail else head
@@ -236,18 +243,8 @@ class FrameValidator:
                 ],
                 E.ExpectColumnValuesToBeBetween(column="ts_min", min_value=OLDEST),
                 E.ExpectColumnValuesToBeBetween(column="ts_max", max_value=max_ts),
-                E.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="value_min",
-                    column_B="min_allowed",
-                    or_equal=True,
-                    ignore_row_if="either_value_is_missing",
-                ),
-                E.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="max_allowed",
-                    column_B="value_max",
-                    or_equal=True,
-                    ignore_row_if="either_value_is_missing",
-                ),
+                _at_least(E, "value_min", "min_allowed"),
+                _at_least(E, "max_allowed", "value_max"),
             ]
         common = [
             E.ExpectTableRowCountToBeBetween(min_value=1),
@@ -261,18 +258,8 @@ class FrameValidator:
                 E.ExpectColumnValuesToNotBeNull(column="ts"),
                 E.ExpectColumnValuesToNotBeNull(column="value"),
                 E.ExpectColumnValuesToBeBetween(column="ts", min_value=OLDEST, max_value=max_ts),
-                E.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="value",
-                    column_B="min_allowed",
-                    or_equal=True,
-                    ignore_row_if="either_value_is_missing",
-                ),
-                E.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="max_allowed",
-                    column_B="value",
-                    or_equal=True,
-                    ignore_row_if="either_value_is_missing",
-                ),
+                _at_least(E, "value", "min_allowed"),
+                _at_least(E, "max_allowed", "value"),
             ]
         if name == "sessions.rows":
             return common + [
@@ -282,12 +269,7 @@ class FrameValidator:
                 E.ExpectColumnValuesToBeBetween(
                     column="started_at", min_value=OLDEST, max_value=max_ts
                 ),
-                E.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="stopped_at",
-                    column_B="started_at",
-                    or_equal=True,
-                    ignore_row_if="either_value_is_missing",
-                ),
+                _at_least(E, "stopped_at", "started_at"),
                 *[
                     E.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi)
                     for c, (lo, hi) in SESSION_BOUNDS.items()
@@ -305,12 +287,7 @@ class FrameValidator:
                 E.ExpectColumnValuesToBeBetween(
                     column="starts_at", min_value=OLDEST, max_value=dt.datetime(2200, 1, 1)
                 ),
-                E.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="ends_at",
-                    column_B="starts_at",
-                    or_equal=True,
-                    ignore_row_if="either_value_is_missing",
-                ),
+                _at_least(E, "ends_at", "starts_at"),
             ]
         raise KeyError(f"no suite named {name!r}")
 
