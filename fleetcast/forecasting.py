@@ -23,13 +23,13 @@ to the next candidate of its chain, recorded in the forecast's note.
 The database is read, closed while models fit (so other runs are not blocked for minutes), and
 written in one transaction at the end. The local per-series jobs run where ``_pool_kind`` says:
 in-process with one worker; otherwise in ``spawn`` processes (and this process, which takes jobs
-too: ``_run_in_processes``), because most of a
-Prophet fit is Python under the GIL (Prophet's pandas side, cmdstanpy's file I/O), not the
-cmdstan subprocess: a thread pool of 2 gave 1.1x on 2 cores, processes about 1.75x
-(``benchmarks/training.py``). Threads are still used where processes do not pay or cannot run:
-fewer than ``PROCESS_MIN_JOBS_PER_WORKER`` jobs per worker, or only ``CHEAP_CANDIDATES`` to fit
-(milliseconds a series, while a spawned worker takes about a second to start and import), and
-inside a daemonic process (a Dask worker), which may not have children. Never ``fork``:
+too: ``_run_in_processes``), because most of a Prophet fit is Python under the GIL (Prophet's
+pandas side, cmdstanpy's file I/O), not the cmdstan subprocess: a thread pool of 2 gave 1.1x on
+2 cores, processes 1.76-1.83x (``benchmarks/training.py``). Threads are still used where
+processes do not pay or cannot run: fewer than ``PROCESS_MIN_JOBS_PER_WORKER`` jobs per
+worker, or only ``CHEAP_CANDIDATES`` to fit (milliseconds a series, while a spawned worker takes
+about a second to start and import), and inside a daemonic process (a Dask worker), which may
+not have children. Never ``fork``:
 cmdstanpy reads Stan's output with polars, and polars deadlocks in a forked child. Jobs and
 results cross processes through multiprocessing's own IPC (frames and dataclasses); nothing is
 written to disk for it.
@@ -302,8 +302,8 @@ def _run_in_processes(
     """``n`` workers: ``n - 1`` spawned processes and this process itself (one thread), each
     given the next job as soon as it is free (one job in flight each: no queue to wait out at
     the end). This process starts on the first job at once instead of waiting about a second
-    for its workers to start and import; that and the shorter tail took 48 series from about
-    1.75x to about 1.8x on 2 cores."""
+    for a worker to start and import, and holds one worker's memory fewer (measured: 1.74-1.75x
+    for 48 series and 1.76-1.83x for 96 on 2 cores, docs/performance.md)."""
     context = multiprocessing.get_context("spawn")  # never fork: polars deadlocks in a fork
     results: list[tuple[TrainResult, SeriesTraining | None] | None] = [None] * len(jobs)
     todo = deque(range(len(jobs)))
