@@ -29,6 +29,7 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench-m4: setup
 	$(VENV)/bin/python benchmarks/m4_hourly.py ../shared/data/m4-hourly

@@ -190,7 +190,7 @@ def run_backtest(
         config = NowcastConfig(quantile=req.quantile)
     result = replay(
         ts,
-        values,
+        values.tolist(),
         start=start,
         end=end,
         spec=spec,

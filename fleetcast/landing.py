@@ -58,8 +58,7 @@ def resolve_inputs(landing: Path, paths: list[Path]) -> list[Path]:
             files.append(real)
         else:
             raise PathRefused(f"{given}: no such file in the landing folder {landing}")
-    seen: set[Path] = set()
-    return [f for f in files if not (f in seen or seen.add(f))]
+    return list(dict.fromkeys(files))  # each file once, in the order given
 
 
 def _refuse_links(bases: tuple[Path, ...], path: Path, given: Path) -> None:

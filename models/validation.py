@@ -526,7 +526,11 @@ def _row_failures(
         )
     elif cfg.type == "expect_column_values_to_not_be_null":
         reason = pl.lit(f"{head}: {column} is missing")
-    elif cfg.type == "expect_column_values_to_be_between" and column in _TIME_COLUMN.values():
+    elif (
+        cfg.type == "expect_column_values_to_be_between"
+        and column is not None
+        and column in _TIME_COLUMN.values()
+    ):
         reason = pl.format(
             "{}: {} {} is outside [{}, now + {}]",
             pl.lit(head),
