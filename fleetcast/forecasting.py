@@ -306,7 +306,8 @@ def _run_in_processes(
     for 48 series and 1.76-1.83x for 96 on 2 cores, docs/performance.md)."""
     context = multiprocessing.get_context("spawn")  # never fork: polars deadlocks in a fork
     results: list[tuple[TrainResult, SeriesTraining | None] | None] = [None] * len(jobs)
-    todo = deque(range(len(jobs)))
+    # longest histories first (a fit's cost grows with them): the last job to finish is short
+    todo = deque(sorted(range(len(jobs)), key=lambda i: -len(jobs[i][1])))
     with (
         ProcessPoolExecutor(n - 1, mp_context=context, initializer=quiet_libraries) as procs,
         ThreadPoolExecutor(1, thread_name_prefix="train") as here,
