@@ -13,6 +13,7 @@ Each path runs in its own fresh process (own peak RSS) on a fresh, migrated Duck
   first file): the per-row rate;
 - fleetcast_cold: the same call as the first thing the process does: adds the one-off import of
   Great Expectations (about 2 s here), paid once per run whatever its size;
+- fleetcast_parquet_warm: as fleetcast_warm, the same rows landed as a Parquet file;
 - fleetcast_stages: where the warm time goes, one function at a time (no DuckDB write).
 
 The data: long metrics rows, hourly, series of at most 5,000 hours (so that no timestamp is in
@@ -102,11 +103,12 @@ def stage(kind: str, folder: Path) -> dict:
         return _stages(folder)
     settings = _settings(folder, kind)
     if kind.startswith("fleetcast"):
-        if kind == "fleetcast_warm":  # one small file first: GX imported, as after any file
+        if kind != "fleetcast_cold":  # one small file first: GX imported, as after any file
             [w] = ingest_paths(settings, [Path("warmup.csv")], data_docs=False)
             assert w.status == "loaded", w
+        name = "metrics.parquet" if kind == "fleetcast_parquet_warm" else "metrics.csv"
         t0 = time.perf_counter()
-        [r] = ingest_paths(settings, [Path("metrics.csv")], data_docs=False)
+        [r] = ingest_paths(settings, [Path(name)], data_docs=False)
         took = time.perf_counter() - t0
         assert r.status == "loaded" and r.rows_quarantined == 0, r
         rows = r.rows_stored
@@ -151,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         frame = make_frame(args.rows)
         frame.write_csv(folder / "landing" / "metrics.csv", datetime_format="%Y-%m-%dT%H:%M:%S")
         frame.write_parquet(folder / "metrics.parquet")
+        frame.write_parquet(folder / "landing" / "metrics.parquet")
         warm = make_frame(1000).with_columns(game_type=pl.lit("warmup"))
         warm.write_csv(folder / "landing" / "warmup.csv", datetime_format="%Y-%m-%dT%H:%M:%S")
         kinds = ("duckdb_arrow", "duckdb_csv", "fleetcast_warm", "fleetcast_cold",
-                 "fleetcast_stages")  # fmt: skip
+                 "fleetcast_parquet_warm", "fleetcast_stages")  # fmt: skip
         results = [in_child(__file__, k, tmp) for k in kinds]
     base = results[0]["rows"] / results[0]["seconds"]
     rows = [
