@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from helpers_data import store_metrics
 
 from fleetcast import db
 from fleetcast.cli import main
@@ -50,12 +51,7 @@ def insert_metrics(
             "batch_id": "test",
         }
     )
-    with db.session(settings.db_path) as con:
-        con.register("frame", frame)
-        con.execute(
-            "insert into metrics (ts, game_type, region, metric, value, batch_id) "
-            "select ts, game_type, region, metric, value, batch_id from frame"
-        ).fetchall()
+    store_metrics(settings, frame)
 
 
 def insert_event(settings: Settings, name: str, kind: str, start: datetime, hours: int,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from helpers_data import store_metrics
 
 from fleetcast import db
 from fleetcast.cli import main
@@ -61,12 +62,7 @@ def insert(settings: Settings, n_series: int, metric: str = "players") -> list[S
             )
         )
     frame = pl.concat(frames)
-    with db.session(settings.db_path) as con:
-        con.register("frame", frame)
-        con.execute(
-            "insert into metrics (ts, game_type, region, metric, value, batch_id) "
-            "select ts, game_type, region, metric, value, batch_id from frame"
-        ).fetchall()
+    store_metrics(settings, frame)
     return keys
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import polars as pl
+from helpers_data import store_metrics
 
 from fleetcast import db
 from fleetcast.config import Settings
@@ -61,12 +62,7 @@ def _insert(settings: Settings, n_series: int, hours: int) -> None:
                                    "region": "global", "metric": "players", "value": y,
                                    "batch_id": "test"}))  # fmt: skip
     frame = pl.concat(parts)
-    with db.session(settings.db_path) as con:
-        con.register("frame", frame)
-        con.execute(
-            "insert into metrics (ts, game_type, region, metric, value, batch_id) "
-            "select ts, game_type, region, metric, value, batch_id from frame"
-        ).fetchall()
+    store_metrics(settings, frame)
 
 
 def _registry(settings: Settings) -> pl.DataFrame:
