@@ -46,7 +46,7 @@ from models.records import (
     table_of,
     wide_metric_columns,
 )
-from models.validation import POS, FrameValidator, Limits, Verdict
+from models.validation import POS, FrameValidator, Limits, Verdict, with_positions
 
 REASON_SEPARATOR = " | "
 
@@ -206,10 +206,7 @@ def plan_batch(raw: pl.DataFrame, validator: FrameValidator, limits: Limits) -> 
     failed = norm.dropped.select(ROW, "reason")
     if verdict.failures.height:
         failed = (
-            verdict.failures.join(
-                norm.frame.select(ROW).with_row_index(POS).with_columns(pl.col(POS).cast(pl.Int64)),
-                on=POS,
-            )
+            verdict.failures.join(with_positions(norm.frame.select(ROW)), on=POS)
             .select(ROW, "reason")
             .vstack(failed)
         )
@@ -227,12 +224,7 @@ def plan_batch(raw: pl.DataFrame, validator: FrameValidator, limits: Limits) -> 
         pl.col("reason").unique(maintain_order=True).str.join(REASON_SEPARATOR)
     )
     bad_pos = verdict.failures.get_column(POS).unique()
-    stored = (
-        norm.frame.with_row_index(POS)
-        .with_columns(pl.col(POS).cast(pl.Int64))
-        .filter(~pl.col(POS).is_in(bad_pos.implode()))
-        .drop(POS)
-    )
+    stored = with_positions(norm.frame).filter(~pl.col(POS).is_in(bad_pos.implode())).drop(POS)
     quarantined = _with_raw(raw, bad_rows)
     message = f"unit: input rows; {raw.height - quarantined.height} stored, "
     message += f"{quarantined.height} quarantined"
