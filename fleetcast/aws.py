@@ -203,8 +203,8 @@ class AwsBackend:
 
     def describe_many(self, asg_names: Collection[str]) -> dict[str, GroupState]:
         """Every named group that exists, by name, in as few calls as the API allows: one
-        paginated DescribeAutoScalingGroups per ``DESCRIBE_BATCH`` names and one
-        DescribeInstances per 200 instances for the busy tags (not two calls per group).
+        paginated DescribeAutoScalingGroups per ``DESCRIBE_BATCH`` names and one paginated
+        DescribeTags for the busy tags (``_busy_instances``), not two calls per group.
         Names that match no group are absent from the result."""
         names = sorted(set(asg_names))
         groups: list[dict[str, Any]] = []

@@ -188,7 +188,8 @@ def parse_timestamps(raw: pl.Series) -> pl.Series:
 
 
 def _parse_other_timestamps(text: pl.Series) -> pl.Series:
-    """The forms other than ``_FAST_FORMAT``: spaces around, fractions, offsets, bare dates."""
+    """The forms other than ``_FAST_FORMAT`` / ``_FAST_SPACED``: spaces around, fractions,
+    offsets, bare dates."""
     text = text.str.strip_chars()
     out = text.str.to_datetime(_NAIVE_FORMATS[0], strict=False, time_unit="us")
     todo = out.is_null() & text.is_not_null()
