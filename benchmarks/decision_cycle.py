@@ -28,12 +28,12 @@ def setup(folder: Path, fleets: int, url: str, days: int, candidates: str | None
     import numpy as np
     import polars as pl
 
-    from fleetcast import db
-    from fleetcast.allocate import utcnow
     from fleetcast.config import Settings
-    from fleetcast.fleets import upsert_fleets
-    from fleetcast.forecasting import train_all
-    from fleetcast.local_aws import provision_groups
+    from fleetcast.resources import db
+    from fleetcast.resources.local_aws import provision_groups
+    from fleetcast.stages.allocate import utcnow
+    from fleetcast.stages.fleets import upsert_fleets
+    from fleetcast.stages.forecasting import train_all
     from models.policy import FleetSpec
 
     settings = Settings(db_path=folder / "f.duckdb", work_dir=folder / "work",
@@ -74,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
-    from fleetcast.allocate import apply_and_record, plan, utcnow
-    from fleetcast.aws import AwsBackend
-    from fleetcast.forecasting import forecast_all
-    from fleetcast.local_aws import moto_server
+    from fleetcast.resources.aws import AwsBackend
+    from fleetcast.resources.local_aws import moto_server
+    from fleetcast.stages.allocate import apply_and_record, plan, utcnow
+    from fleetcast.stages.forecasting import forecast_all
 
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp, moto_server() as moto:
         settings, trained = setup(Path(tmp), args.fleets, moto.url, args.days, args.candidates)

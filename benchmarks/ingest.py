@@ -58,8 +58,8 @@ def make_frame(rows: int):  # type: ignore[no-untyped-def]
 
 
 def _settings(folder: Path, kind: str):  # type: ignore[no-untyped-def]
-    from fleetcast import db
     from fleetcast.config import Settings
+    from fleetcast.resources import db
 
     settings = Settings(db_path=folder / f"{kind}.duckdb", landing_dir=folder / "landing",
                         work_dir=folder / "work")  # fmt: skip
@@ -71,8 +71,8 @@ def _settings(folder: Path, kind: str):  # type: ignore[no-untyped-def]
 def _stages(folder: Path) -> dict:
     import datetime as dt
 
-    from fleetcast.ingest import plan_batch
-    from fleetcast.landing import read_raw
+    from fleetcast.resources.landing import read_raw
+    from fleetcast.stages.ingest import plan_batch
     from models.validation import FrameValidator, Limits
 
     FrameValidator(None)  # import GX outside the timing, as in the warm path
@@ -97,7 +97,7 @@ def stage(kind: str, folder: Path) -> dict:
     import duckdb
     import polars as pl
 
-    from fleetcast.ingest import ingest_paths
+    from fleetcast.stages.ingest import ingest_paths
 
     if kind == "fleetcast_stages":
         return _stages(folder)

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             pl.col("y").alias("value"),
         ).write_csv(landing / "m4_hourly_long.csv")
     env = {**os.environ, "FLEETCAST_WORK_DIR": str(work / "work")}
-    cli = [sys.executable, "-m", "fleetcast.cli", "--db", str(db_path)]
+    cli = [sys.executable, "-m", "fleetcast.interface.cli", "--db", str(db_path)]
     commands = {
         "ingest": [*cli, "ingest", "--landing", str(landing), "--no-docs"],
         "train": [*cli, "train", *shlex.split(args.train_args)],

@@ -5,9 +5,10 @@ real hourly series (M4), through the same code path as ``fleetcast backtest``.
         [--holdout H170,H200,H250,H300,H350]
         [--lead 1] [--weeks 4] [--fleets battle_royale/na-east,...] [--sample-days 35]
 
-Sample: ``fleetcast.sample.generate`` (seed 7, fixed end) into a temporary folder, the players
-metric, events and fleets loaded into a temporary DuckDB with plain inserts; the last ``weeks``
-weeks of each fleet are replayed with its fleets row (unit capacity, margin, tolerance).
+Sample: ``fleetcast.interface.sample.generate`` (seed 7, fixed end) into a temporary folder,
+the players metric, events and fleets loaded into a temporary DuckDB with plain inserts; the
+last ``weeks`` weeks of each fleet are replayed with its fleets row (unit capacity, margin,
+tolerance).
 M4: each series (train + the 48 test values, hourly from 1970-01-01) is loaded into the same
 temporary DuckDB as game type ``m4``, region = the series id; the last ``weeks`` weeks are
 replayed with a unit capacity of max / 50 (about 50 instances at the peak), min 0, margin 0.1.
@@ -31,9 +32,9 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from fleetcast import db  # noqa: E402
-from fleetcast.backtest import BacktestRequest, format_table, run_backtest  # noqa: E402
-from fleetcast.fleets import read_fleet_file, upsert_fleets  # noqa: E402
-from fleetcast.names import is_valid_name  # noqa: E402
+from fleetcast.stages.backtest import BacktestRequest, format_table, run_backtest  # noqa: E402
+from fleetcast.stages.fleets import read_fleet_file, upsert_fleets  # noqa: E402
+from models.names import is_valid_name  # noqa: E402
 from models.nowcast import DEFAULT_QUANTILE  # noqa: E402
 from models.replay import ReplayResult  # noqa: E402
 
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     groups: dict[str, list[int]] = {}  # group -> short pol/react@idle/seas@idle, changes pol/react
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        from fleetcast.sample import generate
+        from fleetcast.interface.sample import generate
 
         generate(Path(tmp) / "sample", days=args.sample_days, seed=7, end=SAMPLE_END)
         con = db.connect(Path(tmp) / "bench.duckdb")

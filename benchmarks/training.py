@@ -1,6 +1,6 @@
-"""Training throughput: series/s of `fleetcast.forecasting.train_all` on N generated hourly series
-with 1 worker (in-process) and with 2 workers (the pool `train_all` chooses: spawned processes
-for this many series with a slow candidate such as Prophet), and the speed-up.
+"""Training throughput: series/s of `fleetcast.stages.forecasting.train_all` on N generated
+hourly series with 1 worker (in-process) and with 2 workers (the pool `train_all` chooses:
+spawned processes for this many series with a slow candidate such as Prophet), and the speed-up.
 
     .venv/bin/python benchmarks/training.py [--series 48] [--metrics 2] [--days 56]
         [--candidates default|a,b]
@@ -48,7 +48,7 @@ def make_db(path: Path, series: int, days: int, metrics: int = 1) -> None:
     import numpy as np
     import polars as pl
 
-    from fleetcast import db
+    from fleetcast.resources import db
 
     hours = days * 24
     end = datetime(2026, 1, 1)
@@ -110,7 +110,7 @@ class PeakTreeRss:
 
 def stage(db_path: Path, workers: int, candidates: str) -> dict:
     from fleetcast.config import Settings
-    from fleetcast.forecasting import slow_candidates, train_all, training_pool
+    from fleetcast.stages.forecasting import slow_candidates, train_all, training_pool
 
     settings = Settings(db_path=db_path, work_dir=db_path.parent / "work")
     chosen = None if candidates == DEFAULT else tuple(candidates.split(","))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 
-from fleetcast.locking import RunLockTimeout, run_lock
-from fleetcast.orchestration import settings_for
+from fleetcast.resources.locking import RunLockTimeout, run_lock
+from fleetcast.stages.orchestration import settings_for
 from flows.params import AccuracyParams
 from tasks.accuracy import score_forecast_accuracy
 from tasks.artifacts import RunSummary, publish_summary

@@ -11,9 +11,9 @@ from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 from rich.progress import Progress
 
-from fleetcast.backtest import BacktestRequest
-from fleetcast.locking import RunLockTimeout, run_lock
-from fleetcast.orchestration import settings_for
+from fleetcast.resources.locking import RunLockTimeout, run_lock
+from fleetcast.stages.backtest import BacktestRequest
+from fleetcast.stages.orchestration import settings_for
 from flows.params import BackfillParams
 from tasks.accuracy import score_forecast_accuracy
 from tasks.artifacts import RunSummary, publish_forecast, publish_links, publish_summary

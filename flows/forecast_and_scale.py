@@ -6,10 +6,10 @@ import polars as pl
 from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 
-from fleetcast.allocate import utcnow
 from fleetcast.config import Settings
-from fleetcast.locking import RunLockTimeout, run_lock
-from fleetcast.orchestration import run_stage, settings_for
+from fleetcast.resources.locking import RunLockTimeout, run_lock
+from fleetcast.stages.allocate import utcnow
+from fleetcast.stages.orchestration import run_stage, settings_for
 from flows.params import ForecastAndScaleParams
 from tasks.apply import apply_capacity
 from tasks.approval import approve_large_changes

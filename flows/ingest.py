@@ -6,9 +6,9 @@ from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleetcast.ingest import BatchResult
-from fleetcast.locking import RunLockTimeout, run_lock
-from fleetcast.orchestration import settings_for
+from fleetcast.resources.locking import RunLockTimeout, run_lock
+from fleetcast.stages.ingest import BatchResult
+from fleetcast.stages.orchestration import settings_for
 from tasks.checks import list_landing_files
 from tasks.ingest import ingest_files
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fleetcast.names import NAME_PATTERN
+from models.names import NAME_PATTERN
 
 SAMPLE_GAME_TYPES = ("battle_royale", "ranked_arena", "casual_puzzle", "tournament_series")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 
-from fleetcast.allocate import utcnow
-from fleetcast.locking import RunLockTimeout, run_lock
-from fleetcast.orchestration import run_stage, settings_for
+from fleetcast.resources.locking import RunLockTimeout, run_lock
+from fleetcast.stages.allocate import utcnow
+from fleetcast.stages.orchestration import run_stage, settings_for
 from flows.forecast_and_scale import forecast_plan_apply, publish_run
 from flows.params import PipelineParams
 from tasks.artifacts import RunSummary

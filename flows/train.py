@@ -6,8 +6,8 @@ from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 from pydantic import Field
 
-from fleetcast.locking import RunLockTimeout, run_lock
-from fleetcast.orchestration import settings_for
+from fleetcast.resources.locking import RunLockTimeout, run_lock
+from fleetcast.stages.orchestration import settings_for
 from flows.params import RunParams
 from tasks.train import train_models
 

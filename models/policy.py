@@ -179,7 +179,7 @@ class Decision:
     priority: int = 100
     cost_per_hour: float = 0.0
     inputs: dict[str, Any] = field(default_factory=dict)  # JSON-able summary of the inputs
-    # Filled in by apply (fleetcast.allocate), never by the policy:
+    # Filled in by apply (fleetcast.stages.allocate), never by the policy:
     applied: bool = False
     applied_desired: int | None = None
     outcome: str = ""

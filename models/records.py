@@ -1,8 +1,8 @@
 """Pure parsing and normalisation of landed telemetry files (no I/O, no DuckDB, no Prefect).
 
 Input is a *raw* frame: every column text, exactly as read from the file (see
-``fleetcast.landing.read_raw``). Output is a typed *normal* frame per table, one row per value
-to store, with two bookkeeping columns:
+``fleetcast.resources.landing.read_raw``). Output is a typed *normal* frame per table, one row
+per value to store, with two bookkeeping columns:
 
 - ``_row``: the 1-based data row (record) of the source file the value came from;
 - ``unparseable``: null when every cell of the row parsed, else what failed and why.
@@ -29,7 +29,7 @@ from typing import Literal
 
 import polars as pl
 
-from fleetcast.names import is_valid_name
+from models.names import is_valid_name
 
 Kind = Literal["metrics_long", "metrics_wide", "sessions", "events"]
 KINDS: tuple[Kind, ...] = ("metrics_long", "metrics_wide", "sessions", "events")

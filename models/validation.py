@@ -35,7 +35,7 @@ from typing import Any
 
 import polars as pl
 
-from fleetcast.names import NAME_PATTERN
+from models.names import NAME_PATTERN
 from models.records import EVENT_KINDS, NATURAL_KEYS, ROW, UNPARSEABLE
 
 POS = "_pos"
@@ -568,7 +568,7 @@ def _exception(r: Any) -> str:
 
 
 def _is_name(value: str) -> bool:
-    from fleetcast.names import is_valid_name
+    from models.names import is_valid_name
 
     return is_valid_name(value)
 

@@ -6,8 +6,8 @@ import polars as pl
 from prefect import task
 
 from fleetcast.config import Settings
-from fleetcast.forecasting import score_accuracy
-from fleetcast.orchestration import is_transient
+from fleetcast.stages.forecasting import score_accuracy
+from fleetcast.stages.orchestration import is_transient
 
 
 @task(name="score-accuracy", retries=1, retry_delay_seconds=5, retry_condition_fn=is_transient)

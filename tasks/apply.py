@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from fleetcast.allocate import Plan, apply_and_record
 from fleetcast.config import Settings
+from fleetcast.stages.allocate import Plan, apply_and_record
 from models.policy import Decision
 
 

@@ -13,7 +13,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from fleetcast.allocate import Plan, hold
+from fleetcast.stages.allocate import Plan, hold
 from models.policy import needs_approval
 
 

@@ -28,7 +28,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from fleetcast.orchestration import is_transient
+from fleetcast.stages.orchestration import is_transient
 
 MAX_TABLE_ROWS = 200
 

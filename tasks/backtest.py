@@ -6,9 +6,9 @@ from pathlib import Path
 
 from prefect import task
 
-from fleetcast import db
-from fleetcast.backtest import BacktestRequest, run_backtest, write_plan
 from fleetcast.config import Settings
+from fleetcast.resources import db
+from fleetcast.stages.backtest import BacktestRequest, run_backtest, write_plan
 
 
 @task(name="backtest-replay")

@@ -13,7 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from fleetcast.config import Settings
-from fleetcast.orchestration import is_transient, landing_files_between, training_due
+from fleetcast.stages.orchestration import is_transient, landing_files_between, training_due
 
 _read: dict[str, Any] = {
     "retries": 2,
@@ -43,7 +43,7 @@ def read_run_context(
     settings: Settings, game_type: str | None
 ) -> tuple[list[Any], dict[str, float], Any]:
     """Overrides in force, each fleet's safety margin, and the accuracy scores (for summaries)."""
-    from fleetcast.status import read_status
+    from fleetcast.stages.status import read_status
 
     if not settings.db_path.exists():
         return [], {}, None
@@ -57,8 +57,8 @@ def read_run_context(
 @task(name="list-fleets", **_read)
 def list_fleets(settings: Settings, game_type: str | None) -> list[dict[str, Any]]:
     """Fleets of a game type (or all) as plain records: fleet, game_type, region, metric, lead."""
-    from fleetcast import db
-    from fleetcast.fleets import load_fleets
+    from fleetcast.resources import db
+    from fleetcast.stages.fleets import load_fleets
 
     with db.session(settings.db_path) as con:
         specs = load_fleets(con, game_type)
@@ -78,7 +78,7 @@ def list_fleets(settings: Settings, game_type: str | None) -> list[dict[str, Any
 @task(name="forecast-exists", **_read)
 def forecast_exists(settings: Settings, game_type: str | None) -> bool:
     """Whether any forecast is stored for the game type (or any)."""
-    from fleetcast.orchestration import newest_forecast_at
+    from fleetcast.stages.orchestration import newest_forecast_at
 
     return newest_forecast_at(settings, game_type) is not None
 
@@ -89,8 +89,8 @@ def series_in_scope(settings: Settings, game_type: str | None, scope: str) -> li
     fast hourly cycle), ``all`` = every metric (None: no filter; the nightly retrain)."""
     if scope == "all":
         return None
-    from fleetcast import db
-    from fleetcast.fleets import capacity_metrics, load_fleets
+    from fleetcast.resources import db
+    from fleetcast.stages.fleets import capacity_metrics, load_fleets
 
     with db.session(settings.db_path) as con:
         specs = load_fleets(con, game_type)

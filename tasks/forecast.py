@@ -8,7 +8,7 @@ import polars as pl
 from prefect import task
 
 from fleetcast.config import Settings
-from fleetcast.forecasting import forecast_all
+from fleetcast.stages.forecasting import forecast_all
 
 
 @task(name="forecast-series")

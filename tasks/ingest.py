@@ -10,9 +10,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
 from fleetcast.config import Settings
-from fleetcast.ingest import BatchResult, format_summary, ingest_paths
-from fleetcast.landing import SUPPORTED_SUFFIXES
-from fleetcast.orchestration import is_transient
+from fleetcast.resources.landing import SUPPORTED_SUFFIXES
+from fleetcast.stages.ingest import BatchResult, format_summary, ingest_paths
+from fleetcast.stages.orchestration import is_transient
 
 
 @task(

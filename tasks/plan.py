@@ -7,8 +7,8 @@ from typing import Any
 
 from prefect import task
 
-from fleetcast.allocate import Plan, plan
 from fleetcast.config import Settings
+from fleetcast.stages.allocate import Plan, plan
 
 
 def _retry_reads(task: Any, task_run: Any, state: Any) -> bool:

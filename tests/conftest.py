@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fleetcast.config import Settings
-from fleetcast.local_aws import MotoServer, start_moto
+from fleetcast.resources.local_aws import MotoServer, start_moto
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

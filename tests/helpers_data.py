@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from fleetcast import db
 from fleetcast.config import Settings
+from fleetcast.resources import db
 
 
 def store_metrics(settings: Settings, frame: pl.DataFrame) -> None:

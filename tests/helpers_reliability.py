@@ -13,10 +13,10 @@ import boto3
 import duckdb
 from botocore.awsrequest import AWSResponse
 
-from fleetcast import db
-from fleetcast.aws import MUTATING_OPERATIONS
 from fleetcast.config import Settings
-from fleetcast.fleets import upsert_fleets
+from fleetcast.resources import db
+from fleetcast.resources.aws import MUTATING_OPERATIONS
+from fleetcast.stages.fleets import upsert_fleets
 from models.policy import FleetSpec
 
 ROOT = Path(__file__).resolve().parent.parent

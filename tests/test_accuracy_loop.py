@@ -10,11 +10,16 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from fleetcast import db
-from fleetcast.cli import main
 from fleetcast.config import Settings
-from fleetcast.forecasting import forecast_all, series_needing_retrain, train_all, train_if_needed
-from fleetcast.logs import quiet_libraries
+from fleetcast.interface.cli import main
+from fleetcast.resources import db
+from fleetcast.resources.logs import quiet_libraries
+from fleetcast.stages.forecasting import (
+    forecast_all,
+    series_needing_retrain,
+    train_all,
+    train_if_needed,
+)
 from models.accuracy import RetrainPolicy, coverage, mase, mase_scale, retrain_flags, smape
 
 START = datetime(1970, 1, 1)

@@ -10,12 +10,12 @@ from typing import Any
 import boto3
 import pytest
 
-from fleetcast import db
-from fleetcast.allocate import allocate, clear_overrides, list_overrides, set_override
-from fleetcast.aws import MUTATING_OPERATIONS, AwsBackend
-from fleetcast.cli import main
 from fleetcast.config import Settings
-from fleetcast.fleets import FleetConfigError, read_fleet_file, upsert_fleets
+from fleetcast.interface.cli import main
+from fleetcast.resources import db
+from fleetcast.resources.aws import MUTATING_OPERATIONS, AwsBackend
+from fleetcast.stages.allocate import allocate, clear_overrides, list_overrides, set_override
+from fleetcast.stages.fleets import FleetConfigError, read_fleet_file, upsert_fleets
 from models.policy import FleetSpec
 
 NOW = datetime(2024, 5, 1, 10, 0)
@@ -375,7 +375,7 @@ def test_scaling_activity_in_progress_is_recorded_as_deferred(aws_settings: Sett
 
 
 def test_recorded_backend_starts_from_the_last_record(settings: Settings) -> None:
-    from fleetcast.allocate import recorded_backend
+    from fleetcast.stages.allocate import recorded_backend
 
     seed(settings, fleets=[spec()])
     [d] = allocate(settings, now=NOW, backend=recorded_backend(settings))

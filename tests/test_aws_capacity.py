@@ -16,7 +16,8 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from fleetcast.aws import (
+from fleetcast.config import Settings
+from fleetcast.resources.aws import (
     MUTATING_OPERATIONS,
     PPI_TAG,
     AwsBackend,
@@ -24,7 +25,6 @@ from fleetcast.aws import (
     RecordedBackend,
     apply_decision,
 )
-from fleetcast.config import Settings
 from models.policy import Decision
 
 REGION = "us-east-1"
@@ -293,7 +293,7 @@ def test_breach_raise_updates_max_before_desired(aws_settings: Settings) -> None
 
 
 def test_recorded_backend_never_reaches_aws() -> None:
-    from fleetcast.aws import GroupState
+    from fleetcast.resources.aws import GroupState
 
     rec = RecordedBackend(
         [GroupState("g1", 2, 0, 10, {"fleetcast:managed": "true"})],

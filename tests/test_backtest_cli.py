@@ -11,10 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fleetcast import db
-from fleetcast.backtest import CSV_COLUMNS
-from fleetcast.cli import main
 from fleetcast.config import Settings
+from fleetcast.interface.cli import main
+from fleetcast.resources import db
+from fleetcast.stages.backtest import CSV_COLUMNS
 
 T0 = datetime(2026, 1, 5)
 HOURS = 24 * 16
@@ -155,7 +155,7 @@ def test_cli_errors_are_clear(
 
 
 def test_task_fn_writes_the_plan_and_returns_the_table(settings: Settings, tmp_path: Path) -> None:
-    from fleetcast.backtest import BacktestRequest
+    from fleetcast.stages.backtest import BacktestRequest
     from tasks.backtest import backtest_replay
 
     _load(settings, _values())

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from fleetcast.config import Settings
-from fleetcast.locking import RunLockTimeout, lock_path, run_lock
+from fleetcast.resources.locking import RunLockTimeout, lock_path, run_lock
 
 # A separate process (as a second worker or CLI run would be): take the run lock, then write
 # `n` rows into the DuckDB file one connection at a time (a run opens the file many times),
@@ -21,9 +21,9 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from fleetcast import db
+    from fleetcast.resources import db
     from fleetcast.config import Settings
-    from fleetcast.locking import RunLockTimeout, run_lock
+    from fleetcast.resources.locking import RunLockTimeout, run_lock
 
     path, tag, n, wait = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     settings = Settings(db_path=path)

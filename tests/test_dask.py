@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 
 from fleetcast.config import Settings
-from fleetcast.fleets import import_fleets
-from fleetcast.forecasting import train_all
-from fleetcast.ingest import ingest_paths
-from fleetcast.orchestration import DASK_ADDRESS_ENV, settings_for, task_runner
-from fleetcast.sample import generate
+from fleetcast.interface.sample import generate
+from fleetcast.stages.fleets import import_fleets
+from fleetcast.stages.forecasting import train_all
+from fleetcast.stages.ingest import ingest_paths
+from fleetcast.stages.orchestration import DASK_ADDRESS_ENV, settings_for, task_runner
 from flows.params import ForecastAndScaleParams
 
 GAMES = ("casual_puzzle", "ranked_arena")

@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from fleetcast.cli import main as cli_main
 from fleetcast.config import Settings
-from fleetcast.demo import run_demo
+from fleetcast.interface.cli import main as cli_main
+from fleetcast.interface.demo import run_demo
 
 
 def test_demo_applies_the_recorded_plan_and_writes_the_report(

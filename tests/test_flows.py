@@ -23,10 +23,10 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from fleetcast.cli import main as cli_main
-from fleetcast.fleets import import_fleets, read_fleet_file
-from fleetcast.local_aws import MotoServer, provision_groups
-from fleetcast.sample import generate
+from fleetcast.interface.cli import main as cli_main
+from fleetcast.interface.sample import generate
+from fleetcast.resources.local_aws import MotoServer, provision_groups
+from fleetcast.stages.fleets import import_fleets, read_fleet_file
 from flows.params import BackfillParams, ForecastAndScaleParams, PipelineParams
 
 GAME = "casual_puzzle"
@@ -215,7 +215,7 @@ HOLDER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from fleetcast.config import Settings
-    from fleetcast.locking import run_lock
+    from fleetcast.resources.locking import run_lock
     with run_lock(Settings(db_path=Path(sys.argv[1])), wait_seconds=5, label="other run"):
         print("locked", flush=True)
         time.sleep(60)
@@ -334,7 +334,7 @@ def test_backfill_twice_gives_the_same_tables_as_once(copy: Prepared) -> None:
 
 def test_backfill_range_selects_files_by_day(copy: Prepared) -> None:
     from fleetcast.config import Settings
-    from fleetcast.orchestration import landing_files_between
+    from fleetcast.stages.orchestration import landing_files_between
 
     late = _late_file(copy, "2026-01-03")
     settings = Settings(landing_dir=copy.landing)

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from prefect.flows import Flow
 
-from fleetcast.db import DatabaseBusy
-from fleetcast.names import InvalidName
-from fleetcast.orchestration import is_transient_error
+from fleetcast.resources.db import DatabaseBusy
+from fleetcast.stages.orchestration import is_transient_error
 from flows.params import SAMPLE_GAME_TYPES
+from models.names import InvalidName
 from tasks.artifacts import (
     RunSummary,
     artifact_key,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from fleetcast import db
 from fleetcast.config import Settings
+from fleetcast.resources import db
 
 
 def test_train_then_forecast_flows(settings: Settings, prefect_harness: None, tmp_path) -> None:

@@ -12,12 +12,12 @@ import polars as pl
 import pytest
 from helpers_data import store_metrics
 
-from fleetcast import db
-from fleetcast.cli import main
 from fleetcast.config import Settings
-from fleetcast.forecasting import CSV_COLUMNS, forecast_all, latest_forecasts, train_all
-from fleetcast.logs import quiet_libraries
-from fleetcast.registry import champion_sets, list_models
+from fleetcast.interface.cli import main
+from fleetcast.resources import db
+from fleetcast.resources.logs import quiet_libraries
+from fleetcast.resources.registry import champion_sets, list_models
+from fleetcast.stages.forecasting import CSV_COLUMNS, forecast_all, latest_forecasts, train_all
 
 FAST = ("snaive24", "snaive168", "mstl")  # no Prophet fit where the test is not about Prophet
 START = datetime(1970, 1, 1)

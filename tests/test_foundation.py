@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from fleetcast import db
-from fleetcast.names import InvalidName, check_name
+from fleetcast.resources import db
+from models.names import InvalidName, check_name
 
 
 @pytest.mark.parametrize("name", ["battle_royale", "eu-west-1", "a", "x9"])

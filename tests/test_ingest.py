@@ -10,11 +10,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from fleetcast import db
-from fleetcast.cli import main
 from fleetcast.config import Settings
-from fleetcast.ingest import BatchResult, ingest_paths
-from fleetcast.landing import PathRefused
+from fleetcast.interface.cli import main
+from fleetcast.resources import db
+from fleetcast.resources.landing import PathRefused
+from fleetcast.stages.ingest import BatchResult, ingest_paths
 
 DATA = Path(__file__).parent / "data" / "ingest"
 INJECTION = "x'; drop table metrics; --"
@@ -243,7 +243,7 @@ def test_old_history_loads_with_a_freshness_warning(settings: Settings) -> None:
 
 
 def test_fresh_data_has_no_warning(settings: Settings) -> None:
-    from fleetcast.ingest import utcnow
+    from fleetcast.stages.ingest import utcnow
 
     now = utcnow().replace(microsecond=0).isoformat()
     write(settings, "fresh.csv", f"ts,game_type,metric,value\n{now},g,players,1\n")

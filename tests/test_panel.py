@@ -13,10 +13,18 @@ import polars as pl
 import pytest
 from helpers_data import store_metrics
 
-from fleetcast import db
-from fleetcast.cli import main
 from fleetcast.config import Settings
-from fleetcast.forecasting import (
+from fleetcast.interface.cli import main
+from fleetcast.resources import db
+from fleetcast.resources.logs import quiet_libraries
+from fleetcast.resources.registry import (
+    ModelIntegrityError,
+    SeriesKey,
+    load_panel,
+    model_hash,
+    store_panel,
+)
+from fleetcast.stages.forecasting import (
     LARGE_PANEL,
     PANEL,
     _fit_panel,
@@ -25,8 +33,6 @@ from fleetcast.forecasting import (
     forecast_all,
     train_all,
 )
-from fleetcast.logs import quiet_libraries
-from fleetcast.registry import ModelIntegrityError, SeriesKey, load_panel, model_hash, store_panel
 from models import global_gbm
 from models.selection import CHEAP_CANDIDATES, CVConfig, panel_candidate
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from fleetcast.fleets import import_fleets, read_fleet_file
-from fleetcast.local_aws import MotoServer, free_port, provision_groups
-from fleetcast.sample import generate
+from fleetcast.interface.sample import generate
+from fleetcast.resources.local_aws import MotoServer, free_port, provision_groups
+from fleetcast.stages.fleets import import_fleets, read_fleet_file
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(420)]
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleetcast.logs import quiet_libraries
-from fleetcast.registry import ModelIntegrityError, load_model, model_hash
+from fleetcast.resources.logs import quiet_libraries
+from fleetcast.resources.registry import ModelIntegrityError, load_model, model_hash
 from models.prophet_model import ProphetConfig, ProphetForecaster, dumps, event_columns
 from models.selection import InsufficientHistory, forecast_series, train_series
 

@@ -43,18 +43,18 @@ from helpers_reliability import (
     write_metrics_csv,
 )
 
-from fleetcast import db
-from fleetcast.allocate import allocate
-from fleetcast.aws import AwsBackend, botocore_config
-from fleetcast.cli import main as cli
 from fleetcast.config import Settings
-from fleetcast.db import DatabaseBusy
-from fleetcast.ingest import ingest_paths
-from fleetcast.landing import PathRefused
-from fleetcast.locking import RunLockTimeout, run_lock
-from fleetcast.names import InvalidName, check_name
-from fleetcast.orchestration import is_transient_error
-from fleetcast.registry import ModelIntegrityError, champion_sets, load_model
+from fleetcast.interface.cli import main as cli
+from fleetcast.resources import db
+from fleetcast.resources.aws import AwsBackend, botocore_config
+from fleetcast.resources.db import DatabaseBusy
+from fleetcast.resources.landing import PathRefused
+from fleetcast.resources.locking import RunLockTimeout, run_lock
+from fleetcast.resources.registry import ModelIntegrityError, champion_sets, load_model
+from fleetcast.stages.allocate import allocate
+from fleetcast.stages.ingest import ingest_paths
+from fleetcast.stages.orchestration import is_transient_error
+from models.names import InvalidName, check_name
 
 FLEETCAST = str(Path(sys.executable).parent / "fleetcast")
 
@@ -169,7 +169,7 @@ def test_r04_fail_static_never_shrinks(aws_settings: Settings, fault: str) -> No
             con.execute("update forecasts set game_type = 'other'").fetchall()
     else:  # no forecast and no data at all
         with db.session(aws_settings.db_path) as con:
-            from fleetcast.fleets import upsert_fleets
+            from fleetcast.stages.fleets import upsert_fleets
 
             upsert_fleets(con, [fleet])
     backend, log = _backend(aws_settings)
@@ -289,7 +289,7 @@ def test_r07_a_hard_aws_error_is_recorded_and_the_run_goes_on(aws_settings: Sett
 HOLD = textwrap.dedent(
     """
     import sys, time
-    from fleetcast import db
+    from fleetcast.resources import db
     con = db.connect(sys.argv[1])
     con.execute("create table if not exists t (x integer)").fetchall()
     con.execute("insert into t values (1)").fetchall()
@@ -324,7 +324,7 @@ def test_r08_overlapping_runs_one_waits_or_gives_up(settings: Settings) -> None:
             import sys
             from pathlib import Path
             from fleetcast.config import Settings
-            from fleetcast.locking import RunLockTimeout, run_lock
+            from fleetcast.resources.locking import RunLockTimeout, run_lock
             try:
                 with run_lock(Settings(db_path=Path(sys.argv[1])), wait_seconds=0.5):
                     print("got it")
@@ -345,8 +345,8 @@ def test_r08_overlapping_runs_one_waits_or_gives_up(settings: Settings) -> None:
 KILLED_INGEST = textwrap.dedent(
     """
     import sys, time
-    import fleetcast.ingest as ingest
-    from fleetcast.cli import main
+    import fleetcast.stages.ingest as ingest
+    from fleetcast.interface.cli import main
 
     def stall(*args, **kwargs):
         print("in-transaction", flush=True)
@@ -503,7 +503,7 @@ def test_r11_retries_only_safe_steps_and_timeouts_shorter_than_schedules() -> No
 def test_r11_flaky_step_retried_and_slow_flow_times_out(prefect_harness: None) -> None:
     from prefect import flow, task
 
-    from fleetcast.orchestration import is_transient
+    from fleetcast.stages.orchestration import is_transient
 
     attempts: list[int] = []
 
@@ -603,7 +603,7 @@ def test_r14_bad_names_refused_before_sql_and_tables_intact(settings: Settings, 
         check_name("game type", bad)
     seed(settings, [spec("a")], players=100.0)
     with db.session(settings.db_path) as con:
-        from fleetcast.fleets import load_fleets
+        from fleetcast.stages.fleets import load_fleets
 
         with pytest.raises(InvalidName):
             load_fleets(con, bad)
@@ -629,7 +629,7 @@ def _train_small(settings: Settings, end: datetime) -> None:
     import numpy as np
     import polars as pl
 
-    from fleetcast.forecasting import train_all
+    from fleetcast.stages.forecasting import train_all
 
     ts = [end - timedelta(hours=120 - h) for h in range(120)]
     y = 1500 + 500 * np.sin(np.arange(120) * 2 * np.pi / 24)
@@ -658,8 +658,8 @@ def _tamper_all(settings: Settings) -> dict[str, str]:
 
 
 def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings) -> None:
-    from fleetcast.allocate import utcnow
-    from fleetcast.forecasting import forecast_all
+    from fleetcast.stages.allocate import utcnow
+    from fleetcast.stages.forecasting import forecast_all
 
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=25)
@@ -670,7 +670,7 @@ def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings)
     frame = forecast_all(aws_settings, 12)  # no stored model is used; the note says why
     assert "refused" in frame["note"][0] and frame["model_id"].null_count() == frame.height
     with db.session(aws_settings.db_path) as con:
-        from fleetcast.fleets import upsert_fleets
+        from fleetcast.stages.fleets import upsert_fleets
 
         upsert_fleets(con, [spec("a", scale_in_stabilisation_minutes=0)])
     backend, _ = _backend(aws_settings)
@@ -683,8 +683,8 @@ def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings)
 def test_r15_r04_refused_models_alone_keep_the_fleet_in_the_hourly_cycle(
     aws_settings: Settings,
 ) -> None:
-    from fleetcast.allocate import utcnow
-    from fleetcast.forecasting import forecast_all
+    from fleetcast.stages.allocate import utcnow
+    from fleetcast.stages.forecasting import forecast_all
 
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=25)
@@ -693,7 +693,7 @@ def test_r15_r04_refused_models_alone_keep_the_fleet_in_the_hourly_cycle(
     _tamper_all(aws_settings)
     forecast_all(aws_settings, 12)
     with db.session(aws_settings.db_path) as con:
-        from fleetcast.fleets import upsert_fleets
+        from fleetcast.stages.fleets import upsert_fleets
 
         upsert_fleets(con, [spec("a", scale_in_stabilisation_minutes=0)])
         con.execute("insert into metrics values (?, 'battle_royale', 'eu', 'players', 100, 'o')",

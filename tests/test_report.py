@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fleetcast.report import (
+from fleetcast.interface.report import (
     ReportSection,
     plot_capacity_vs_demand,
     plot_forecast_vs_actual,

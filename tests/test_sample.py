@@ -9,10 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from fleetcast import db
-from fleetcast.cli import main
-from fleetcast.names import is_valid_name
-from fleetcast.sample import (
+from fleetcast.interface.cli import main
+from fleetcast.interface.sample import (
     GAMES,
     REGIONS,
     SYSTEM_METRICS,
@@ -20,6 +18,8 @@ from fleetcast.sample import (
     SampleManifest,
     generate,
 )
+from fleetcast.resources import db
+from models.names import is_valid_name
 
 END = datetime(2026, 11, 27, 12)  # a Friday, naive UTC
 DAYS = 28

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleetcast.logs import quiet_libraries
+from fleetcast.resources.logs import quiet_libraries
 from models.baselines import MSTLForecaster, SeasonalNaive, regularize
 from models.selection import (
     FORECASTERS,

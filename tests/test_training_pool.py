@@ -12,10 +12,10 @@ import pandas as pd
 import polars as pl
 from helpers_data import store_metrics
 
-from fleetcast import db
 from fleetcast.config import Settings
-from fleetcast.forecasting import _pool_kind, slow_candidates, train_all, training_pool
-from fleetcast.registry import list_models
+from fleetcast.resources import db
+from fleetcast.resources.registry import list_models
+from fleetcast.stages.forecasting import _pool_kind, slow_candidates, train_all, training_pool
 
 CANDIDATES = ("prophet", "mstl", "snaive24")  # with the ensemble of the three
 

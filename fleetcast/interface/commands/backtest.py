@@ -57,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast import db
-    from fleetcast.backtest import BacktestRequest, format_table, run_backtest, write_plan
+    from fleetcast.resources import db
+    from fleetcast.stages.backtest import BacktestRequest, format_table, run_backtest, write_plan
 
     req = BacktestRequest(
         game_type=args.game_type,

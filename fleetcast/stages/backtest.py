@@ -20,9 +20,9 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from fleetcast import db
-from fleetcast.fleets import load_fleets
-from fleetcast.names import check_name
+from fleetcast.resources import db
+from fleetcast.stages.fleets import load_fleets
+from models.names import check_name
 from models.nowcast import DEFAULT_QUANTILE, WEEK, EventWindow, NowcastConfig
 from models.policy import FleetSpec
 from models.replay import ReplayResult, replay

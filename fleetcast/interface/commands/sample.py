@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast.sample import generate
+    from fleetcast.interface.sample import generate
 
     out = args.out if args.out is not None else settings.landing_dir
     m = generate(out, days=args.days, seed=args.seed, end=args.end)

@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast.ingest import format_summary, ingest_paths
-    from fleetcast.landing import PathRefused
+    from fleetcast.resources.landing import PathRefused
+    from fleetcast.stages.ingest import format_summary, ingest_paths
 
     try:
         results = ingest_paths(settings, args.paths or [Path(".")], data_docs=not args.no_docs)

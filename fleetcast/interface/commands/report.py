@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import polars as pl
 
-    from fleetcast.demo import fleet_summary, write_fleet_report
-    from fleetcast.names import check_name
+    from fleetcast.interface.demo import fleet_summary, write_fleet_report
+    from models.names import check_name
 
     fleets = fleet_summary(settings)
     if args.game_type:

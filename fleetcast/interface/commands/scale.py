@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fleetcast.config import Settings
-from fleetcast.names import check_name
+from models.names import check_name
 
 HELP = "plan each fleet's capacity ahead of demand and apply it to its Auto Scaling group"
 
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast.allocate import allocate, decisions_table, recorded_backend
+    from fleetcast.stages.allocate import allocate, decisions_table, recorded_backend
     from models.policy import Budget
 
     if args.game_type:

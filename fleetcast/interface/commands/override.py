@@ -29,7 +29,7 @@ def parse_expiry(text: str, now: datetime) -> datetime:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fleetcast.cli import _common  # --db / --aws-endpoint after the action too
+    from fleetcast.interface.cli import _common  # --db / --aws-endpoint after the action too
 
     common = [_common()]
     sub = parser.add_subparsers(dest="action", required=True)
@@ -50,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast import db
-    from fleetcast.allocate import clear_overrides, list_overrides, set_override, utcnow
+    from fleetcast.resources import db
+    from fleetcast.stages.allocate import clear_overrides, list_overrides, set_override, utcnow
 
     now = utcnow()
     with db.session(settings.db_path) as con:

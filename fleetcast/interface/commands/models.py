@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fleetcast.config import Settings
-from fleetcast.names import check_name
+from models.names import check_name
 
 HELP = "list the model registry: series, kind, version, champion, training window, CV score"
 
@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast import db
-    from fleetcast.registry import list_models
+    from fleetcast.resources import db
+    from fleetcast.resources.registry import list_models
 
     for kind, value in (("game type", args.game_type), ("metric", args.metric)):
         if value is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from fleetcast.config import Settings
-from fleetcast.names import check_name
+from models.names import check_name
 
 HELP = "forecast each series HOURS ahead of its last observation (into `forecasts`, and a CSV)"
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast.forecasting import forecast_all
+    from fleetcast.stages.forecasting import forecast_all
 
     for kind, value in (("game type", args.game_type), ("metric", args.metric)):
         if value is not None:

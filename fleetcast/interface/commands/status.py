@@ -17,7 +17,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from fleetcast.status import read_status, status_rows
+    from fleetcast.stages.status import read_status, status_rows
 
     status = read_status(settings, args.game_type)
     console = Console()

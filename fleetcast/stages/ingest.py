@@ -1,8 +1,8 @@
 """Ingest + validate landed files into DuckDB: one transaction per file (R9, R10, R14, R16).
 
-For each file: read every column as text (``fleetcast.landing``), detect the kind and parse
-strictly (``models.records``), validate with GX (``models.validation``), then write the stored
-rows, the quarantined rows and the ledger row in ONE transaction.
+For each file: read every column as text (``fleetcast.resources.landing``), detect the kind
+and parse strictly (``models.records``), validate with GX (``models.validation``), then write
+the stored rows, the quarantined rows and the ledger row in ONE transaction.
 
 Counting (the ledger's unit is the *input row*: a data row of a CSV/Parquet file, a record of a
 JSON-lines file): ``rows_in = rows_stored + rows_quarantined``, and the quarantine table holds
@@ -33,9 +33,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from fleetcast import db
 from fleetcast.config import Settings
-from fleetcast.landing import UnreadableFile, checksum, read_raw, resolve_inputs
+from fleetcast.resources import db
+from fleetcast.resources.landing import UnreadableFile, checksum, read_raw, resolve_inputs
 from models.records import (
     ROW,
     SchemaError,
@@ -78,7 +78,7 @@ def ingest_paths(
 ) -> list[BatchResult]:
     """Ingest ``paths`` (files or folders inside ``settings.landing_dir``), one batch per file.
 
-    Raises ``fleetcast.landing.PathRefused`` before reading anything if a path escapes the
+    Raises ``fleetcast.resources.landing.PathRefused`` before reading anything if a path escapes the
     landing folder or is a symlink. Writes GX Data Docs under ``settings.docs_dir``.
     """
     files = resolve_inputs(Path(settings.landing_dir), paths)

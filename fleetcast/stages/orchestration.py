@@ -18,9 +18,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fleetcast import db
 from fleetcast.config import Settings
-from fleetcast.names import check_name
+from fleetcast.resources import db
+from models.names import check_name
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner

@@ -11,7 +11,7 @@ HELP = "import fleets from a CSV/JSON file (upsert, validated) or list them"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fleetcast.cli import _common  # --db / --aws-endpoint after the action too
+    from fleetcast.interface.cli import _common  # --db / --aws-endpoint after the action too
 
     common = [_common()]
     sub = parser.add_subparsers(dest="action", required=True)
@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast import db
-    from fleetcast.fleets import import_fleets, load_fleets
+    from fleetcast.resources import db
+    from fleetcast.stages.fleets import import_fleets, load_fleets
 
     if args.action == "import":
         specs = import_fleets(args.file, settings.db_path)

@@ -7,7 +7,7 @@ import argparse
 import time
 
 from fleetcast.config import Settings
-from fleetcast.names import check_name
+from models.names import check_name
 
 HELP = (
     "train the forecasting models (a global LightGBM per metric, Prophet + challengers; "
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast.forecasting import train_all, train_if_needed
+    from fleetcast.stages.forecasting import train_all, train_if_needed
 
     for kind, value in (("game type", args.game_type), ("metric", args.metric)):
         if value is not None:

@@ -10,10 +10,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from fleetcast import db
-from fleetcast.allocate import list_overrides, utcnow
 from fleetcast.config import Settings
-from fleetcast.names import check_name
+from fleetcast.resources import db
+from fleetcast.stages.allocate import list_overrides, utcnow
+from models.names import check_name
 from models.policy import Override
 
 

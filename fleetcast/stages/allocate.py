@@ -18,8 +18,9 @@ from typing import Any
 
 import duckdb
 
-from fleetcast import db
-from fleetcast.aws import (
+from fleetcast.config import Settings
+from fleetcast.resources import db
+from fleetcast.resources.aws import (
     ApplyResult,
     CapacityBackend,
     GroupNotAllowed,
@@ -29,9 +30,8 @@ from fleetcast.aws import (
     build_backend,
     is_allowed,
 )
-from fleetcast.config import Settings
-from fleetcast.fleets import load_fleets
-from fleetcast.names import check_name
+from fleetcast.stages.fleets import load_fleets
+from models.names import check_name
 from models.policy import (
     OVERRIDE_KINDS,
     RESOURCE_METRICS,

@@ -62,11 +62,10 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from fleetcast import db
 from fleetcast.config import Settings
-from fleetcast.logs import quiet_libraries
-from fleetcast.names import check_name
-from fleetcast.registry import (
+from fleetcast.resources import db
+from fleetcast.resources.logs import quiet_libraries
+from fleetcast.resources.registry import (
     ModelIntegrityError,
     SeriesKey,
     champion_sets,
@@ -77,6 +76,7 @@ from fleetcast.registry import (
 )
 from models import global_gbm
 from models.accuracy import RetrainPolicy, realised_accuracy, retrain_flags
+from models.names import check_name
 from models.selection import (
     CHEAP_CANDIDATES,
     ENSEMBLES,

@@ -1,5 +1,6 @@
-"""The ``fleetcast`` command line. Each subcommand lives in ``fleetcast/commands/<name>.py``
-and exposes ``HELP``, ``add_arguments(parser)`` and ``run(args, settings) -> int``."""
+"""The ``fleetcast`` command line. Each subcommand lives in
+``fleetcast/interface/commands/<name>.py`` and exposes ``HELP``, ``add_arguments(parser)`` and
+``run(args, settings) -> int``."""
 
 from __future__ import annotations
 
@@ -52,12 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"fleetcast.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"fleetcast.commands.{name}":
-                continue  # not built yet
-            raise
+        # A command that fails to import is an error, never a silently missing command.
+        module = importlib.import_module(f"fleetcast.interface.commands.{name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
         module.add_arguments(p)
         p.set_defaults(_module=module)
@@ -73,7 +70,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fleetcast.logs import quiet_libraries
+    from fleetcast.resources.logs import quiet_libraries
 
     quiet_libraries()
     args = build_parser().parse_args(argv)

@@ -21,8 +21,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from fleetcast import db
-from fleetcast.names import check_name
+from fleetcast.resources import db
+from models.names import check_name
 from models.prophet_model import dumps
 from models.selection import SeriesTraining
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import duckdb
 
-from fleetcast import db
-from fleetcast.names import InvalidName, check_name
+from fleetcast.resources import db
+from models.names import InvalidName, check_name
 from models.policy import RESOURCE_METRICS, SESSION_PRIORITY, FleetSpec, validate_fleet
 
 REQUIRED = ("fleet", "game_type", "asg_name", "capacity_players", "min_size", "max_size")

@@ -16,18 +16,19 @@ from pathlib import Path
 
 import polars as pl
 
-from fleetcast import db, sample
-from fleetcast.aws import make_client
-from fleetcast.backtest import BacktestRequest, run_backtest
 from fleetcast.config import Settings
-from fleetcast.fleets import import_fleets
-from fleetcast.local_aws import moto_server, provision_groups
-from fleetcast.report import (
+from fleetcast.interface import sample
+from fleetcast.interface.report import (
     ReportSection,
     plot_capacity_vs_demand,
     plot_forecast_vs_actual,
     write_html_report,
 )
+from fleetcast.resources import db
+from fleetcast.resources.aws import make_client
+from fleetcast.resources.local_aws import moto_server, provision_groups
+from fleetcast.stages.backtest import BacktestRequest, run_backtest
+from fleetcast.stages.fleets import import_fleets
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """One run writes a DuckDB file at a time.
 
-DuckDB already refuses a second writer process (``fleetcast.db.connect`` waits, then raises
-``DatabaseBusy``), but a run opens and closes the file many times (ingest, train, forecast,
+DuckDB already refuses a second writer process (``fleetcast.resources.db.connect`` waits, then
+raises ``DatabaseBusy``), but a run opens and closes the file many times (ingest, train, forecast,
 apply), so two overlapping runs could interleave stage by stage. :func:`run_lock` holds the
 file for a whole run:
 

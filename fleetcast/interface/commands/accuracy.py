@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fleetcast.config import Settings
-from fleetcast.names import check_name
+from models.names import check_name
 
 HELP = "score stored forecasts against arrived actuals (MASE, sMAPE, coverage); flag retraining"
 
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import polars as pl
 
-    from fleetcast.forecasting import score_accuracy
+    from fleetcast.stages.forecasting import score_accuracy
     from models.accuracy import RetrainPolicy
 
     if args.game_type is not None:
