@@ -1,15 +1,28 @@
-"""The composition root: everything that differs between environments, built in one place."""
+"""The composition root: everything that differs between environments, built in one place.
+
+Every setting is a typed field below, read from the environment by :meth:`Settings.from_env`;
+the CLI and the flow parameters override the ones it makes sense to set per run. The table of
+settings (variable, default, meaning) is in ``docs/operations.md``, section "Settings".
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
+
+DEFAULT_DB = "fleetcast.duckdb"
+
+
+class SettingError(ValueError):
+    """An environment variable that does not parse as its setting's type."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    db_path: Path = Path("fleetcast.duckdb")
+    db_path: Path = Path(DEFAULT_DB)
     landing_dir: Path = Path("landing")
     work_dir: Path = Path(".fleetcast")  # reports, GX Data Docs, plots
     aws_region: str = "us-east-1"
@@ -18,23 +31,43 @@ class Settings:
     allowed_tag: str = "fleetcast:managed"  # a group carrying this tag = "true" is allowed
     future_skew_minutes: int = 15
     freshness_hours: int = 6
-    extra: dict[str, str] = field(default_factory=dict)
+    # AWS calls: fleets applied at once, botocore's standard-mode attempts and timeouts (seconds)
+    aws_concurrency: int = 8
+    aws_max_attempts: int = 5
+    aws_connect_timeout: float = 5.0
+    aws_read_timeout: float = 15.0
+    # observed demand older than this is not used as the reactive floor
+    observed_max_age_minutes: int = 120
+    # a shared budget over the fleets planned together (None = no limit)
+    budget_instances: int | None = None
+    budget_cost_per_hour: float | None = None
+    # a Dask scheduler to spread per-game-type stages over (None = this worker's threads)
+    dask_address: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        env = os.environ
-        base = cls(
-            db_path=Path(env.get("FLEETCAST_DB", "fleetcast.duckdb")),
-            landing_dir=Path(env.get("FLEETCAST_LANDING", "landing")),
-            work_dir=Path(env.get("FLEETCAST_WORK_DIR", ".fleetcast")),
-            aws_region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
-            aws_endpoint_url=env.get("FLEETCAST_AWS_ENDPOINT") or None,
-            allowed_groups=tuple(
-                g for g in env.get("FLEETCAST_ALLOWED_GROUPS", "").split(",") if g.strip()
-            ),
-        )
-        clean = {k: v for k, v in overrides.items() if v is not None}
-        return replace(base, **clean)  # type: ignore[arg-type]
+        """Defaults, then the environment (``ENV`` below), then non-None ``overrides``."""
+        return cls.from_mapping(os.environ, **overrides)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str], **overrides: object) -> Settings:
+        """As :meth:`from_env`, from any mapping of environment variables."""
+        values: dict[str, Any] = {}
+        for name, (var, parse) in ENV.items():
+            raw = env.get(var, "").strip()
+            if name == "aws_region" and not raw:
+                raw = env.get("AWS_DEFAULT_REGION", "").strip()
+            if not raw:
+                continue
+            try:
+                values[name] = parse(raw)
+            except ValueError as exc:
+                raise SettingError(f"{var}={raw!r}: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return replace(cls(), **values)
 
     @property
     def docs_dir(self) -> Path:
@@ -43,3 +76,42 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return (self.work_dir / "reports").resolve()
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be a whole number >= 1")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError("must be a number >= 0")
+    return value
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(g.strip() for g in raw.split(",") if g.strip())
+
+
+# setting -> (environment variable, parser); documented in docs/operations.md "Settings"
+ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "db_path": ("FLEETCAST_DB", Path),
+    "landing_dir": ("FLEETCAST_LANDING", Path),
+    "work_dir": ("FLEETCAST_WORK_DIR", Path),
+    "aws_region": ("AWS_REGION", str),
+    "aws_endpoint_url": ("FLEETCAST_AWS_ENDPOINT", str),
+    "allowed_groups": ("FLEETCAST_ALLOWED_GROUPS", _names),
+    "future_skew_minutes": ("FLEETCAST_FUTURE_SKEW_MINUTES", _positive_int),
+    "freshness_hours": ("FLEETCAST_FRESHNESS_HOURS", _positive_int),
+    "aws_concurrency": ("FLEETCAST_AWS_CONCURRENCY", _positive_int),
+    "aws_max_attempts": ("FLEETCAST_AWS_MAX_ATTEMPTS", _positive_int),
+    "aws_connect_timeout": ("FLEETCAST_AWS_CONNECT_TIMEOUT", _non_negative_float),
+    "aws_read_timeout": ("FLEETCAST_AWS_READ_TIMEOUT", _non_negative_float),
+    "observed_max_age_minutes": ("FLEETCAST_OBSERVED_MAX_AGE_MINUTES", _positive_int),
+    "budget_instances": ("FLEETCAST_BUDGET_INSTANCES", _positive_int),
+    "budget_cost_per_hour": ("FLEETCAST_BUDGET_COST_PER_HOUR", _non_negative_float),
+    "dask_address": ("FLEETCAST_DASK_ADDRESS", str),
+}

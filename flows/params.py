@@ -95,6 +95,19 @@ class ForecastAndScaleParams(RunParams):
         description="fleet_setting: each fleet's own mode (forecast_only or scale); "
         "forecast_only: record decisions, change nothing in AWS",
     )
+    aws_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Fleets applied at once; empty = $FLEETCAST_AWS_CONCURRENCY on the worker "
+        "(default 8)",
+    )
+    observed_max_age_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Observed demand older than this is not used as the reactive floor; empty = "
+        "$FLEETCAST_OBSERVED_MAX_AGE_MINUTES on the worker (default 120)",
+    )
 
 
 class PipelineParams(ForecastAndScaleParams):

@@ -61,11 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# command-line option (argparse dest) -> setting, for options that set one (docs/operations.md)
+CLI_SETTINGS = {
+    "db": "db_path",
+    "landing": "landing_dir",
+    "aws_endpoint": "aws_endpoint_url",
+    "aws_concurrency": "aws_concurrency",
+    "observed_max_age_minutes": "observed_max_age_minutes",
+    "budget_instances": "budget_instances",
+    "budget_cost": "budget_cost_per_hour",
+}
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The composition root for a command: environment, then the command's options."""
     return Settings.from_env(
-        db_path=getattr(args, "db", None),
-        landing_dir=getattr(args, "landing", None),
-        aws_endpoint_url=getattr(args, "aws_endpoint", None),
+        **{name: getattr(args, dest, None) for dest, name in CLI_SETTINGS.items()}
     )
 
 

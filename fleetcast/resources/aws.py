@@ -33,9 +33,6 @@ MUTATING_OPERATIONS = frozenset(
         "DeleteAutoScalingGroup",
     }
 )
-DEFAULT_MAX_ATTEMPTS = 5
-DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_READ_TIMEOUT = 15.0
 DESCRIBE_BATCH = 50  # group names per DescribeAutoScalingGroups call
 
 
@@ -120,13 +117,6 @@ def _not_allowed(name: str, allowed_tag: str) -> GroupNotAllowed:
 # AWS (boto3)
 
 
-def _extra_float(settings: Settings, key: str, default: float) -> float:
-    try:
-        return float(settings.extra.get(key, default))
-    except (TypeError, ValueError):
-        return default
-
-
 def botocore_config(settings: Settings) -> Any:
     """Standard retry mode (throttling and transient errors, with backoff) and timeouts."""
     from botocore.config import Config
@@ -135,10 +125,10 @@ def botocore_config(settings: Settings) -> Any:
         region_name=settings.aws_region,
         retries={
             "mode": "standard",
-            "max_attempts": int(_extra_float(settings, "aws_max_attempts", DEFAULT_MAX_ATTEMPTS)),
+            "max_attempts": settings.aws_max_attempts,
         },
-        connect_timeout=_extra_float(settings, "aws_connect_timeout", DEFAULT_CONNECT_TIMEOUT),
-        read_timeout=_extra_float(settings, "aws_read_timeout", DEFAULT_READ_TIMEOUT),
+        connect_timeout=settings.aws_connect_timeout,
+        read_timeout=settings.aws_read_timeout,
     )
 
 

@@ -46,9 +46,6 @@ from models.policy import (
     decide,
 )
 
-OBSERVED_MAX_AGE = timedelta(hours=2)
-DEFAULT_APPLY_CONCURRENCY = 8
-
 
 def utcnow() -> datetime:
     """Now in UTC, naive (how fleetcast stores timestamps)."""
@@ -291,10 +288,7 @@ def plan(
     backend = backend or build_backend(settings)
     busy_extra = {k: frozenset(v) for k, v in (busy or {}).items()}
     errors = dict(forecast_errors or {})
-    observed_age = (
-        timedelta(minutes=float(settings.extra.get("observed_max_age_minutes", 0) or 0))
-        or OBSERVED_MAX_AGE
-    )
+    observed_age = timedelta(minutes=settings.observed_max_age_minutes)
     decisions: list[Decision] = []
     states: dict[str, GroupState] = {}
     with db.session(settings.db_path) as con:  # a writer: applies pending migrations
@@ -349,11 +343,9 @@ def plan(
 
 
 def _budget_from_settings(settings: Settings) -> Budget:
-    n = settings.extra.get("budget_instances")
-    c = settings.extra.get("budget_cost_per_hour")
     return Budget(
-        max_instances=int(n) if n not in (None, "") else None,
-        max_cost_per_hour=float(c) if c not in (None, "") else None,
+        max_instances=settings.budget_instances,
+        max_cost_per_hour=settings.budget_cost_per_hour,
     )
 
 
@@ -454,12 +446,9 @@ def _apply_one(
 
 
 def apply_concurrency(settings: Settings) -> int:
-    """Fleets applied at once (``settings.extra["aws_concurrency"]``, default 8): each fleet's
-    calls are independent, and botocore's standard retries absorb throttling."""
-    try:
-        return max(1, int(settings.extra.get("aws_concurrency", DEFAULT_APPLY_CONCURRENCY)))
-    except (TypeError, ValueError):
-        return DEFAULT_APPLY_CONCURRENCY
+    """Fleets applied at once (``settings.aws_concurrency``, default 8): each fleet's calls are
+    independent, and botocore's standard retries absorb throttling."""
+    return max(1, settings.aws_concurrency)
 
 
 def apply_and_record(

@@ -18,29 +18,39 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fleetcast.config import Settings
+from fleetcast.config import ENV, Settings
 from fleetcast.resources import db
 from models.names import check_name
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
 
-DASK_ADDRESS_ENV = "FLEETCAST_DASK_ADDRESS"
+DASK_ADDRESS_ENV = ENV["dask_address"][0]
 
 
-def settings_for(params: Any, **extra: str) -> Settings:
+# flow parameter -> setting, for the parameters a run may set (None = the worker's environment)
+RUN_SETTINGS = {
+    "db": "db_path",
+    "landing": "landing_dir",
+    "aws_endpoint": "aws_endpoint_url",
+    "aws_concurrency": "aws_concurrency",
+    "observed_max_age_minutes": "observed_max_age_minutes",
+}
+
+
+def settings_for(params: Any, **overrides: object) -> Settings:
     """Settings for a flow run: explicit parameters win, then the environment, then defaults.
 
-    ``params`` is any object with optional ``db``, ``landing``, ``aws_endpoint`` attributes
-    (the flows' pydantic parameter models).
+    ``params`` is any object with some of the attributes in ``RUN_SETTINGS`` (the flows'
+    pydantic parameter models); ``overrides`` are settings by name.
     """
-    db_path = getattr(params, "db", None)
-    landing = getattr(params, "landing", None)
-    settings = Settings.from_env(
-        db_path=Path(db_path) if db_path else None,
-        landing_dir=Path(landing) if landing else None,
-        aws_endpoint_url=getattr(params, "aws_endpoint", None) or None,
-    )
+    values: dict[str, object] = {}
+    for param, name in RUN_SETTINGS.items():
+        value = getattr(params, param, None)
+        if value in (None, ""):
+            continue
+        values[name] = Path(str(value)) if name in ("db_path", "landing_dir") else value
+    settings = Settings.from_env(**{**values, **overrides})
     # Absolute paths: a run may change folder (pull steps) and GX needs absolute paths.
     settings = replace(
         settings,
@@ -48,12 +58,7 @@ def settings_for(params: Any, **extra: str) -> Settings:
         landing_dir=settings.landing_dir.absolute(),
         work_dir=settings.work_dir.absolute(),
     )
-    merged = dict(settings.extra)
-    address = os.environ.get(DASK_ADDRESS_ENV, "").strip()
-    if address:
-        merged.setdefault("dask_address", address)
-    merged.update(extra)
-    return replace(settings, extra=merged)
+    return settings
 
 
 def cpu_workers() -> int:
@@ -67,7 +72,7 @@ def cpu_workers() -> int:
 
 def task_runner(settings: Settings) -> TaskRunner:
     """Threads on this machine by default; a Dask cluster when an address is configured."""
-    address = settings.extra.get("dask_address", "").strip()
+    address = (settings.dask_address or "").strip()
     if address:
         from prefect_dask import DaskTaskRunner
 
@@ -218,7 +223,7 @@ def run_stage(settings: Settings, stage: Any, game_type: str | None, **kwargs: A
     combined (lists concatenated, frames stacked). Otherwise it runs once, here: the stage
     itself spreads its series over this machine's cores.
     """
-    if game_type is not None or not settings.extra.get("dask_address"):
+    if game_type is not None or not settings.dask_address:
         return stage(settings, game_type=game_type, **kwargs)
     names = game_types(settings)
     if not names:

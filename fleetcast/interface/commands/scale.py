@@ -19,10 +19,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--game-type", help="only this game type's fleets")
     parser.add_argument("--run-id", help="run id to record (default: generated)")
     parser.add_argument(
-        "--budget-instances", type=int, help="instances shared by all fleets (priority first)"
+        "--budget-instances",
+        type=int,
+        help="instances shared by the fleets planned (priority first; default: "
+        "$FLEETCAST_BUDGET_INSTANCES)",
     )
     parser.add_argument(
-        "--budget-cost", type=float, help="cost per hour shared by all fleets (priority first)"
+        "--budget-cost",
+        type=float,
+        help="cost per hour shared by the fleets planned (priority first; default: "
+        "$FLEETCAST_BUDGET_COST_PER_HOUR)",
+    )
+    parser.add_argument(
+        "--aws-concurrency",
+        type=int,
+        help="fleets applied at once (default: $FLEETCAST_AWS_CONCURRENCY or 8)",
+    )
+    parser.add_argument(
+        "--observed-max-age-minutes",
+        type=int,
+        help="observed demand older than this is not a floor (default: "
+        "$FLEETCAST_OBSERVED_MAX_AGE_MINUTES or 120)",
     )
     parser.add_argument(
         "--backend",
@@ -35,20 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from fleetcast.stages.allocate import allocate, decisions_table, recorded_backend
-    from models.policy import Budget
 
     if args.game_type:
         check_name("game type", args.game_type)
-    budget = None
-    if args.budget_instances is not None or args.budget_cost is not None:
-        budget = Budget(max_instances=args.budget_instances, max_cost_per_hour=args.budget_cost)
     decisions = allocate(
         settings,
         forecast_only=args.forecast_only,
         game_type=args.game_type,
         run_id=args.run_id,
         backend=recorded_backend(settings) if args.backend == "recorded" else None,
-        budget=budget,
     )
     if not decisions:
         print("no fleets configured: see `fleetcast fleets import FILE`")
