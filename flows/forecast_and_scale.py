@@ -8,9 +8,9 @@ from prefect.states import Cancelled
 
 from fleetcast.config import Settings
 from fleetcast.resources.locking import RunLockTimeout, run_lock
-from fleetcast.stages.allocate import utcnow
 from fleetcast.stages.orchestration import run_stage, settings_for
 from flows.params import ForecastAndScaleParams
+from models.clock import utcnow
 from tasks.apply import apply_capacity
 from tasks.approval import approve_large_changes
 from tasks.artifacts import (

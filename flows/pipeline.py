@@ -6,10 +6,10 @@ from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 
 from fleetcast.resources.locking import RunLockTimeout, run_lock
-from fleetcast.stages.allocate import utcnow
 from fleetcast.stages.orchestration import run_stage, settings_for
 from flows.forecast_and_scale import forecast_plan_apply, publish_run
 from flows.params import PipelineParams
+from models.clock import utcnow
 from tasks.artifacts import RunSummary
 from tasks.checks import check_training_due, list_landing_files, series_in_scope
 from tasks.ingest import ingest_files

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from fleetcast.config import Settings
 from fleetcast.stages.orchestration import is_transient, landing_files_between, training_due
+from models.clock import lead_hours
 
 _read: dict[str, Any] = {
     "retries": 2,
@@ -68,7 +69,7 @@ def list_fleets(settings: Settings, game_type: str | None) -> list[dict[str, Any
             "game_type": s.game_type,
             "region": s.region,
             "metric": s.demand_metric,
-            "lead_hours": max(1, -(-s.lead_time_minutes // 60)),
+            "lead_hours": lead_hours(s.lead_time_minutes),
             "margin": s.safety_margin,
         }
         for s in specs

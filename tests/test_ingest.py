@@ -243,7 +243,7 @@ def test_old_history_loads_with_a_freshness_warning(settings: Settings) -> None:
 
 
 def test_fresh_data_has_no_warning(settings: Settings) -> None:
-    from fleetcast.stages.ingest import utcnow
+    from models.clock import utcnow
 
     now = utcnow().replace(microsecond=0).isoformat()
     write(settings, "fresh.csv", f"ts,game_type,metric,value\n{now},g,players,1\n")

@@ -593,7 +593,7 @@ def test_r13_no_static_keys_in_tracked_files(tmp_path: Path) -> None:
             found = find_keys(path.read_text(errors="ignore"))
             hits += [f"{path.relative_to(ROOT)}: {h[:8]}..." for h in found]
     assert hits == []
-    src = (ROOT / "fleetcast" / "aws.py").read_text()
+    src = (ROOT / "fleetcast" / "resources" / "aws.py").read_text()
     assert "aws_access_key_id" not in src and "aws_secret_access_key" not in src
 
 
@@ -658,8 +658,8 @@ def _tamper_all(settings: Settings) -> dict[str, str]:
 
 
 def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings) -> None:
-    from fleetcast.stages.allocate import utcnow
     from fleetcast.stages.forecasting import forecast_all
+    from models.clock import utcnow
 
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=25)
@@ -683,8 +683,8 @@ def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings)
 def test_r15_r04_refused_models_alone_keep_the_fleet_in_the_hourly_cycle(
     aws_settings: Settings,
 ) -> None:
-    from fleetcast.stages.allocate import utcnow
     from fleetcast.stages.forecasting import forecast_all
+    from models.clock import utcnow
 
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=25)

@@ -29,6 +29,7 @@ from fleetcast.resources.aws import make_client
 from fleetcast.resources.local_aws import moto_server, provision_groups
 from fleetcast.stages.backtest import BacktestRequest, run_backtest
 from fleetcast.stages.fleets import import_fleets
+from models.clock import lead_hours
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def write_fleet_report(
                         region=row["region"],
                         metric="players",
                         start=start,
-                        lead=max(1, round(row["lead_time_minutes"] / 60)),
+                        lead=lead_hours(row["lead_time_minutes"]),
                     ),
                 )
                 frame = replayed.frame

@@ -31,6 +31,7 @@ from fleetcast.resources.aws import (
     is_allowed,
 )
 from fleetcast.stages.fleets import load_fleets
+from models.clock import utcnow
 from models.names import check_name
 from models.policy import (
     OVERRIDE_KINDS,
@@ -45,11 +46,6 @@ from models.policy import (
     apply_budget,
     decide,
 )
-
-
-def utcnow() -> datetime:
-    """Now in UTC, naive (how fleetcast stores timestamps)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def new_run_id(now: datetime) -> str:

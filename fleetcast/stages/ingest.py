@@ -36,6 +36,7 @@ import polars as pl
 from fleetcast.config import Settings
 from fleetcast.resources import db
 from fleetcast.resources.landing import UnreadableFile, checksum, read_raw, resolve_inputs
+from models.clock import utcnow
 from models.records import (
     ROW,
     SchemaError,
@@ -67,10 +68,6 @@ class BatchResult:
     def ok(self) -> bool:
         """Every row ended up stored or quarantined (or the file was a duplicate)."""
         return self.status != "failed"
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def ingest_paths(

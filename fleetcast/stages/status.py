@@ -12,7 +12,8 @@ import polars as pl
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
-from fleetcast.stages.allocate import list_overrides, utcnow
+from fleetcast.stages.allocate import list_overrides
+from models.clock import utcnow
 from models.names import check_name
 from models.policy import Override
 

@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from fleetcast.resources import db
-    from fleetcast.stages.allocate import clear_overrides, list_overrides, set_override, utcnow
+    from fleetcast.stages.allocate import clear_overrides, list_overrides, set_override
+    from models.clock import utcnow
 
     now = utcnow()
     with db.session(settings.db_path) as con:
