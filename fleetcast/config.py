@@ -11,7 +11,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from fleetcast.resources.aws import CapacityBackend
 
 DEFAULT_DB = "fleetcast.duckdb"
 
@@ -76,6 +79,24 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return (self.work_dir / "reports").resolve()
+
+
+def capacity_backend(
+    settings: Settings, kind: Literal["aws", "recorded"] = "aws"
+) -> CapacityBackend:
+    """The capacity backend of one command or flow run, built once here and handed down to plan
+    and apply: boto3 against AWS (a moto server when ``aws_endpoint_url`` is set), or the
+    recorded backend (no AWS at all: groups start where the last recorded decisions left them).
+    """
+    if kind == "recorded":
+        from fleetcast.stages.allocate import recorded_backend
+
+        return recorded_backend(settings)
+    if kind != "aws":
+        raise ValueError(f"unknown capacity backend {kind!r}: use 'aws' or 'recorded'")
+    from fleetcast.resources.aws import AwsBackend
+
+    return AwsBackend(settings)
 
 
 def _positive_int(raw: str) -> int:

@@ -6,7 +6,7 @@ import polars as pl
 from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 
-from fleetcast.config import Settings
+from fleetcast.config import Settings, capacity_backend
 from fleetcast.resources.locking import RunLockTimeout, run_lock
 from fleetcast.stages.orchestration import run_stage, settings_for
 from flows.params import ForecastAndScaleParams
@@ -42,17 +42,19 @@ def forecast_plan_apply(
         metrics=metrics,
     )
     summary.forecast_rows = forecast.height
+    backend = capacity_backend(settings)  # one per run: plan and apply share it
     plan = plan_capacity(
         settings,
         forecast_only=params.capacity_mode == "forecast_only",
         game_type=params.game_type,
         now=utcnow(),  # after the forecast: the plan uses forecasts made until now
+        backend=backend,
     )
     if params.approval_max_change_pct is not None:
         plan = approve_large_changes(
             plan, params.approval_max_change_pct, params.approval_timeout_minutes
         )
-    summary.decisions = apply_capacity(settings, plan)
+    summary.decisions = apply_capacity(settings, plan, backend=backend)
     summary.overrides, summary.margins, summary.accuracy = read_run_context(
         settings, params.game_type
     )

@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from fleetcast.config import Settings
+from fleetcast.resources.aws import CapacityBackend
 from fleetcast.stages.allocate import Plan, plan
 
 
@@ -28,6 +30,7 @@ def _retry_reads(task: Any, task_run: Any, state: Any) -> bool:
     retry_delay_seconds=[2, 10],
     retry_jitter_factor=0.5,
     retry_condition_fn=_retry_reads,
+    cache_policy=NO_CACHE,  # reads live group state
 )
 def plan_capacity(
     settings: Settings,
@@ -35,5 +38,14 @@ def plan_capacity(
     game_type: str | None = None,
     run_id: str | None = None,
     now: datetime | None = None,
+    *,
+    backend: CapacityBackend,
 ) -> Plan:
-    return plan(settings, forecast_only=forecast_only, game_type=game_type, run_id=run_id, now=now)
+    return plan(
+        settings,
+        forecast_only=forecast_only,
+        game_type=game_type,
+        run_id=run_id,
+        now=now,
+        backend=backend,
+    )

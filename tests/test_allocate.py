@@ -385,15 +385,17 @@ def test_recorded_backend_starts_from_the_last_record(settings: Settings) -> Non
 
 
 def test_plan_and_apply_tasks_via_fn(aws_settings: Settings) -> None:
+    from fleetcast.config import capacity_backend
     from tasks.apply import apply_capacity
     from tasks.plan import plan_capacity
 
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "br-eu-asg", desired=2)
     seed(aws_settings, fleets=[spec()])
-    plan = plan_capacity.fn(aws_settings, now=NOW, run_id="task-run")
+    backend = capacity_backend(aws_settings)
+    plan = plan_capacity.fn(aws_settings, now=NOW, run_id="task-run", backend=backend)
     assert [d.target for d in plan.decisions] == [14] and desired(url, "br-eu-asg") == 2
-    [d] = apply_capacity.fn(aws_settings, plan)
+    [d] = apply_capacity.fn(aws_settings, plan, backend=backend)
     [row] = rows(aws_settings)
     assert d.applied and row["run_id"] == "task-run"
     assert desired(url, "br-eu-asg") == row["applied_desired"] == 14

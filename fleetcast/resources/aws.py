@@ -349,17 +349,6 @@ class RecordedBackend:
         self.groups[asg_name] = replace(state, instances=instances)
 
 
-def build_backend(settings: Settings, kind: str = "aws") -> CapacityBackend:
-    """The backend for ``kind``: 'aws' (boto3; moto when an endpoint is set) or 'recorded'."""
-    if kind == "aws":
-        return AwsBackend(settings)
-    if kind == "recorded":
-        return RecordedBackend(
-            allowed_groups=settings.allowed_groups, allowed_tag=settings.allowed_tag
-        )
-    raise ValueError(f"unknown capacity backend {kind!r}: use 'aws' or 'recorded'")
-
-
 # ---------------------------------------------------------------------------------------------
 # The shared apply rules
 

@@ -27,7 +27,6 @@ from fleetcast.resources.aws import (
     GroupState,
     RecordedBackend,
     apply_decision,
-    build_backend,
     is_allowed,
 )
 from fleetcast.stages.fleets import load_fleets
@@ -268,7 +267,7 @@ def plan(
     game_type: str | None = None,
     run_id: str | None = None,
     now: datetime | None = None,
-    backend: CapacityBackend | None = None,
+    backend: CapacityBackend,
     busy: Mapping[str, Collection[str]] | None = None,
     budget: Budget | None = None,
     forecast_errors: Mapping[str, str] | None = None,
@@ -281,7 +280,6 @@ def plan(
     """
     now = now or utcnow()
     run_id = run_id or new_run_id(now)
-    backend = backend or build_backend(settings)
     busy_extra = {k: frozenset(v) for k, v in (busy or {}).items()}
     errors = dict(forecast_errors or {})
     observed_age = timedelta(minutes=settings.observed_max_age_minutes)
@@ -448,7 +446,7 @@ def apply_concurrency(settings: Settings) -> int:
 
 
 def apply_and_record(
-    settings: Settings, plan_: Plan, *, backend: CapacityBackend | None = None
+    settings: Settings, plan_: Plan, *, backend: CapacityBackend
 ) -> list[Decision]:
     """Apply each decision (scale mode only), then record it with the outcome of the call.
 
@@ -457,7 +455,6 @@ def apply_and_record(
     order, in this thread. One fleet's failure (refused group, AWS error) is recorded and does
     not stop the others.
     """
-    backend = backend or build_backend(settings)
     decisions = plan_.decisions
     scale = [d.asg_name for d in decisions if d.mode == "scale" and d.fleet in plan_.states]
     fresh = _describe_all(backend, scale)
@@ -479,13 +476,12 @@ def allocate(
     game_type: str | None = None,
     run_id: str | None = None,
     now: datetime | None = None,
-    backend: CapacityBackend | None = None,
+    backend: CapacityBackend,
     busy: Mapping[str, Collection[str]] | None = None,
     budget: Budget | None = None,
     forecast_errors: Mapping[str, str] | None = None,
 ) -> list[Decision]:
     """Plan every fleet (or one game type's), apply in scale mode, record in `allocations`."""
-    backend = backend or build_backend(settings)
     p = plan(
         settings,
         forecast_only=forecast_only,

@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast.stages.allocate import allocate, decisions_table, recorded_backend
+    from fleetcast.config import capacity_backend
+    from fleetcast.stages.allocate import allocate, decisions_table
 
     if args.game_type:
         check_name("game type", args.game_type)
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         forecast_only=args.forecast_only,
         game_type=args.game_type,
         run_id=args.run_id,
-        backend=recorded_backend(settings) if args.backend == "recorded" else None,
+        backend=capacity_backend(settings, args.backend),
     )
     if not decisions:
         print("no fleets configured: see `fleetcast fleets import FILE`")
