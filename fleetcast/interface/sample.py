@@ -35,21 +35,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from models.records import KNOWN_METRICS
+
 HOUR = np.timedelta64(1, "h")
 FAR_FUTURE = "2099-01-01T00:00:00Z"
 INJECTION_GAME_TYPE = "battle_royale'; DROP TABLE metrics; --"
 
-WIDE_METRICS = (
-    "players",
-    "sessions",
-    "cpu_cores",
-    "memory_gb",
-    "net_in_mbps",
-    "net_out_mbps",
-    "actions_per_minute",
-    "movement",
-)
-SYSTEM_METRICS = ("server_load", "latency_ms", "storage_pct")
+SYSTEM_METRICS = ("server_load", "latency_ms", "storage_pct")  # written as a long file
+WIDE_METRICS = tuple(m for m in KNOWN_METRICS if m not in SYSTEM_METRICS)  # the wide file
 EVENT_KINDS = ("tournament", "game_update", "holiday", "promotion", "other")
 FLEET_COLUMNS = (
     "fleet",

@@ -82,15 +82,19 @@ def task_runner(settings: Settings) -> TaskRunner:
     return ThreadPoolTaskRunner(max_workers=cpu_workers())
 
 
-def newest_model_at(settings: Settings, game_type: str | None) -> datetime | None:
-    """When the newest model of a game type (or of any) was trained; None when there is none."""
+def _newest(settings: Settings, query: str, game_type: str | None) -> datetime | None:
     if game_type is not None:
         check_name("game type", game_type)
     if not settings.db_path.exists():
         return None
     with db.session(settings.db_path) as con:
-        rows = con.sql(db.sql("flows_newest_model"), params={"game_type": game_type}).fetchall()
+        rows = con.sql(db.sql(query), params={"game_type": game_type}).fetchall()
     return rows[0][0] if rows and rows[0][0] is not None else None
+
+
+def newest_model_at(settings: Settings, game_type: str | None) -> datetime | None:
+    """When the newest model of a game type (or of any) was trained; None when there is none."""
+    return _newest(settings, "flows_newest_model", game_type)
 
 
 def training_due(
@@ -187,13 +191,7 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 def newest_forecast_at(settings: Settings, game_type: str | None) -> datetime | None:
     """When the newest forecast of a game type (or of any) was made; None when there is none."""
-    if game_type is not None:
-        check_name("game type", game_type)
-    if not settings.db_path.exists():
-        return None
-    with db.session(settings.db_path) as con:
-        rows = con.sql(db.sql("flows_newest_forecast"), params={"game_type": game_type}).fetchall()
-    return rows[0][0] if rows and rows[0][0] is not None else None
+    return _newest(settings, "flows_newest_forecast", game_type)
 
 
 def game_types(settings: Settings) -> list[str]:
