@@ -10,6 +10,9 @@ import warnings
 def quiet_libraries() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect's ephemeral server (the demo, a flow run without a server) takes 15-25 s to start
+    # on a quiet 2-core machine and over 30 s on a loaded one: Prefect's default gives up first.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     # cmdstanpy's "Chain [1] start processing" ignores setLevel; disabling works.
     logging.getLogger("cmdstanpy").disabled = True
     logging.getLogger("prophet").setLevel(logging.WARNING)
