@@ -99,6 +99,7 @@ def render_plan_table(decisions: Sequence[Any]) -> list[dict[str, Any]]:
                 "processes/instance": r.get("processes_per_instance"),
                 "demand": _cell(r.get("demand_forecast")),
                 "status": r.get("status"),
+                "unserved": r.get("unserved_instances"),
                 "reason": r.get("reason"),
                 "outcome": r.get("outcome") or None,
             }
@@ -191,6 +192,7 @@ def render_summary(s: RunSummary) -> str:
                     "current": r.get("current"),
                     "target": r.get("target"),
                     "status": r.get("status"),
+                    "unserved": r.get("unserved_instances"),
                     "not scaled because": why_not_scaled(d),
                 }
             )

@@ -21,6 +21,7 @@ COMMANDS = [
     "accuracy",
     "backtest",
     "override",
+    "budget",
     "status",
     "report",
     "fleets",

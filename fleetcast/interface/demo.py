@@ -180,6 +180,7 @@ def write_fleet_report(
                             "capacity_before",
                             "capacity_after",
                             "target",
+                            "unserved",
                             "reason",
                         )
                     },

@@ -29,6 +29,7 @@ from fleetcast.resources.aws import (
     apply_decision,
     is_allowed,
 )
+from fleetcast.stages.budgets import apply_budgets, run_rule
 from fleetcast.stages.fleets import load_fleets
 from models.clock import utcnow
 from models.names import check_name
@@ -42,7 +43,6 @@ from models.policy import (
     Override,
     PolicyInput,
     SeriesForecast,
-    apply_budget,
     decide,
 )
 
@@ -330,9 +330,17 @@ def plan(
                         decision, reason=decision.reason + "; group is not on the allow-list"
                     )
             decisions.append(decision)
-    if budget is None:
-        budget = _budget_from_settings(settings)
-    decisions = apply_budget(decisions, budget)
+        # Budgets (stored ones over their whole scope, then the per-run one): after decisions.
+        decisions = apply_budgets(
+            con,
+            backend,
+            decisions,
+            configured_modes={f.fleet: f.mode for f in fleets},
+            now=now,
+            extra=run_rule(budget if budget is not None else _budget_from_settings(settings)),
+            standing_max_age=timedelta(hours=settings.freshness_hours),
+            known_states=known,
+        )
     return Plan(run_id, now, tuple(decisions), states, busy_extra)
 
 

@@ -85,6 +85,7 @@ def status_rows(status: Status) -> list[dict[str, str]]:
                     else f"{_fmt(r['forecast_at'])} {r['forecast_model']}"
                 ),
                 "last decision": decision,
+                "unserved": "-" if r["decided_at"] is None else str(r["unserved_instances"] or 0),
                 "why": why or "-",
             }
         )

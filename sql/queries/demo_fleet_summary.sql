@@ -1,5 +1,6 @@
 -- demo_fleet_summary: per fleet, its demand series' champion and held-out (CV) score, the peak
--- of the newest forecast, and the newest capacity decision with its reason.
+-- of the newest forecast, and the newest capacity decision with its reason and the instances it
+-- could not get (max or budget).
 with newest_run as (
     select game_type, region, metric, arg_max(run_id, created_at) as run_id
     from forecasts
@@ -18,13 +19,14 @@ champion as (
     where is_champion
 ),
 decision as (
-    select fleet, arg_max(reason, decided_at) as reason, arg_max(target_desired, decided_at) as target
+    select fleet, arg_max(reason, decided_at) as reason, arg_max(target_desired, decided_at) as target,
+           arg_max(coalesce(unserved_instances, 0), decided_at) as unserved
     from allocations
     group by fleet
 )
 select fl.fleet, fl.game_type, fl.region, fl.asg_name, fl.lead_time_minutes,
        c.champion, round(c.heldout_mase, 3) as heldout_mase, round(c.heldout_smape, 2) as heldout_smape,
-       round(p.forecast_peak, 0) as forecast_peak, d.target, d.reason
+       round(p.forecast_peak, 0) as forecast_peak, d.target, d.unserved, d.reason
 from fleets fl
 left join champion c
     on c.game_type = fl.game_type and c.region = fl.region and c.metric = fl.demand_metric

@@ -1,5 +1,6 @@
 -- status_fleets: per fleet (one game type, or all when $game_type is null): its configuration,
--- the newest forecast of its demand metric, and its last capacity decision with the reason.
+-- the newest forecast of its demand metric, and its last capacity decision with the reason and
+-- the instances it could not get (max or budget).
 with last_forecast as (
     select game_type, region, metric,
            max(created_at) as forecast_at,
@@ -19,7 +20,8 @@ last_decision as (
            arg_max(applied, decided_at) as applied,
            arg_max(status, decided_at) as status,
            arg_max(reason, decided_at) as reason,
-           arg_max(outcome, decided_at) as outcome
+           arg_max(outcome, decided_at) as outcome,
+           arg_max(coalesce(unserved_instances, 0), decided_at) as unserved_instances
     from allocations
     group by fleet
 )
@@ -27,7 +29,8 @@ select f.fleet, f.game_type, f.region, f.asg_name, f.mode, f.min_size, f.max_siz
        f.safety_margin, f.demand_metric,
        lf.forecast_at, lf.forecast_run, lf.forecast_model,
        ld.decided_at, ld.decision_run, ld.decision_mode, ld.current_desired, ld.target_desired,
-       ld.applied_desired, ld.applied, ld.status, ld.reason, ld.outcome
+       ld.applied_desired, ld.applied, ld.status, ld.reason, ld.outcome,
+       ld.unserved_instances
 from fleets f
 left join last_forecast lf
   on lf.game_type = f.game_type and lf.region = f.region and lf.metric = f.demand_metric
