@@ -44,6 +44,11 @@ class Settings:
     # a shared budget over the fleets planned together (None = no limit)
     budget_instances: int | None = None
     budget_cost_per_hour: float | None = None
+    # processes per instance learned from telemetry: the window, the quantile of per-process
+    # needs, and the share of each instance resource kept free
+    process_window_hours: int = 24
+    process_quantile: float = 0.95
+    process_headroom: float = 0.2
     # a Dask scheduler to spread per-game-type stages over (None = this worker's threads)
     dask_address: str | None = None
 
@@ -113,6 +118,16 @@ def _non_negative_float(raw: str) -> float:
     return value
 
 
+def _fraction(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value < high:
+            raise ValueError(f"must be a number in [{low:g}, {high:g})")
+        return value
+
+    return parse
+
+
 def _names(raw: str) -> tuple[str, ...]:
     return tuple(g.strip() for g in raw.split(",") if g.strip())
 
@@ -134,5 +149,8 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "observed_max_age_minutes": ("FLEETCAST_OBSERVED_MAX_AGE_MINUTES", _positive_int),
     "budget_instances": ("FLEETCAST_BUDGET_INSTANCES", _positive_int),
     "budget_cost_per_hour": ("FLEETCAST_BUDGET_COST_PER_HOUR", _non_negative_float),
+    "process_window_hours": ("FLEETCAST_PROCESS_WINDOW_HOURS", _positive_int),
+    "process_quantile": ("FLEETCAST_PROCESS_QUANTILE", _fraction(0.5, 1.0)),
+    "process_headroom": ("FLEETCAST_PROCESS_HEADROOM", _fraction(0.0, 1.0)),
     "dask_address": ("FLEETCAST_DASK_ADDRESS", str),
 }

@@ -32,12 +32,13 @@ from typing import Any, Literal
 
 Mode = Literal["forecast_only", "scale"]
 Breach = Literal["honour", "raise"]
-OverrideKind = Literal["capacity", "min", "max", "multiplier"]
+OverrideKind = Literal["capacity", "min", "max", "multiplier", "processes"]
 Status = Literal["ok", "hold", "fail_static", "override", "capped"]
 
 MODES: tuple[str, ...] = ("forecast_only", "scale")
 BREACHES: tuple[str, ...] = ("honour", "raise")
-OVERRIDE_KINDS: tuple[str, ...] = ("capacity", "min", "max", "multiplier")
+# "processes": processes per instance (applied by the processes step, fleetcast.stages.processes)
+OVERRIDE_KINDS: tuple[str, ...] = ("capacity", "min", "max", "multiplier", "processes")
 # Default priority per session type when a fleet file gives none (lower = served first).
 SESSION_PRIORITY: dict[str, int] = {"tournament": 10, "ranked": 20, "casual": 30}
 # Extra resources and the metrics that measure their demand (network: the busier direction).

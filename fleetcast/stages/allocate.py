@@ -31,6 +31,7 @@ from fleetcast.resources.aws import (
 )
 from fleetcast.stages.budgets import apply_budgets, run_rule
 from fleetcast.stages.fleets import load_fleets
+from fleetcast.stages.processes import plan_processes, sized_spec
 from models.clock import utcnow
 from models.names import check_name
 from models.policy import (
@@ -171,7 +172,8 @@ def set_override(
     expires_at: datetime,
     now: datetime | None = None,
 ) -> Override:
-    """Record a human override (capacity, min, max or multiplier) with its reason and expiry."""
+    """Record a human override (capacity, min, max, multiplier or processes per instance) with
+    its reason and expiry."""
     now = now or utcnow()
     check_name("fleet", fleet)
     if kind not in OVERRIDE_KINDS:
@@ -180,6 +182,8 @@ def set_override(
         raise ValueError(f"override value must be a number >= 0 (got {value})")
     if kind != "multiplier" and value != int(value):
         raise ValueError(f"a {kind} override is a whole number of instances (got {value})")
+    if kind == "processes" and value < 1:
+        raise ValueError(f"a processes override is at least 1 process per instance (got {value})")
     if not reason or not reason.strip():
         raise ValueError("an override needs a reason (--reason)")
     if expires_at <= now:
@@ -289,9 +293,19 @@ def plan(
         fleets = load_fleets(con, game_type)
         overrides = list_overrides(con, now)
         known = _describe_all(backend, [f.asg_name for f in fleets])
+        fits = plan_processes(
+            con,
+            fleets,
+            now=now,
+            overrides=overrides,
+            window_hours=settings.process_window_hours,
+            quantile=settings.process_quantile,
+            headroom=settings.process_headroom,
+        )
         for spec in fleets:
             if forecast_only:
                 spec = replace(spec, mode="forecast_only")
+            spec = sized_spec(spec, fits[spec.fleet])  # processes per instance from telemetry
             state: GroupState | None = known.get(spec.asg_name)
             group_error: str | None = None
             try:
@@ -324,6 +338,9 @@ def plan(
                 max_forecast_age=timedelta(hours=settings.freshness_hours),
             )
             decision = decide(inp)
+            decision = replace(
+                decision, inputs={**decision.inputs, "processes": fits[spec.fleet].as_record()}
+            )
             if state is not None and spec.mode == "scale":
                 if not is_allowed(state, settings.allowed_groups, settings.allowed_tag):
                     decision = replace(

@@ -86,6 +86,9 @@ def status_rows(status: Status) -> list[dict[str, str]]:
                 ),
                 "last decision": decision,
                 "unserved": "-" if r["decided_at"] is None else str(r["unserved_instances"] or 0),
+                "processes": "-"
+                if r["decided_at"] is None
+                else f"{r['processes_per_instance']} ({r['processes_source'] or 'static'})",
                 "why": why or "-",
             }
         )

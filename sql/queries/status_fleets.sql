@@ -1,6 +1,7 @@
 -- status_fleets: per fleet (one game type, or all when $game_type is null): its configuration,
 -- the newest forecast of its demand metric, and its last capacity decision with the reason and
--- the instances it could not get (max or budget).
+-- the instances it could not get (max or budget), and the processes per instance it set (and
+-- where that came from: telemetry, override or the fleet's settings).
 with last_forecast as (
     select game_type, region, metric,
            max(created_at) as forecast_at,
@@ -21,7 +22,10 @@ last_decision as (
            arg_max(status, decided_at) as status,
            arg_max(reason, decided_at) as reason,
            arg_max(outcome, decided_at) as outcome,
-           arg_max(coalesce(unserved_instances, 0), decided_at) as unserved_instances
+           arg_max(coalesce(unserved_instances, 0), decided_at) as unserved_instances,
+           arg_max(processes_per_instance, decided_at) as processes_per_instance,
+           arg_max(json_extract_string(inputs, '$.processes.source'), decided_at)
+               as processes_source
     from allocations
     group by fleet
 )
@@ -30,7 +34,7 @@ select f.fleet, f.game_type, f.region, f.asg_name, f.mode, f.min_size, f.max_siz
        lf.forecast_at, lf.forecast_run, lf.forecast_model,
        ld.decided_at, ld.decision_run, ld.decision_mode, ld.current_desired, ld.target_desired,
        ld.applied_desired, ld.applied, ld.status, ld.reason, ld.outcome,
-       ld.unserved_instances
+       ld.unserved_instances, ld.processes_per_instance, ld.processes_source
 from fleets f
 left join last_forecast lf
   on lf.game_type = f.game_type and lf.region = f.region and lf.metric = f.demand_metric

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from fleetcast.config import Settings
 
-HELP = "set, list or clear a fleet's capacity override (capacity, min, max, multiplier)"
+HELP = (
+    "set, list or clear a fleet's override (capacity, min, max, multiplier, processes per instance)"
+)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
 
 
@@ -35,7 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     s = sub.add_parser("set", parents=common, help="add an override")
     s.add_argument("--fleet", required=True)
-    s.add_argument("--kind", required=True, choices=["capacity", "min", "max", "multiplier"])
+    s.add_argument(
+        "--kind",
+        required=True,
+        choices=["capacity", "min", "max", "multiplier", "processes"],
+        help="processes = processes per instance (instead of the one learned from telemetry)",
+    )
     s.add_argument("--value", required=True, type=float)
     s.add_argument("--reason", required=True)
     s.add_argument("--expires", required=True, help="30m, 2h, 1d or an ISO time (UTC)")

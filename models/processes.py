@@ -1,0 +1,204 @@
+"""Processes per instance from telemetry: what one game-server process needs, how many fit on
+one instance with headroom, and how many players one instance then hosts.
+
+One process hosts one session (a match). Over the recent window (``ts, region, metric, value``
+rows of the fleet's game type, from the regions whose fleets run the same server
+configuration), each hour gives a per-process need for each resource:
+
+- CPU cores / active sessions, memory GB / active sessions, network Mbps (the busier of
+  ``net_in_mbps`` and ``net_out_mbps``) / active sessions;
+- players / active sessions: the players one process hosts.
+
+Active sessions are the ``sessions`` metric of that hour; where it is missing, the sessions
+table's sessions of that server configuration running at that hour (``started_at <= ts`` and
+not stopped by then). Only the busier half of each region's hours counts (at least its median
+of active sessions: where packing decides capacity, and where a server's fixed load spread over
+a few night sessions does not pass for a per-process need). Needs are taken at a high quantile
+``q`` of those hours (a heavier match after a game update shows there within hours) and
+players per process at the low quantile ``1 - q`` (fewer players per process means more
+processes), so
+
+    processes per instance = floor(min over resources of capacity * (1 - headroom) / need)
+    players per instance   = processes per instance * players per process
+
+and the instance count follows from the players the processes can host. Pure: frames in,
+values out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+RESOURCES: dict[str, tuple[str, ...]] = {
+    "cpu": ("cpu_cores",),
+    "memory": ("memory_gb",),
+    "net": ("net_in_mbps", "net_out_mbps"),
+}
+MIN_HOURS = 6  # hours with active sessions needed before telemetry replaces the fleet settings
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class ProcessNeeds:
+    """What one process needs (per resource, at the quantile) and hosts, from ``samples``
+    region-hours (the busier half of each region's hours in the window)."""
+
+    needs: dict[str, float]  # resource -> need per process at the high quantile
+    players_per_process: float | None  # at the low quantile
+    samples: int
+    quantile: float
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    sessions_source: str = "metric"  # metric | sessions_table | mixed
+
+
+@dataclass(frozen=True)
+class ProcessFit:
+    """Processes one instance runs and the players it then hosts, with the inputs."""
+
+    processes_per_instance: int
+    players_per_instance: float | None
+    source: str  # telemetry | override | static
+    binding: str | None = None  # the resource that limits the count
+    limits: dict[str, int] = field(default_factory=dict)  # processes per resource
+    headroom: float = 0.0
+    needs: ProcessNeeds | None = None
+    note: str = ""
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-able, for ``allocations.inputs``."""
+        out = asdict(self)
+        if self.needs is not None:
+            n = out["needs"]
+            for k in ("window_start", "window_end"):
+                n[k] = None if n[k] is None else n[k].isoformat()
+            n["needs"] = {k: round(v, 6) for k, v in n["needs"].items()}
+            if n["players_per_process"] is not None:
+                n["players_per_process"] = round(n["players_per_process"], 4)
+        if out["players_per_instance"] is not None:
+            out["players_per_instance"] = round(out["players_per_instance"], 4)
+        return out
+
+
+def concurrent_sessions(sessions: pl.DataFrame, hours: pl.DataFrame) -> pl.DataFrame:
+    """Sessions running at each hour: ``sessions(region, started_at, stopped_at)`` (stopped_at
+    null = still running) and ``hours(ts, region)`` -> ``ts, region, sessions``."""
+    if sessions.height == 0 or hours.height == 0:
+        return hours.select("ts", "region").with_columns(pl.lit(0.0).alias("sessions"))
+    joined = hours.select("ts", "region").join(
+        sessions.select("region", "started_at", "stopped_at"), on="region", how="left"
+    )
+    running = (pl.col("started_at") <= pl.col("ts")) & (
+        pl.col("stopped_at").is_null() | (pl.col("stopped_at") > pl.col("ts"))
+    )
+    return joined.group_by("ts", "region").agg(
+        running.fill_null(False).sum().cast(pl.Float64).alias("sessions")
+    )
+
+
+def process_needs(
+    metrics: pl.DataFrame,
+    sessions: pl.DataFrame | None = None,
+    *,
+    quantile: float = 0.95,
+    min_hours: int = MIN_HOURS,
+) -> ProcessNeeds | None:
+    """Per-process needs from ``metrics(ts, region, metric, value)`` (the window, already cut)
+    and optionally ``sessions(region, started_at, stopped_at)`` of the server configuration.
+    Only the busier half of each region's hours counts (at least the region's median of active
+    sessions). None when fewer than ``min_hours`` such region-hours have a resource measured."""
+    if not 0.5 <= quantile < 1:
+        raise ValueError(f"quantile must be in [0.5, 1) (got {quantile})")
+    if metrics.height == 0:
+        return None
+    wide = metrics.pivot(
+        on="metric", index=["ts", "region"], values="value", aggregate_function="first"
+    )
+    if "sessions" not in wide.columns:
+        wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias("sessions"))
+    source = "metric"
+    if sessions is not None and wide["sessions"].null_count():
+        counted = concurrent_sessions(sessions, wide.select("ts", "region"))
+        wide = wide.join(counted.rename({"sessions": "counted"}), on=["ts", "region"], how="left")
+        filled = wide["sessions"].null_count()
+        wide = wide.with_columns(pl.coalesce("sessions", "counted").alias("sessions"))
+        source = "sessions_table" if filled == wide.height else "mixed"
+    wide = wide.filter(pl.col("sessions").is_not_null() & (pl.col("sessions") >= 1))
+    # the busier half of each region's hours: where packing decides capacity, and where a
+    # server's fixed load (spread over few sessions at night) does not pass for a per-process need
+    wide = wide.filter(pl.col("sessions") >= pl.col("sessions").median().over("region"))
+    per: dict[str, pl.Expr] = {}
+    for resource, cols in RESOURCES.items():
+        present = [c for c in cols if c in wide.columns]
+        if present:
+            per[resource] = pl.max_horizontal(*present) / pl.col("sessions")
+    if "players" in wide.columns:
+        per["players"] = pl.col("players") / pl.col("sessions")
+    resources = [k for k in per if k != "players"]
+    if not resources:
+        return None
+    ratios = wide.select("ts", *(e.alias(k) for k, e in per.items()))
+    usable = ratios.filter(pl.any_horizontal(pl.col(r).is_not_null() for r in resources))
+    if usable.height < min_hours:
+        return None
+    needs = {}
+    for r in resources:
+        value = usable[r].drop_nulls().quantile(quantile, "linear")
+        if value is not None and math.isfinite(value) and value > 0:
+            needs[r] = float(value)  # type: ignore[arg-type]
+    if not needs:
+        return None
+    players = None
+    if "players" in per:
+        p = usable["players"].drop_nulls()
+        low = p.quantile(1 - quantile, "linear") if p.len() else None
+        if low is not None and math.isfinite(low) and low > 0:  # type: ignore[arg-type]
+            players = float(low)  # type: ignore[arg-type]
+    return ProcessNeeds(
+        needs=needs,
+        players_per_process=players,
+        samples=usable.height,
+        quantile=quantile,
+        window_start=usable["ts"].min(),  # type: ignore[arg-type]
+        window_end=usable["ts"].max(),  # type: ignore[arg-type]
+        sessions_source=source,
+    )
+
+
+def fit_processes(
+    capacities: Mapping[str, float | None], needs: ProcessNeeds, headroom: float = 0.2
+) -> ProcessFit | None:
+    """Processes per instance: the tightest resource's ``capacity * (1 - headroom) / need``,
+    rounded down, at least 1. ``capacities``: one instance's cpu, memory, net (None = not
+    configured). None when no resource has both a capacity and a measured need."""
+    if not 0 <= headroom < 1:
+        raise ValueError(f"headroom must be in [0, 1) (got {headroom})")
+    limits = {}
+    for resource, need in needs.needs.items():
+        cap = capacities.get(resource)
+        if cap is not None and cap > 0 and need > 0:
+            limits[resource] = math.floor(cap * (1 - headroom) / need + _EPS)
+    if not limits:
+        return None
+    binding = min(limits, key=lambda k: (limits[k], k))
+    ppi = max(1, limits[binding])
+    note = ""
+    if limits[binding] < 1:
+        note = f"one process needs more {binding} than an instance offers with headroom: 1"
+    players = ppi * needs.players_per_process if needs.players_per_process else None
+    return ProcessFit(
+        processes_per_instance=ppi,
+        players_per_instance=players,
+        source="telemetry",
+        binding=binding,
+        limits=limits,
+        headroom=headroom,
+        needs=needs,
+        note=note,
+    )
