@@ -8,6 +8,7 @@ settings (variable, default, meaning) is in ``docs/operations.md``, section "Set
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from fleetcast.resources.aws import CapacityBackend
 
 DEFAULT_DB = "fleetcast.duckdb"
+BLOCK_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")  # a Prefect block document name
 
 
 class SettingError(ValueError):
@@ -30,6 +32,9 @@ class Settings:
     work_dir: Path = Path(".fleetcast")  # reports, GX Data Docs, plots
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None  # only for a local stand-in such as a moto server
+    # a Prefect AwsCredentials block (prefect-aws) to build the boto3 session from; None = the
+    # standard credential chain (environment, profile, instance or task role)
+    aws_credentials_block: str | None = None
     allowed_groups: tuple[str, ...] = ()  # ASG names fleetcast may touch; empty = fleets table
     allowed_tag: str = "fleetcast:managed"  # a group carrying this tag = "true" is allowed
     future_skew_minutes: int = 15
@@ -128,6 +133,12 @@ def _fraction(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def _block_name(raw: str) -> str:
+    if not BLOCK_NAME.fullmatch(raw):
+        raise ValueError("a Prefect block name is lowercase letters, digits and dashes")
+    return raw
+
+
 def _names(raw: str) -> tuple[str, ...]:
     return tuple(g.strip() for g in raw.split(",") if g.strip())
 
@@ -139,6 +150,7 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "work_dir": ("FLEETCAST_WORK_DIR", Path),
     "aws_region": ("AWS_REGION", str),
     "aws_endpoint_url": ("FLEETCAST_AWS_ENDPOINT", str),
+    "aws_credentials_block": ("FLEETCAST_AWS_CREDENTIALS_BLOCK", _block_name),
     "allowed_groups": ("FLEETCAST_ALLOWED_GROUPS", _names),
     "future_skew_minutes": ("FLEETCAST_FUTURE_SKEW_MINUTES", _positive_int),
     "freshness_hours": ("FLEETCAST_FRESHNESS_HOURS", _positive_int),

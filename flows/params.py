@@ -1,6 +1,7 @@
 """Flow parameters: one pydantic model per flow, so the Prefect UI renders a real form.
 
-Every model carries the same optional storage overrides (``db``, ``landing``, ``aws_endpoint``);
+Every model carries the same optional storage overrides (``db``, ``landing``, ``aws_endpoint``,
+``aws_credentials_block``);
 left empty, the run takes them from the worker's environment (``FLEETCAST_DB``,
 ``FLEETCAST_LANDING``, ``FLEETCAST_AWS_ENDPOINT``) through ``Settings.from_env``. Game types are
 validated names (``^[a-z0-9_-]{1,64}$``) before they reach SQL or a path.
@@ -50,6 +51,13 @@ class RunParams(BaseModel):
     aws_endpoint: str | None = Field(
         default=None,
         description="AWS endpoint override for a local stand-in (moto); empty = real AWS",
+    )
+    aws_credentials_block: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,99}$",
+        description="A Prefect AwsCredentials block (prefect-aws) holding the AWS access; "
+        "empty = $FLEETCAST_AWS_CREDENTIALS_BLOCK on the worker, else the standard chain "
+        "(environment, profile, instance or task role)",
     )
     lock_wait_minutes: float = Field(
         default=10,

@@ -6,12 +6,14 @@ groups in memory and records what it was asked to do (no AWS at all). :func:`app
 holds the rules every backend shares: read before write, no call when nothing changes,
 absolute targets only, the allow-list, forecast-only mode, busy-instance protection.
 
-Credentials come from the standard chain only (environment, profile, instance role); nothing
-here reads or stores a key.
+Credentials come from a Prefect ``AwsCredentials`` block when ``Settings.aws_credentials_block``
+names one (:func:`aws_session`), else from the standard chain (environment, profile, instance
+role); nothing here reads or stores a key.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -132,13 +134,46 @@ def botocore_config(settings: Settings) -> Any:
     )
 
 
-def make_client(settings: Settings, service: str) -> Any:
-    """A boto3 client from Settings; credentials from the standard chain only."""
+class CredentialsBlockError(RuntimeError):
+    """The configured Prefect AwsCredentials block could not be loaded."""
+
+
+@functools.cache
+def _block_session(block: str) -> Any:
+    """The boto3 session of a Prefect ``AwsCredentials`` block, loaded once per process."""
+    try:
+        from prefect_aws import AwsCredentials
+    except ImportError as exc:  # pragma: no cover - prefect-aws is a locked dependency
+        raise CredentialsBlockError("the AwsCredentials block needs prefect-aws") from exc
+    try:
+        credentials = AwsCredentials.load(block)
+    except Exception as exc:
+        raise CredentialsBlockError(
+            f"AWS credentials block {block!r} could not be loaded from the Prefect API ({exc}); "
+            "create it (prefect block register -m prefect_aws, then in the UI or with "
+            "AwsCredentials(...).save(name)) or unset FLEETCAST_AWS_CREDENTIALS_BLOCK"
+        ) from exc
+    return credentials.get_boto3_session()
+
+
+def aws_session(settings: Settings) -> Any:
+    """The boto3 session every client is built from, resolved once: the Prefect
+    ``AwsCredentials`` block named by ``settings.aws_credentials_block`` when set (loaded from
+    the Prefect API the first time, then reused), else the standard credential chain."""
     import boto3
 
-    session = boto3.session.Session(region_name=settings.aws_region)
+    if settings.aws_credentials_block:
+        return _block_session(settings.aws_credentials_block)
+    return boto3.session.Session(region_name=settings.aws_region)
+
+
+def make_client(settings: Settings, service: str) -> Any:
+    """A boto3 client from Settings, on :func:`aws_session` (a credentials block or the
+    standard chain), in ``settings.aws_region``."""
+    session = aws_session(settings)
     return session.client(
         service,
+        region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url or None,  # only for a local moto server
         config=botocore_config(settings),
     )

@@ -33,6 +33,7 @@ RUN_SETTINGS = {
     "db": "db_path",
     "landing": "landing_dir",
     "aws_endpoint": "aws_endpoint_url",
+    "aws_credentials_block": "aws_credentials_block",
     "aws_concurrency": "aws_concurrency",
     "observed_max_age_minutes": "observed_max_age_minutes",
 }
