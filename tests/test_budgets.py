@@ -194,6 +194,27 @@ def test_plan_table_shows_unserved() -> None:
     assert render_plan_table([d])[0]["unserved"] == 3
 
 
+def test_a_fail_static_fleet_is_never_lowered_by_a_budget(settings: Settings) -> None:
+    from fleetcast.resources.aws import GroupState, RecordedBackend
+
+    low = spec("low-eu", game_type="casual_puzzle", priority=30)
+    high = spec("high-eu", game_type="tournament_series", priority=10)
+    seed(settings, [low], players=800.0)
+    seed(settings, [high], players=900.0)
+    groups = [
+        GroupState(low.asg_name, 8, 1, 30, tags={"fleetcast:managed": "true"}),
+        GroupState(high.asg_name, 1, 1, 30, tags={"fleetcast:managed": "true"}),
+    ]
+    capped = replace(settings, budget_instances=10)
+    errors = {"casual_puzzle": "validation failed"}  # the casual fleet cannot be sized: keep 8
+    out = {
+        d.fleet: d
+        for d in allocate(capped, now=NOW, backend=RecordedBackend(groups), forecast_errors=errors)
+    }
+    assert out["low-eu"].status == "fail_static" and out["low-eu"].target == 8
+    assert out["high-eu"].target == 2 and out["high-eu"].unserved_instances == 7  # 10 - 8
+
+
 def test_the_budget_settings_are_a_per_run_budget(settings: Settings) -> None:
     from fleetcast.resources.aws import GroupState, RecordedBackend
 

@@ -148,12 +148,15 @@ def _floor(busy: int, min_size: int) -> int:
 
 def _claim_of_decision(d: Decision) -> Claim:
     current = d.current if d.current is not None else d.target  # unreadable group: not applied
+    floor = _floor(d.busy, d.min_size)
+    if d.status == "fail_static":  # R4: a fleet that could not be sized is never lowered
+        floor = max(floor, min(current, d.target))
     return Claim(
         fleet=d.fleet,
         priority=d.priority,
         current=current,
         want=d.target,
-        floor=_floor(d.busy, d.min_size),
+        floor=floor,
         cost_per_hour=d.cost_per_hour,
         in_run=True,
     )
