@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from fleetcast.resources import db
-    from fleetcast.stages.allocate import utcnow
     from fleetcast.stages.budgets import clear_budget, list_budgets, scope_rows, set_budget
+    from models.clock import utcnow
 
     with db.session(settings.db_path) as con:
         if args.action == "set":
