@@ -169,6 +169,11 @@ def test_three_game_types_planned_separately_share_one_budget(aws_settings: Sett
     assert status["casual_puzzle-eu"]["unserved"] == "7"
     assert status["tournament_series-eu"]["unserved"] == "0"
     assert status["shadow-eu"]["unserved"] == "0"
+    # the report's per-fleet summary carries it too
+    from fleetcast.interface.demo import fleet_summary
+
+    report = dict(fleet_summary(aws_settings).select("fleet", "unserved").rows())
+    assert report["casual_puzzle-eu"] == 7 and report["tournament_series-eu"] == 0
     with db.session(aws_settings.db_path, read_only=True) as con:
         last = con.sql(
             "select fleet, arg_max(inputs, decided_at), arg_max(reason, decided_at), "
