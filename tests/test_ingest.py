@@ -270,7 +270,7 @@ def test_no_usable_rows_and_empty_file_are_rejected(settings: Settings) -> None:
     assert (bad.status, bad.rows_in, bad.rows_quarantined) == ("rejected", 1, 1)
     assert "no usable rows" in bad.message
     assert (empty.status, empty.rows_in, empty.rows_quarantined) == ("rejected", 0, 0)
-    assert "empty file" in empty.message
+    assert "no data rows" in empty.message and "below its header" in empty.message
     assert query(settings, "select count(*) from metrics") == [(0,)]
 
 
@@ -318,23 +318,146 @@ def test_data_docs_are_written(settings: Settings) -> None:
     assert list((settings.docs_dir / "validations").rglob("*.html"))
 
 
-def test_cli_ingest(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_ingest(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     land(settings, "metrics_planted.csv")
     land(settings, "sessions.csv")
     args = ["--db", str(settings.db_path), "ingest", "--landing", str(settings.landing_dir)]
     assert main([*args, "--no-docs"]) == 0  # the whole landing folder
     out = capsys.readouterr().out
     assert "metrics_planted.csv" in out and "sessions.csv" in out and "loaded" in out
-    assert main([*args, "--no-docs", "metrics_planted.csv"]) == 0
-    assert "duplicate" in capsys.readouterr().out
+    assert "2 file(s): 2 loaded, 0 duplicate" in out
+    assert main([*args, "--no-docs", str(settings.landing_dir / "metrics_planted.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "duplicate" in out and "1 file(s): 0 loaded, 1 duplicate" in out
 
     assert main([*args, "../escape.csv"]) == 2
     err = capsys.readouterr().err
     assert "refused" in err and "outside the landing folder" in err and err.count("\n") == 1
 
     land(settings, "broken.csv")
-    assert main([*args, "--no-docs", "broken.csv"]) == 1
+    assert main([*args, "--no-docs", str(settings.landing_dir / "broken.csv")]) == 1
     assert "cannot read as csv" in capsys.readouterr().err
+
+
+def _project(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A working folder with the landing folder as ``landing/`` in it, as in the README."""
+    project = settings.landing_dir.parent
+    monkeypatch.chdir(project)
+    assert settings.landing_dir.name == "landing"
+    return ["--db", str(settings.db_path), "ingest", "--no-docs"]
+
+
+def test_cli_paths_are_relative_to_the_working_folder(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = _project(settings, monkeypatch)
+    (settings.landing_dir / "day").mkdir()
+    land(settings, "sessions.csv", "day/sessions.csv")
+    land(settings, "metrics_wide.csv")
+    assert main([*args, "landing/metrics_wide.csv"]) == 0  # README: as typed
+    assert "metrics_wide.csv" in capsys.readouterr().out
+    assert main([*args, "landing/"]) == 0  # the folder: the new file loads, the old is a dup
+    out = capsys.readouterr().out
+    assert "2 file(s): 1 loaded, 1 duplicate" in out and "day/sessions.csv" in out
+    assert main([*args, "--landing", "landing", "landing/day"]) == 0
+    assert "1 duplicate" in capsys.readouterr().out
+    monkeypatch.chdir(settings.landing_dir / "day")  # inside the landing folder: "." works too
+    assert main([*args, "--landing", "..", "."]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(settings.landing_dir.parent)
+    # no path: the whole landing folder ($FLEETCAST_LANDING / --landing / ./landing)
+    assert main(args) == 0
+    assert "2 file(s): 0 loaded, 2 duplicate" in capsys.readouterr().out
+
+
+def test_cli_refuses_escapes_and_symlinks_in_one_line(
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    args = _project(settings, monkeypatch)
+    project = settings.landing_dir.parent
+    (project / "beside.csv").write_text("ts,game_type,metric,value\n2024-01-01,g,players,1\n")
+    (settings.landing_dir / "link.csv").symlink_to(project / "beside.csv")
+    (settings.landing_dir / "linkdir").symlink_to(project, target_is_directory=True)
+    for bad in [
+        "beside.csv",  # in the working folder, not in the landing folder
+        "landing/../beside.csv",
+        "landing/link.csv",
+        "landing/linkdir/beside.csv",
+        "/etc/passwd",
+        "../../etc/passwd",
+    ]:
+        assert main([*args, bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert err.startswith("fleetcast ingest: refused: ") and err.count("\n") == 1, err
+        assert "outside the landing folder" in err or "symlink" in err
+    # the old meaning (relative to the landing folder) gets a hint, still refused
+    land(settings, "sessions.csv")
+    assert main([*args, "sessions.csv"]) == 2
+    assert "did you mean landing/sessions.csv?" in capsys.readouterr().err
+    assert not settings.db_path.exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expect"),
+    [
+        ("garbage.csv", bytes(range(256)) * 64, "binary content (NUL byte"),
+        ("garbage.jsonl", b"\x89PNG\r\n\x1a\n" + bytes(range(1, 256)) * 8, "not UTF-8 text"),
+        (
+            "latin1.csv",
+            "ts,game_type,metric,value\n2024-01-01,caf\xe9,players,1\n".encode("latin-1"),
+            "not UTF-8 text",
+        ),
+        ("wrong.csv", b"when,what\n2024-01-01,x\n", "wrong schema"),
+        ("header.csv", b"ts,game_type,metric,value\n", "no data rows"),
+        ("zero.csv", b"", "empty file"),
+    ],
+)
+def test_cli_rejected_file_exits_3_and_the_rest_still_loads(
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    content: bytes,
+    expect: str,
+) -> None:
+    args = _project(settings, monkeypatch)
+    (settings.landing_dir / name).write_bytes(content)
+    land(settings, "metrics_wide.csv")
+    assert main([*args, "landing/"]) == 3
+    captured = capsys.readouterr()
+    assert f"fleetcast ingest: rejected: {name}: " in captured.err and expect in captured.err
+    assert captured.err.count("\n") == 1
+    assert "1 loaded" in captured.out and "1 rejected whole" in captured.out
+    assert query(settings, "select count(*) from metrics")[0][0] > 0  # the good file loaded
+    statuses = dict((f, s) for f, s, *_ in ledger(settings))
+    assert statuses == {name: "rejected", "metrics_wide.csv": "loaded"}
+    # rejected is recorded: a rerun calls the same bytes a duplicate and exits 0
+    assert main([*args, f"landing/{name}"]) == 0
+    assert "1 duplicate" in capsys.readouterr().out
+
+
+def test_binary_garbage_is_rejected_not_called_empty(settings: Settings) -> None:
+    (settings.landing_dir / "noise.csv").write_bytes(b"\x00\x01\x02\xff\xfe" * 100)
+    [r] = ingest(settings, "noise.csv")
+    assert r.status == "rejected" and "binary content" in r.message
+    assert "empty" not in r.message
+
+
+def test_utf8_sniff_window_does_not_cut_a_character(settings: Settings) -> None:
+    from fleetcast.resources.landing import SNIFF_BYTES
+
+    prefix = "ts,game_type,metric,value,note\n2024-01-01T00:00:00,g,players,1,"
+    if len(prefix.encode()) % 2 == 0:
+        prefix += "x"  # odd: the two-byte characters start at odd offsets
+    filler = "é" * SNIFF_BYTES  # so one straddles the (even) end of the sniff window
+    write(settings, "wide_note.csv", prefix + filler + "\n")
+    [r] = ingest(settings, "wide_note.csv")
+    assert "not UTF-8" not in r.message and "binary" not in r.message
 
 
 def test_ingest_task_skips_unsupported_files(settings: Settings) -> None:

@@ -367,7 +367,7 @@ def test_r09_kill_9_mid_ingest_leaves_all_or_nothing_and_rerun_is_idempotent(
         "2024-05-01T00:00:00,game_0,global,players,-1\n"
     )
     args = ["--db", str(settings.db_path), "ingest", "--landing", str(settings.landing_dir),
-            "--no-docs", "big.csv"]  # fmt: skip
+            "--no-docs", str(settings.landing_dir / "big.csv")]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-c", KILLED_INGEST, *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert proc.stdout is not None
@@ -458,7 +458,7 @@ def test_r10_broken_and_empty_files_lose_nothing(settings: Settings) -> None:
     assert schema.status == "rejected" and schema.rows_quarantined == 2  # whole file kept
     assert table_counts(settings.db_path) == {"metrics": 0, "quarantine": 2, "ingest_batches": 2}
     assert cli(["--db", str(settings.db_path), "ingest", "--landing", str(settings.landing_dir),
-                "--no-docs", "broken.csv"]) == 1  # fmt: skip
+                "--no-docs", str(settings.landing_dir / "broken.csv")]) == 1  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 Only regular files inside the configured landing folder are read. A path that escapes it
 (``../x.csv``, an absolute path elsewhere) or that is, or passes through, a symlink is refused.
-Relative paths resolve against the landing folder; a directory means every supported file in it
-(recursively, sorted by name).
+Relative paths resolve against ``base``: the working folder for the command line (``fleetcast
+ingest landing/a.csv``, as every CLI treats paths), the landing folder for flows and library
+callers that name files inside it. A directory means every supported file in it (recursively,
+sorted by name).
 """
 
 from __future__ import annotations
@@ -25,10 +27,24 @@ class UnreadableFile(ValueError):
     """A file that cannot be parsed as its format (broken CSV, corrupt Parquet, bad JSON)."""
 
 
-def resolve_inputs(landing: Path, paths: list[Path]) -> list[Path]:
+class BinaryFile(UnreadableFile):
+    """A text file (CSV, JSON lines) whose bytes are not text: binary garbage or not UTF-8.
+
+    Unlike a broken file (perhaps still being copied), its bytes will never parse: it is
+    rejected whole and recorded in the ledger.
+    """
+
+
+# how much of a text file is sniffed for binary content
+SNIFF_BYTES = 64 * 1024
+
+
+def resolve_inputs(landing: Path, paths: list[Path], base: Path | None = None) -> list[Path]:
     """The files to ingest for ``paths``, all checked to live inside ``landing``.
 
-    Raises PathRefused (one line, with the fix) for the first bad path; nothing is read then.
+    A relative path is taken relative to ``base`` (the CLI passes the working folder), or to the
+    landing folder when ``base`` is None. Raises PathRefused (one line, with the fix) for the
+    first bad path; nothing is read then.
     """
     if landing.is_symlink():
         raise PathRefused(f"landing folder {landing} is a symlink: point --landing at a real dir")
@@ -38,11 +54,17 @@ def resolve_inputs(landing: Path, paths: list[Path]) -> list[Path]:
         raise PathRefused(f"landing folder {landing} does not exist")
     files: list[Path] = []
     for given in paths:
-        candidate = given if given.is_absolute() else root / given
-        _refuse_links(bases, candidate, given)
+        candidate = given if given.is_absolute() else (base.absolute() if base else root) / given
+        try:
+            _refuse_links(bases, candidate, given)
+        except PathRefused as exc:
+            raise PathRefused(f"{exc}{_hint(landing, root, given, base)}") from None
         real = candidate.resolve()
         if not real.is_relative_to(root):
-            raise PathRefused(f"{given} is outside the landing folder {landing}: move it there")
+            raise PathRefused(
+                f"{given} is outside the landing folder {landing}: move it there"
+                f"{_hint(landing, root, given, base)}"
+            )
         if real.is_dir():
             for child in sorted(real.rglob("*")):
                 hidden = any(p.startswith(".") for p in child.relative_to(real).parts)
@@ -59,6 +81,17 @@ def resolve_inputs(landing: Path, paths: list[Path]) -> list[Path]:
         else:
             raise PathRefused(f"{given}: no such file in the landing folder {landing}")
     return list(dict.fromkeys(files))  # each file once, in the order given
+
+
+def _hint(landing: Path, root: Path, given: Path, base: Path | None) -> str:
+    """' (did you mean landing/x.csv?)' when a working-folder-relative path names a file that
+    exists relative to the landing folder (the old meaning of a relative path)."""
+    if base is None or given.is_absolute() or ".." in given.parts:
+        return ""
+    inside = root / given
+    if inside.exists() and not inside.is_symlink():
+        return f" (did you mean {landing / given}?)"
+    return ""
 
 
 def _refuse_links(bases: tuple[Path, ...], path: Path, given: Path) -> None:
@@ -101,6 +134,8 @@ def read_raw(path: Path) -> pl.DataFrame:
     Empty cells become null. Raises UnreadableFile with the parser's reason.
     """
     fmt = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if fmt in ("csv", "jsonl"):
+        _refuse_binary(path, fmt)
     try:
         if fmt == "csv":
             if path.stat().st_size == 0:
@@ -116,6 +151,27 @@ def read_raw(path: Path) -> pl.DataFrame:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnreadableFile(f"{path.name}: cannot read as {fmt}: {first}") from exc
     raise UnreadableFile(f"{path.name}: unsupported file type {path.suffix!r}")
+
+
+def _refuse_binary(path: Path, fmt: str) -> None:
+    """Raise BinaryFile if the start of a text file holds NUL bytes or is not UTF-8."""
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise BinaryFile(
+            f"{path.name}: unreadable: binary content (NUL byte at offset {nul}), "
+            f"not a {fmt} text file"
+        )
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if len(head) == SNIFF_BYTES and exc.reason == "unexpected end of data":
+            return  # a multi-byte character cut by the sniff window
+        raise BinaryFile(
+            f"{path.name}: unreadable: not UTF-8 text (byte 0x{head[exc.start]:02x} at offset "
+            f"{exc.start}): binary, or another encoding (save it as UTF-8)"
+        ) from None
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:

@@ -12,10 +12,11 @@ as JSON and every reason joined by " | ".
 - Wide metrics rows: each non-empty metric cell is one value. If any cell of a row fails, the
   row is quarantined (counted once, as quarantined) *and its good cells are still stored*; the
   ledger message says how many rows were stored partly and how many values were stored.
-- A file that fails a table-level check (unknown columns, empty, no usable row) is *rejected*:
-  status ``rejected``, nothing stored, every row quarantined with the reason, so nothing is lost.
-  This is not an error for the command (every row was stored or quarantined: exit 0); the
-  summary shows ``rejected`` with the message.
+- A file that fails a table-level check (unknown columns, empty, no usable row) or whose bytes
+  are not text (binary garbage, not UTF-8) is *rejected*: status ``rejected``, nothing stored,
+  every row quarantined with the reason, so nothing is lost (the file stays in the landing
+  folder). The command exits 3 then, after loading the other files; the summary shows
+  ``rejected`` with the message.
 - A file with the bytes of an earlier batch is recorded as ``duplicate`` (0 rows) and changes
   nothing. A later file with a corrected value for the same natural key replaces it.
 - An unreadable file (broken CSV, corrupt Parquet, non-JSON line) writes nothing and is
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,13 @@ import polars as pl
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
-from fleetcast.resources.landing import UnreadableFile, checksum, read_raw, resolve_inputs
+from fleetcast.resources.landing import (
+    BinaryFile,
+    UnreadableFile,
+    checksum,
+    read_raw,
+    resolve_inputs,
+)
 from models.clock import utcnow
 from models.records import (
     ROW,
@@ -50,6 +58,7 @@ from models.records import (
 from models.validation import POS, FrameValidator, Limits, Verdict, with_positions
 
 REASON_SEPARATOR = " | "
+STATUSES = ("loaded", "duplicate", "rejected", "failed")
 
 
 @dataclass(frozen=True)
@@ -71,14 +80,21 @@ class BatchResult:
 
 
 def ingest_paths(
-    settings: Settings, paths: list[Path], *, data_docs: bool = True
+    settings: Settings,
+    paths: list[Path],
+    *,
+    data_docs: bool = True,
+    base: Path | None = None,
+    on_file: Callable[[BatchResult], None] | None = None,
 ) -> list[BatchResult]:
     """Ingest ``paths`` (files or folders inside ``settings.landing_dir``), one batch per file.
 
-    Raises ``fleetcast.resources.landing.PathRefused`` before reading anything if a path escapes the
-    landing folder or is a symlink. Writes GX Data Docs under ``settings.docs_dir``.
+    Relative paths are relative to ``base`` (the CLI passes the working folder), else to the
+    landing folder. Raises ``fleetcast.resources.landing.PathRefused`` before reading anything if
+    a path escapes the landing folder or is a symlink. Writes GX Data Docs under
+    ``settings.docs_dir``. ``on_file`` is called after each file (progress display).
     """
-    files = resolve_inputs(Path(settings.landing_dir), paths)
+    files = resolve_inputs(Path(settings.landing_dir), paths, base)
     if not files:
         return []
     validator = FrameValidator(settings.docs_dir if data_docs else None)
@@ -86,6 +102,8 @@ def ingest_paths(
     with db.session(settings.db_path) as con:
         for path in files:
             results.append(ingest_file(con, settings, validator, path))
+            if on_file is not None:
+                on_file(results[-1])
     if data_docs:
         validator.build_docs()
     return results
@@ -128,15 +146,18 @@ def ingest_file(
         with db.transaction(con):
             _ledger(con, result, digest, started)
         return result
-    if raw is None:
+    if raw is None and isinstance(unreadable, BinaryFile):  # never parses: rejected, recorded
+        raw = pl.DataFrame()
+        plan = _rejected(raw, None, str(unreadable))
+    elif raw is None:  # perhaps still being copied: nothing recorded, the next run retries
         return BatchResult(None, name, None, "failed", 0, 0, 0, str(unreadable))
-
-    limits = Limits(
-        now=now or started,
-        future_skew=dt.timedelta(minutes=settings.future_skew_minutes),
-        freshness=dt.timedelta(hours=settings.freshness_hours),
-    )
-    plan = plan_batch(raw, validator, limits)
+    else:
+        limits = Limits(
+            now=now or started,
+            future_skew=dt.timedelta(minutes=settings.future_skew_minutes),
+            freshness=dt.timedelta(hours=settings.freshness_hours),
+        )
+        plan = plan_batch(raw, validator, limits)
     result = BatchResult(
         batch_id,
         name,
@@ -188,7 +209,8 @@ class BatchPlan:
 def plan_batch(raw: pl.DataFrame, validator: FrameValidator, limits: Limits) -> BatchPlan:
     """Parse, normalise and validate ``raw``; decide what is stored and what is quarantined."""
     if raw.height == 0:
-        return _rejected(raw, None, "empty file: no data rows")
+        what = "no data rows: the file is empty below its header" if raw.width else "empty file"
+        return _rejected(raw, None, what)
     try:
         kind = detect_kind(raw.columns)
         if kind == "metrics_wide":
@@ -347,4 +369,19 @@ def format_summary(results: list[BatchResult]) -> str:
             lines.append(f"    {r.message}")
         for w in r.warnings:
             lines.append(f"    warning: {w}")
+    lines.append(totals_line(results))
     return "\n".join(lines)
+
+
+def totals_line(results: list[BatchResult]) -> str:
+    """One plain sentence: how many files loaded, were duplicates, rejected or unreadable, and
+    how many rows were stored and quarantined."""
+    count = {s: sum(r.status == s for r in results) for s in STATUSES}
+    files = (
+        f"{len(results)} file(s): {count['loaded']} loaded, "
+        f"{count['duplicate']} duplicate (same bytes already ingested, skipped), "
+        f"{count['rejected']} rejected whole, {count['failed']} unreadable"
+    )
+    stored = sum(r.rows_stored for r in results)
+    quarantined = sum(r.rows_quarantined for r in results)
+    return f"{files}; rows: {stored} stored, {quarantined} quarantined"
