@@ -26,6 +26,7 @@ COMMANDS = [
     "report",
     "fleets",
     "sample",
+    "local-aws",
 ]
 
 
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         # A command that fails to import is an error, never a silently missing command.
-        module = importlib.import_module(f"fleetcast.interface.commands.{name}")
+        module = importlib.import_module(f"fleetcast.interface.commands.{name.replace('-', '_')}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
         module.add_arguments(p)
         p.set_defaults(_module=module)

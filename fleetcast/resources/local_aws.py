@@ -125,3 +125,122 @@ def provision_groups(
                 }
             ],
         )
+
+
+# ------------------------------------------------------------------ a moto server that outlives
+# the command (`fleetcast local-aws up|down`): for trying the Prefect path on one machine.
+
+# moto accepts any credentials; these are placeholders, never real keys
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@dataclass(frozen=True)
+class LocalAws:
+    """A detached moto server recorded in a state file (pid, port, url, log)."""
+
+    pid: int
+    port: int
+    url: str
+    log: str
+
+    def environment(self, region: str) -> dict[str, str]:
+        """What a shell, a Prefect worker or a flow run needs to use it."""
+        return {
+            "FLEETCAST_AWS_ENDPOINT": self.url,
+            **DUMMY_CREDENTIALS,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+        }
+
+
+def _alive(state: LocalAws) -> bool:
+    try:
+        os.kill(state.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        urllib.request.urlopen(f"{state.url}/moto-api/", timeout=2).read()
+    except OSError:
+        return False
+    return True
+
+
+def read_state(state_file: Path) -> LocalAws | None:
+    """The recorded server if it still runs and answers; None otherwise."""
+    import json
+
+    if not state_file.exists():
+        return None
+    try:
+        state = LocalAws(**json.loads(state_file.read_text()))
+    except (ValueError, TypeError):
+        return None
+    return state if _alive(state) else None
+
+
+def start_detached(state_file: Path, port: int) -> LocalAws:
+    """Start a moto server in its own session (it keeps running after this process exits) and
+    record it in ``state_file``. Refuses a port already in use."""
+    import json
+
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(f"port {port} is in use: pick another with --port")
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    log = state_file.with_suffix(".log")
+    exe = Path(sys.executable).with_name("moto_server")
+    cmd = [str(exe) if exe.exists() else "moto_server", "-H", "127.0.0.1", "-p", str(port)]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    state = LocalAws(pid=proc.pid, port=port, url=f"http://127.0.0.1:{port}", log=str(log))
+    deadline = time.monotonic() + 60
+    while not _alive(state):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"moto server did not start: see {log}")
+        time.sleep(0.2)
+    state_file.write_text(json.dumps(state.__dict__))
+    return state
+
+
+def stop_detached(state_file: Path) -> LocalAws | None:
+    """Stop the recorded server (SIGTERM, then SIGKILL after 10 s) and remove the state file."""
+    import json
+    import signal
+
+    if not state_file.exists():
+        return None
+    try:
+        state = LocalAws(**json.loads(state_file.read_text()))
+    except (ValueError, TypeError):
+        state_file.unlink()
+        return None
+    if _is_moto(state.pid):
+        os.kill(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _is_moto(state.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _is_moto(state.pid):
+            os.kill(state.pid, signal.SIGKILL)
+    state_file.unlink()
+    return state
+
+
+def _is_moto(pid: int) -> bool:
+    """The pid runs a moto server (not a recycled pid of something else)."""
+    proc = Path(f"/proc/{pid}")
+    if not Path("/proc/self").exists():  # no /proc (macOS): trust the state file
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    try:
+        cmdline = (proc / "cmdline").read_bytes()
+        state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and b"moto" in cmdline  # a zombie has already exited
