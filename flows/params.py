@@ -5,12 +5,24 @@ Every model carries the same optional storage overrides (``db``, ``landing``, ``
 left empty, the run takes them from the worker's environment (``FLEETCAST_DB``,
 ``FLEETCAST_LANDING``, ``FLEETCAST_AWS_ENDPOINT``) through ``Settings.from_env``. Game types are
 validated names (``^[a-z0-9_-]{1,64}$``) before they reach SQL or a path.
+
+Two things make the run form and ``--param`` safe:
+
+- Optional fields appear in the schema as their one real type (no ``null`` branch, which the UI
+  shows as "Property is type 'None'"); left empty, the default applies.
+- A run of a deployment that sets only some fields (``prefect deployment run
+  'forecast-and-scale/forecast-and-scale-ranked_arena' --param params='{"capacity_mode":
+  "forecast_only"}'``, which replaces the deployment's whole ``params`` object) keeps the
+  deployment's other defaults (its ``game_type`` above all): fields the run did not give are
+  taken from the deployment's ``params`` before the model's own defaults
+  (:func:`deployment_defaults`). ``fleetcast deployments sync`` also offers the game types of
+  the fleets table as a choice.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -32,10 +44,56 @@ SeriesScope = Literal["capacity", "demand", "all"]
 RetrainPolicy = Literal["if_due", "always", "never"]
 
 
+def _form_schema(schema: dict[str, Any]) -> None:
+    """Optional fields as their one real type, without a ``null`` default, in the run form."""
+    for prop in (schema.get("properties") or {}).values():
+        branches = prop.get("anyOf")
+        if not branches or {"type": "null"} not in branches:
+            continue
+        rest = [b for b in branches if b != {"type": "null"}]
+        if len(rest) == 1:
+            del prop["anyOf"]
+            prop.update(rest[0])
+            if prop.get("default", 0) is None:
+                del prop["default"]
+
+
+_DEPLOYMENT_PARAMS: dict[str, dict[str, Any]] = {}
+
+
+def deployment_defaults() -> dict[str, Any]:
+    """The ``params`` defaults of the deployment this flow run belongs to ({} outside one)."""
+    from prefect.context import FlowRunContext
+    from prefect.runtime import deployment
+
+    ctx = FlowRunContext.get()
+    if ctx is not None and ctx.flow_run is not None and ctx.flow_run.deployment_id is None:
+        return {}  # a run outside a deployment (tests, the CLI) or a subflow
+    deployment_id = deployment.id
+    if not deployment_id:
+        return {}
+    if deployment_id not in _DEPLOYMENT_PARAMS:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            found = client.read_deployment(deployment_id)
+        _DEPLOYMENT_PARAMS[deployment_id] = dict((found.parameters or {}).get("params") or {})
+    return _DEPLOYMENT_PARAMS[deployment_id]
+
+
 class RunParams(BaseModel):
     """What every fleetcast flow accepts: where the data lives, and how long to wait for it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_form_schema)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_deployment_defaults(cls, data: Any) -> Any:
+        """Fields a deployment run did not give come from the deployment's ``params``."""
+        if not isinstance(data, dict):
+            return data
+        defaults = {k: v for k, v in deployment_defaults().items() if k in cls.model_fields}
+        return {**defaults, **data} if defaults else data
 
     game_type: GameType | None = Field(
         default=None, description="Game type to run for; empty = every game type"

@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from helpers_reliability import (
     INJECTION,
     NOW,
@@ -483,7 +482,10 @@ def test_r11_retries_only_safe_steps_and_timeouts_shorter_than_schedules() -> No
                 assert obj.retry_condition_fn is not None, obj.name  # never blind retries
                 assert not any(k in obj.name for k in ("apply", "scale")), obj.name
     assert retried and tasks
-    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    from fleetcast.stages.deployments import expand, load_config
+    from flows.params import SAMPLE_GAME_TYPES
+
+    config = expand(load_config(ROOT / "prefect.yaml"), list(SAMPLE_GAME_TYPES))
     checked = 0
     for dep in config["deployments"]:
         path, name = dep["entrypoint"].split(":")

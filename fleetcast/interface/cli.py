@@ -27,6 +27,8 @@ COMMANDS = [
     "fleets",
     "sample",
     "local-aws",
+    "deployments",
+    "approve",
 ]
 
 
