@@ -16,7 +16,13 @@ from fleetcast.stages.backtest import BacktestRequest
 from fleetcast.stages.orchestration import settings_for
 from flows.params import BackfillParams
 from tasks.accuracy import score_forecast_accuracy
-from tasks.artifacts import RunSummary, publish_forecast, publish_links, publish_summary
+from tasks.artifacts import (
+    RunSummary,
+    publish_forecast,
+    publish_links,
+    publish_replays,
+    publish_summary,
+)
 from tasks.backtest import backtest_replay
 from tasks.checks import forecast_exists, list_fleets, list_landing_files, read_run_context
 from tasks.forecast import forecast_series
@@ -71,8 +77,10 @@ def backfill(params: BackfillParams) -> RunSummary:
                         lead=fleet["lead_hours"],
                         margin=fleet["margin"],
                     )
-                    backtest_replay(settings, request, out)
-                    summary.notes.append(f"replayed {fleet['fleet']}: {out}")
+                    replay = backtest_replay(settings, request, out)
+                    summary.replays.append(
+                        {"fleet": fleet["fleet"], "metric": fleet["metric"], **replay}
+                    )
             summary.overrides, summary.margins, summary.accuracy = read_run_context(
                 settings, params.game_type
             )
@@ -81,6 +89,8 @@ def backfill(params: BackfillParams) -> RunSummary:
         return Cancelled(message=f"not run: {exc}")  # type: ignore[return-value]
     if forecast is not None:
         publish_forecast(params.game_type, forecast)
+    if summary.replays:
+        publish_replays(params.game_type, summary.replays)
     publish_summary(summary)
     publish_links(params.game_type, settings.docs_dir, settings.reports_dir)
     return summary

@@ -18,6 +18,7 @@ from tasks.artifacts import (
     publish_capacity_plan,
     publish_forecast,
     publish_links,
+    publish_plots,
     publish_summary,
 )
 from tasks.checks import read_run_context, series_in_scope
@@ -67,6 +68,7 @@ def publish_run(
     """Artifacts with stable keys per game type, and one log line."""
     publish_forecast(params.game_type, forecast)
     publish_capacity_plan(params.game_type, summary.decisions)
+    publish_plots(settings, params.game_type, forecast)
     publish_summary(summary)
     publish_links(params.game_type, settings.docs_dir, settings.reports_dir)
     get_run_logger().info(

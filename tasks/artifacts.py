@@ -28,6 +28,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
+from fleetcast.stages.ingest import STATUSES
 from fleetcast.stages.orchestration import is_transient
 
 MAX_TABLE_ROWS = 200
@@ -61,49 +62,151 @@ def _cell(value: Any) -> Any:
 # --------------------------------------------------------------------------- render (plain)
 
 
+def _round(value: Any) -> Any:
+    """A figure an operator reads: whole numbers from 100 up, 3 significant digits below."""
+    if not isinstance(value, float) or value != value:  # NaN stays as it is
+        return value
+    if abs(value) >= 100:
+        return round(value)
+    return float(f"{value:.3g}")
+
+
+def _figure(value: Any, unit: str | None = None) -> str | None:
+    if value is None:
+        return None
+    shown = _round(float(value))
+    text = f"{shown:,}" if isinstance(shown, int) else f"{shown:g}"
+    return f"{text} {unit}" if unit else text
+
+
 def render_forecast_table(forecast: pl.DataFrame | None) -> list[dict[str, Any]]:
-    """One row per series: first and last hour, the peak and when, its band, the model."""
+    """One row per series: region, metric, model, the peak (rounded, in the metric's unit) and
+    when, its band. The game type and the hours covered are the same for every row: they are in
+    the artifact's description (:func:`forecast_description`), not repeated."""
     if forecast is None or forecast.height == 0:
         return []
     peaks = (
         forecast.sort("ts")
         .group_by("game_type", "region", "metric", maintain_order=True)
         .agg(
-            pl.col("ts").min().alias("from"),
-            pl.col("ts").max().alias("to"),
             pl.col("ts").sort_by("yhat").last().alias("peak_at"),
-            pl.col("yhat").max().alias("peak_yhat"),
-            pl.col("yhat_lower").sort_by("yhat").last().alias("peak_lower"),
-            pl.col("yhat_upper").sort_by("yhat").last().alias("peak_upper"),
+            pl.col("yhat").max().alias("peak"),
+            pl.col("yhat_lower").sort_by("yhat").last().alias("lower"),
+            pl.col("yhat_upper").sort_by("yhat").last().alias("upper"),
             pl.col("model").last().alias("model"),
         )
         .sort("game_type", "region", "metric")
         .head(MAX_TABLE_ROWS)
     )
-    return [{k: _cell(v) for k, v in r.items()} for r in peaks.iter_rows(named=True)]
+    several = peaks.get_column("game_type").n_unique() > 1
+    rows = []
+    for r in peaks.iter_rows(named=True):
+        row: dict[str, Any] = {"game type": r["game_type"]} if several else {}
+        row.update(
+            {
+                "region": r["region"],
+                "metric": r["metric"],
+                "model": r["model"],
+                "peak": _figure(r["peak"], r["metric"]),
+                "peak at (UTC)": f"{r['peak_at']:%a %d %b %H:%M}",
+                "band (low - high)": f"{_figure(r['lower'])} - {_figure(r['upper'])}",
+            }
+        )
+        rows.append(row)
+    return rows
+
+
+def forecast_description(forecast: pl.DataFrame | None, scope: str | None) -> str:
+    """What every row of the forecast table shares: the game type and the hours covered."""
+    if forecast is None or forecast.height == 0:
+        return f"Forecast peaks per series ({scope or 'all'}): no forecast in this run"
+    ts = forecast.get_column("ts")
+    lo: Any = ts.min()
+    hi: Any = ts.max()
+    models = ", ".join(sorted(set(forecast.get_column("model").to_list())))
+    return (
+        f"Forecast peaks per series, **{scope or 'all game types'}**, "
+        f"{lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M} UTC; models: {models}"
+    )
+
+
+def short_reason(reason: str | None, limit: int = 70) -> str | None:
+    """The first clause of a decision's reason, without the ``cur -> target (+n):`` prefix."""
+    if not reason:
+        return reason
+    head, sep, rest = reason.partition(": ")
+    text = rest if sep and re.match(r"^\S+ -> \d+", head) else reason
+    first = text.split("; ")[0]
+    return first if len(first) <= limit else first[: limit - 3].rstrip() + "..."
+
+
+def _change(current: Any, target: Any) -> str:
+    if current is None:
+        return f"? -> {target}"
+    delta = int(target) - int(current)
+    return f"{current} -> {target}" + (f" ({delta:+d})" if delta else " (no change)")
+
+
+def _unit(record: Mapping[str, Any]) -> str | None:
+    models = (record.get("inputs") or {}).get("forecast_models") or {}
+    return next(iter(models), None) if len(models) == 1 else None
 
 
 def render_plan_table(decisions: Sequence[Any]) -> list[dict[str, Any]]:
+    """Readable at 1440 px: fleet, current -> target, applied, a short reason first; units and
+    rounded numbers; the full reason last."""
     rows = []
     for d in decisions:
         r = as_record(d)
+        if r.get("applied"):
+            applied = f"yes: {r.get('applied_desired')}"
+        elif r.get("mode") == "forecast_only":
+            applied = "no: forecast-only"
+        elif r.get("current") is not None and r.get("current") == r.get("target"):
+            applied = "no: at target"
+        else:
+            applied = "no" + (f": {r['outcome']}" if r.get("outcome") else "")
         rows.append(
             {
                 "fleet": r.get("fleet"),
-                "region": r.get("region"),
-                "group": r.get("asg_name"),
+                "current -> target": _change(r.get("current"), r.get("target")),
+                "applied": applied,
+                "why": short_reason(r.get("reason")),
+                "demand (with margin)": _figure(r.get("demand_forecast"), _unit(r)),
                 "mode": r.get("mode"),
-                "current": r.get("current"),
-                "target": r.get("target"),
-                "applied": r.get("applied_desired") if r.get("applied") else None,
-                "processes/instance": r.get("processes_per_instance"),
-                "demand": _cell(r.get("demand_forecast")),
                 "status": r.get("status"),
-                "unserved": r.get("unserved_instances"),
-                "reason": r.get("reason"),
-                "outcome": r.get("outcome") or None,
+                "unserved": _figure(r.get("unserved_instances"), "instances")
+                if r.get("unserved_instances")
+                else None,
+                "group": r.get("asg_name"),
+                "full reason": r.get("reason"),
             }
         )
+    return rows
+
+
+def render_replay_table(replays: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Backfill replays: per fleet, the policy against the reactive reference, in hours short,
+    unserved and idle demand (metric-hours) and capacity changes."""
+    rows = []
+    for rep in replays:
+        plans = {p["plan"]: p for p in rep["table"]}
+        for name in ("policy", "reactive"):
+            p = plans.get(name)
+            if p is None:
+                continue
+            rows.append(
+                {
+                    "fleet": rep["fleet"],
+                    "plan": name,
+                    "hours": p["hours"],
+                    "hours short": p["hours_short"],
+                    "unserved": _figure(p["unserved"], f"{rep['metric']}-h"),
+                    "idle": _figure(p["idle"], f"{rep['metric']}-h"),
+                    "changes": p["changes"],
+                    "plan file": Path(str(rep["out"])).name if name == "policy" else None,
+                }
+            )
     return rows
 
 
@@ -136,6 +239,7 @@ class RunSummary:
     overrides: list[Any] = field(default_factory=list)
     accuracy: pl.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    replays: list[dict[str, Any]] = field(default_factory=list)  # fleet, metric, out, table
 
 
 def _md_table(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -152,6 +256,24 @@ def _md_table(rows: Iterable[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ingest_sentence(recs: list[dict[str, Any]]) -> str:
+    """Plainly: loaded, duplicates (skipped), rejected whole, unreadable; rows stored and
+    quarantined."""
+    count = {k: sum(1 for r in recs if r.get("status") == k) for k in STATUSES}
+    parts = [f"{len(recs)} file(s): {count['loaded']} loaded"]
+    if count["duplicate"]:
+        parts.append(f"{count['duplicate']} duplicate (already ingested, skipped)")
+    parts.append(f"{count['rejected']} rejected whole")
+    if count["failed"]:
+        parts.append(f"{count['failed']} unreadable (retried next run)")
+    stored = sum(int(r.get("rows_stored") or 0) for r in recs)
+    quarantined = sum(int(r.get("rows_quarantined") or 0) for r in recs)
+    return (
+        ", ".join(parts)
+        + f". Rows: {stored:,} stored, {quarantined:,} quarantined (see the quarantine table)."
+    )
+
+
 def render_summary(s: RunSummary) -> str:
     out = [f"# fleetcast {s.flow}: {s.scope}\n"]
     if s.ingest:
@@ -161,12 +283,7 @@ def render_summary(s: RunSummary) -> str:
         for row in rows:
             if row["file"] is not None:
                 row["file"] = Path(str(row["file"])).name
-        rejected = sum(1 for r in rows if r["status"] == "rejected")
-        quarantined = sum(int(r["rows_quarantined"] or 0) for r in rows)
-        out.append(
-            f"## Validation\n{len(rows)} file(s), {rejected} rejected, "
-            f"{quarantined} row(s) quarantined.\n\n" + _md_table(rows)
-        )
+        out.append("## Validation\n" + _ingest_sentence(recs) + "\n\n" + _md_table(rows))
     else:
         out.append("## Validation\nNo new file ingested in this run.\n")
     if s.training:
@@ -188,9 +305,8 @@ def render_summary(s: RunSummary) -> str:
                     "margin": f"{s.margins[r['fleet']]:.0%}"
                     if r.get("fleet") in s.margins
                     else None,
-                    "demand (with margin)": r.get("demand_forecast"),
-                    "current": r.get("current"),
-                    "target": r.get("target"),
+                    "demand (with margin)": _figure(r.get("demand_forecast"), _unit(r)),
+                    "current -> target": _change(r.get("current"), r.get("target")),
                     "status": r.get("status"),
                     "unserved": r.get("unserved_instances"),
                     "not scaled because": why_not_scaled(d),
@@ -205,6 +321,11 @@ def render_summary(s: RunSummary) -> str:
         out.append("## Overrides in force\n" + _md_table(rows))
     else:
         out.append("## Overrides in force\nNone.\n")
+    if s.replays:
+        out.append(
+            "## Replayed decisions\nPolicy against the reactive reference over the range "
+            "(unserved and idle in metric-hours).\n\n" + _md_table(render_replay_table(s.replays))
+        )
     if s.notes:
         out.append("## Notes\n" + "".join(f"- {n}\n" for n in s.notes))
     return "\n".join(out)
@@ -230,7 +351,7 @@ def publish_forecast(scope: str | None, forecast: pl.DataFrame | None) -> str:
     create_table_artifact(
         rows or [{"note": "no forecast in this run"}],
         key=key,
-        description=f"Forecast peaks per series ({scope or 'all'})",
+        description=forecast_description(forecast, scope),
     )
     return key
 
@@ -247,13 +368,76 @@ def publish_capacity_plan(scope: str | None, decisions: Sequence[Any]) -> str:
     return key
 
 
-@task(name="publish-run-summary", **_publish)
 def publish_summary(summary: RunSummary) -> str:
+    """The run summary as the flow run's own artifact: called from the flow (not a task), so
+    it shows on the flow run's Artifacts tab, not only under a task run."""
     key = artifact_key("run-summary", summary.scope)
     create_markdown_artifact(
         render_summary(summary), key=key, description=f"fleetcast {summary.flow} run summary"
     )
     return key
+
+
+@task(name="publish-replays", **_publish)
+def publish_replays(scope: str | None, replays: Sequence[Mapping[str, Any]]) -> str:
+    key = artifact_key("backfill-replay", scope)
+    create_table_artifact(
+        render_replay_table(replays) or [{"note": "no decisions replayed"}],
+        key=key,
+        description="Backfill: replayed capacity decisions per fleet, policy vs reactive "
+        "(unserved and idle in metric-hours; recorded, never applied)",
+    )
+    return key
+
+
+MAX_PLOTS = 6
+
+
+def plots_markdown(images: Sequence[tuple[str, bytes]], note: str = "") -> str:
+    """PNG images inline (base64 data URIs) in markdown: the Prefect UI renders them on the
+    run's Artifacts tab, where a ``file://`` link would not open from an http page."""
+    import base64
+
+    parts = [note + "\n"] if note else []
+    for title, png in images:
+        b64 = base64.b64encode(png).decode("ascii")
+        parts.append(f"### {title}\n\n![{title}](data:image/png;base64,{b64})\n")
+    return "\n".join(parts) if parts else "_no plot_"
+
+
+@task(name="publish-plots", **_publish)
+def publish_plots(settings: Any, scope: str | None, forecast: pl.DataFrame | None) -> str | None:
+    """Forecast vs the last three days of actuals, per region of the capacity metric, as a
+    markdown artifact with the images inline (``plots-<game-type>``)."""
+    from fleetcast.interface.report import plot_forecast_vs_actual
+    from fleetcast.resources import db
+
+    if forecast is None or forecast.height == 0:
+        return None
+    metric = "players" if "players" in set(forecast.get_column("metric")) else None
+    series = forecast if metric is None else forecast.filter(pl.col("metric") == metric)
+    keys = series.select("game_type", "region", "metric").unique().sort(pl.all()).head(MAX_PLOTS)
+    out = Path(settings.reports_dir) / "runs" / artifact_key("plots", scope)
+    images = []
+    with db.session(settings.db_path, read_only=True) as con:
+        for key in keys.iter_rows(named=True):
+            actual = con.sql(db.sql("demo_actuals"), params=key).pl().tail(72)
+            one = series.filter(
+                (pl.col("game_type") == key["game_type"]) & (pl.col("region") == key["region"])
+                & (pl.col("metric") == key["metric"])
+            )  # fmt: skip
+            title = f"{key['game_type']} {key['region']}: {key['metric']}, last 3 days and forecast"
+            path = out / f"{key['game_type']}-{key['region']}-{key['metric']}.png"
+            plot_forecast_vs_actual(actual, one, title, path)
+            images.append((title, path.read_bytes()))
+    key_name = artifact_key("plots", scope)
+    create_markdown_artifact(
+        plots_markdown(images, f"Forecast (blue, with its interval) against actuals (black), "
+                               f"{len(images)} series."),
+        key=key_name,
+        description=f"Plots of this run's forecast ({scope or 'all'})",
+    )  # fmt: skip
+    return key_name
 
 
 @task(name="publish-links", **_publish)

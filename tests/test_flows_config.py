@@ -15,21 +15,25 @@ import yaml
 from prefect.flows import Flow
 
 from fleetcast.resources.db import DatabaseBusy
+from fleetcast.stages.deployments import expand, load_config
 from fleetcast.stages.orchestration import is_transient_error
 from flows.params import SAMPLE_GAME_TYPES
 from models.names import InvalidName
 from tasks.artifacts import (
     RunSummary,
     artifact_key,
+    forecast_description,
     render_forecast_table,
     render_plan_table,
+    render_replay_table,
     render_summary,
     why_not_scaled,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-DEPLOYMENTS = CONFIG["deployments"]
+# what `fleetcast deployments sync` deploys for the sample's fleets
+DEPLOYMENTS = expand(load_config(ROOT / "prefect.yaml"), list(SAMPLE_GAME_TYPES))["deployments"]
 
 
 def _flow(entrypoint: str) -> Flow:
@@ -74,7 +78,54 @@ def test_every_sample_game_type_has_its_cycle() -> None:
             assert f"{stage}-{game}" in names
     assert {"ingest", "backfill"} <= names
     backfill = next(d for d in DEPLOYMENTS if d["name"] == "backfill")
-    assert "schedules" not in backfill  # ad hoc
+    assert not backfill["schedules"]  # ad hoc
+
+
+def test_deployments_per_game_type_come_from_templates_staggered_and_paused() -> None:
+    config = load_config(ROOT / "prefect.yaml")
+    assert [d["name"] for d in CONFIG["deployments"]] == ["ingest", "backfill"]  # shared only
+    one = expand(config, ["zeta", "alpha"])["deployments"]
+    by_name = {d["name"]: d for d in one}
+    assert set(by_name) == {"ingest", "backfill"} | {
+        f"{stage}-{g}"
+        for stage in ("forecast-and-scale", "train", "accuracy", "pipeline")
+        for g in ("alpha", "zeta")
+    }
+    alpha, zeta = by_name["train-alpha"], by_name["train-zeta"]
+    assert alpha["parameters"] == {"params": {"game_type": "alpha"}}
+    assert "game:zeta" in zeta["tags"] and "stage:train" in zeta["tags"]
+    assert (alpha["schedules"][0]["cron"], zeta["schedules"][0]["cron"]) == (
+        "0 2 * * *",
+        "20 2 * * *",
+    )
+    assert by_name["forecast-and-scale-zeta"]["schedules"][0]["cron"] == "10 * * * *"
+    assert not any(s["active"] for d in one for s in d["schedules"])  # paused unless asked
+    on = {d["name"]: d for d in expand(config, ["alpha"], activate=True)["deployments"]}
+    assert on["forecast-and-scale-alpha"]["schedules"][0]["active"] is True
+    assert on["ingest"]["schedules"][0]["active"] is True
+    assert on["pipeline-alpha"]["schedules"][0]["active"] is False  # off by design
+    kept = expand(config, ["alpha"], keep_active=frozenset({"train-alpha"}))["deployments"]
+    assert [d["name"] for d in kept if any(s["active"] for s in d["schedules"])] == ["train-alpha"]
+    with pytest.raises(InvalidName):
+        expand(config, ["x'; drop table fleets; --"])
+
+
+def test_run_form_has_no_null_branches_and_game_type_is_a_choice() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    from fleetcast.stages.deployments import offer_choices
+    from flows.forecast_and_scale import forecast_and_scale
+
+    schema = parameter_schema(forecast_and_scale.fn).model_dump()
+    props = schema["definitions"]["ForecastAndScaleParams"]["properties"]
+    assert "null" not in str(props) and "anyOf" not in str(props)
+    assert props["approval_max_change_pct"]["type"] == "number"
+    offered = offer_choices(schema, ["b", "a"])
+    assert offered["definitions"]["ForecastAndScaleParams"]["properties"]["game_type"]["enum"] == [
+        "a",
+        "b",
+    ]
+    assert "enum" not in props["game_type"]  # the original is not changed
 
 
 def test_retry_condition_retries_io_only() -> None:
@@ -114,18 +165,19 @@ def test_render_tables_and_summary() -> None:
     rows = render_forecast_table(forecast)
     assert rows == [
         {
-            "game_type": "g",
             "region": "r",
             "metric": "players",
-            "from": "2026-11-01 00:00:00",
-            "to": "2026-11-01 02:00:00",
-            "peak_at": "2026-11-01 01:00:00",
-            "peak_yhat": 5.0,
-            "peak_lower": 4.0,
-            "peak_upper": 6.0,
             "model": "prophet",
+            "peak": "5 players",
+            "peak at (UTC)": "Sun 01 Nov 01:00",
+            "band (low - high)": "4 - 6",
         }
-    ]
+    ]  # game type and hours covered are in the description, not on every row
+    described = forecast_description(forecast, "g")
+    assert "**g**" in described and "2026-11-01 00:00 to 2026-11-01 02:00" in described
+    assert "prophet" in described
+    big = forecast.with_columns(pl.col("yhat") * 503.7777, pl.col("yhat_upper") * 503.7777)
+    assert render_forecast_table(big)[0]["peak"] == "2,519 players"  # rounded, with its unit
     shadow = {
         "fleet": "f1",
         "mode": "forecast_only",
@@ -139,7 +191,24 @@ def test_render_tables_and_summary() -> None:
     held = {**shadow, "fleet": "f2", "mode": "scale", "target": 2, "outcome": ""}
     assert why_not_scaled(shadow).startswith("forecast-only mode")
     assert why_not_scaled(held).startswith("already at target")
-    assert render_plan_table([shadow])[0]["target"] == 4
+    real = {
+        **held,
+        "fleet": "battle_royale-na-east",
+        "current": 2,
+        "target": 104,
+        "applied": True,
+        "applied_desired": 104,
+        "demand_forecast": 2518.897,
+        "inputs": {"forecast_models": {"players": "prophet"}},
+        "reason": "2 -> 104 (+102): forecast needs 103 (players) for 05:31 (lead 45 min, "
+        "margin 10%); observed needs 104 (players)",
+    }
+    [row] = render_plan_table([real])
+    assert list(row)[:4] == ["fleet", "current -> target", "applied", "why"]  # first
+    assert row["current -> target"] == "2 -> 104 (+102)" and row["applied"] == "yes: 104"
+    assert row["why"] == "forecast needs 103 (players) for 05:31 (lead 45 min, margin 10%)"
+    assert row["demand (with margin)"] == "2,519 players"
+    assert render_plan_table([shadow])[0]["applied"] == "no: forecast-only"
     text = render_summary(
         RunSummary(
             flow="pipeline",
@@ -150,5 +219,31 @@ def test_render_tables_and_summary() -> None:
             overrides=[{"fleet": "f1", "kind": "min", "value": 3, "reason": "launch"}],
         )
     )
-    assert "1 rejected, 3 row(s) quarantined" in text
+    assert "1 file(s): 0 loaded, 1 rejected whole. Rows: 0 stored, 3 quarantined" in text
+    dups = render_summary(
+        RunSummary(
+            flow="ingest", scope="all", ingest=[{"file": "a.csv", "status": "duplicate"}] * 7
+        )
+    )
+    assert "7 file(s): 0 loaded, 7 duplicate (already ingested, skipped), 0 rejected" in dups
     assert "| f1 | 10% |" in text and "forecast-only mode" in text and "launch" in text
+
+
+def test_replay_table_has_figures_not_paths() -> None:
+    table = [
+        {"plan": "policy", "hours": 24, "hours_short": 1, "unserved": 12.34, "idle": 3456.7,
+         "changes": 3},
+        {"plan": "reactive", "hours": 24, "hours_short": 6, "unserved": 250.0, "idle": 1200.2,
+         "changes": 9},
+        {"plan": "seasonal", "hours": 24, "hours_short": 2, "unserved": 1.0, "idle": 1.0,
+         "changes": 1},
+    ]  # fmt: skip
+    rows = render_replay_table(
+        [{"fleet": "f", "metric": "players", "out": "/w/reports/backfill/f-x.csv", "table": table}]
+    )
+    assert [(r["plan"], r["hours short"], r["changes"]) for r in rows] == [
+        ("policy", 1, 3),
+        ("reactive", 6, 9),
+    ]
+    assert rows[0]["idle"] == "3,457 players-h" and rows[0]["unserved"] == "12.3 players-h"
+    assert rows[0]["plan file"] == "f-x.csv"
