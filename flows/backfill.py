@@ -6,8 +6,10 @@ scores are kept, so a second run leaves every data table as the first left it.""
 from __future__ import annotations
 
 from datetime import datetime, time
+from uuid import UUID
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.states import Cancelled
 from rich.progress import Progress
 
@@ -43,11 +45,16 @@ def backfill(params: BackfillParams) -> RunSummary:
         with run_lock(settings, wait_seconds=params.lock_wait_minutes * 60, label="backfill"):
             paths = list_landing_files(settings, params.start, params.end)
             logger.info("%d landing file(s) from %s to %s", len(paths), params.start, params.end)
-            with Progress(transient=True) as bar:  # one step per file on a terminal
+            # progress: a bar on a terminal, and a progress artifact on the run's page
+            done: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync in a sync flow
+                0.0, description="backfill: files re-ingested"
+            )
+            with Progress(transient=True) as bar:
                 job = bar.add_task("re-ingesting", total=len(paths))
-                for path in paths:
+                for i, path in enumerate(paths, start=1):
                     summary.ingest += ingest_files(settings, [path])
                     bar.advance(job)
+                    update_progress_artifact(done, 100.0 * i / len(paths))
             stored = sum(b.rows_stored for b in summary.ingest)
             if (
                 params.reforecast == "always"

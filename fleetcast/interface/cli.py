@@ -90,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
+    from fleetcast.resources.progress import progress_bar
+
     try:
-        return int(args._module.run(args, settings) or 0)
+        with progress_bar():  # long steps show a bar when stderr is a terminal
+            return int(args._module.run(args, settings) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -42,7 +42,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Executor,
@@ -55,7 +55,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
@@ -65,6 +65,7 @@ import polars as pl
 from fleetcast.config import Settings
 from fleetcast.resources import db
 from fleetcast.resources.logs import quiet_libraries
+from fleetcast.resources.progress import tracker
 from fleetcast.resources.registry import (
     ModelIntegrityError,
     SeriesKey,
@@ -281,13 +282,14 @@ def _run_jobs(
     (``_pool_kind``). A series that fails gives a "failed" result; a worker process that dies
     raises ``RuntimeError`` naming the cause instead of hanging."""
     kind, n = training_pool(len(jobs), workers, slow=any(slow_candidates(j[4]) for j in jobs))
+    bump = tracker(len(jobs), "training series")  # a bar on a terminal only
     if kind == "in-process":
-        return [_train_job(j) for j in jobs]
+        return [bump(_train_job(j)) for j in jobs]
     if kind == "thread":
         with ThreadPoolExecutor(max_workers=n) as pool:
-            return list(pool.map(_train_job, jobs))
+            return [bump(r) for r in pool.map(_train_job, jobs)]
     try:
-        return _run_in_processes(jobs, n)
+        return _run_in_processes(jobs, n, bump)
     except BrokenProcessPool as exc:
         raise RuntimeError(
             f"a training worker process died ({exc}); no series of this run were stored. "
@@ -297,7 +299,7 @@ def _run_jobs(
 
 
 def _run_in_processes(
-    jobs: list[TrainJob], n: int
+    jobs: list[TrainJob], n: int, bump: Callable[[Any], Any] | None = None
 ) -> list[tuple[TrainResult, SeriesTraining | None]]:
     """``n`` workers: ``n - 1`` spawned processes and this process itself (one thread), each
     given the next job as soon as it is free (one job in flight each: no queue to wait out at
@@ -328,6 +330,8 @@ def _run_in_processes(
             for future in done:
                 i, executor = running.pop(future)
                 results[i] = future.result()
+                if bump is not None:
+                    bump(None)
                 start(executor)
     return [r for r in results if r is not None]
 
@@ -654,12 +658,14 @@ def forecast_all(
             + ": run `fleetcast train` first"
         )
     jobs = [(cs, histories[k]) for k, cs in sets.items() if k in histories]
+    bump = tracker(len(jobs), "forecasting series")  # a bar on a terminal only
     with ThreadPoolExecutor(max_workers=_workers(len(jobs), workers)) as pool:
-        results = list(
-            pool.map(
+        results = [
+            bump(r)
+            for r in pool.map(
                 lambda j: _forecast_one(j[0], j[1], events, horizon, panel.get(j[0].key)), jobs
             )
-        )
+        ]
     run_id, created_at = uuid.uuid4().hex, _now()
     parts, failures = [], []
     for (cs, _), res in zip(jobs, results, strict=True):

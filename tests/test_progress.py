@@ -1,0 +1,65 @@
+"""Progress bars: shown on a terminal (a real pseudo-terminal), silent in a pipe."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+from fleetcast.interface.sample import generate
+from fleetcast.resources.progress import progress_bar, tracker
+
+FLEETCAST = str(Path(sys.executable).with_name("fleetcast"))
+
+
+def test_tracker_is_the_identity_without_a_bar() -> None:
+    bump = tracker(3, "x")
+    assert [bump(i) for i in range(3)] == [0, 1, 2]
+    with progress_bar(enabled=False):
+        assert tracker(1, "y")("v") == "v"
+
+
+def _run(args: list[str], cwd: Path, *, tty: bool) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETCAST_")}
+    env.update(COLUMNS="120", TERM="xterm")
+    if not tty:
+        done = subprocess.run([FLEETCAST, *args], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+        return done.returncode, done.stderr
+    leader, follower = os.openpty()
+    proc = subprocess.Popen([FLEETCAST, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=follower)  # fmt: skip
+    os.close(follower)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(leader)
+    return proc.wait(timeout=60), seen.decode(errors="replace")
+
+
+def test_train_and_forecast_show_a_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    generate(tmp_path / "landing", days=3, seed=5)
+    (tmp_path / "landing" / "fleets.csv").unlink()
+    assert _run(["ingest", "--no-docs"], tmp_path, tty=False)[0] == 0
+    train = ["train", "--no-panel", "--candidates", "snaive24", "--game-type", "casual_puzzle",
+             "--workers", "1"]  # fmt: skip
+    code, shown = _run(train, tmp_path, tty=True)
+    assert code == 0, shown[-2000:]
+    assert "training series" in shown and "/" in shown  # "training series ━━━ 12/12"
+    code, quiet = _run(train, tmp_path, tty=False)
+    assert code == 0 and "training series" not in quiet and "\x1b[" not in quiet
+    code, shown = _run(["forecast", "--horizon", "6", "--game-type", "casual_puzzle"],
+                       tmp_path, tty=True)  # fmt: skip
+    assert code == 0 and "forecasting series" in shown, shown[-2000:]
