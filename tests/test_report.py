@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,3 +128,17 @@ def test_html_report_is_self_contained_with_a_table_per_fleet(tmp_path: Path) ->
 def test_html_report_with_no_sections_still_writes_a_page(tmp_path: Path) -> None:
     out = write_html_report([], tmp_path / "empty.html", title="nothing to show")
     assert "<h1>nothing to show</h1>" in out.read_text()
+
+
+def test_overview_puts_a_long_reason_on_its_own_row(tmp_path: Path) -> None:
+    reason = "2 -> 104 (+102): forecast needs 103 (players) for 05:31 (lead 45 min, margin 10%)"
+    sections = [
+        ReportSection(title="f1", summary={"capacity after": 104, "why": reason}),
+        ReportSection(title="f2", summary={"capacity after": 9, "why": "hold"}),
+    ]
+    page = write_html_report(sections, tmp_path / "r.html").read_text()
+    overview = page[page.index('<table class="overview">') : page.index("</table>")]
+    header = overview[: overview.index("</thead>")]
+    assert "capacity after" in header and "why" not in header  # not a narrow column
+    assert overview.count('<tr class="details"><td colspan="2"><b>why</b>: ') == 2
+    assert html.escape(reason) in overview

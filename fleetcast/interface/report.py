@@ -181,20 +181,41 @@ def _frame_table(frame: pl.DataFrame, max_rows: int = 200) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
+OVERVIEW_CELL_CHARS = 40  # longer values (the reason) go on a details row of their own
+
+
 def _overview(sections: Sequence[ReportSection]) -> str:
+    """One row per section with its short figures; a long value such as the reason below it on a
+    details row across the whole table, so each row stays one line tall."""
     keys: list[str] = []
     for s in sections:
         keys.extend(k for k in s.summary if k not in keys)
     if not keys:
         return ""
-    head = "<th>section</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    body = "".join(
-        f'<tr><td><a href="#s{i}">{html.escape(s.title)}</a></td>'
-        + "".join(f"<td>{html.escape(_fmt(s.summary.get(k)))}</td>" for k in keys)
-        + "</tr>"
-        for i, s in enumerate(sections)
+    long_keys = [
+        k for k in keys
+        if any(len(_fmt(s.summary.get(k))) > OVERVIEW_CELL_CHARS for s in sections)
+    ]  # fmt: skip
+    short = [k for k in keys if k not in long_keys]
+    head = "<th>section</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in short)
+    rows = []
+    for i, s in enumerate(sections):
+        rows.append(
+            f'<tr><td class="name"><a href="#s{i}">{html.escape(s.title)}</a></td>'
+            + "".join(f"<td>{html.escape(_fmt(s.summary.get(k)))}</td>" for k in short)
+            + "</tr>"
+        )
+        for k in long_keys:
+            value = s.summary.get(k)
+            if value is not None and _fmt(value):
+                rows.append(
+                    f'<tr class="details"><td colspan="{len(short) + 1}">'
+                    f"<b>{html.escape(k)}</b>: {html.escape(_fmt(value))}</td></tr>"
+                )
+    return (
+        f'<h2>Overview</h2><table class="overview"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
-    return f"<h2>Overview</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _embed(image: Path) -> str:
@@ -213,6 +234,9 @@ th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:14px}
 th{background:#f3f3f3} table.kv th{text-align:left}
 img{max-width:100%} figure{margin:.5em 0} .note{color:#666;font-size:13px}
 section{border-top:2px solid #ddd;margin-top:1.5em}
+table.overview td.name{text-align:left;white-space:nowrap}
+table.overview tr.details td{text-align:left;color:#444;font-size:13px;border-top:none;
+  padding-left:2em;background:#fafafa}
 """
 
 
