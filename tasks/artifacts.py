@@ -409,8 +409,8 @@ def plots_markdown(images: Sequence[tuple[str, bytes]], note: str = "") -> str:
 def publish_plots(settings: Any, scope: str | None, forecast: pl.DataFrame | None) -> str | None:
     """Forecast vs the last three days of actuals, per region of the capacity metric, as a
     markdown artifact with the images inline (``plots-<game-type>``)."""
-    from fleetcast.interface.report import plot_forecast_vs_actual
     from fleetcast.resources import db
+    from fleetcast.resources.plots import plot_forecast_vs_actual
 
     if forecast is None or forecast.height == 0:
         return None

@@ -1,0 +1,125 @@
+"""Plots as PNG files: forecast vs actual, capacity vs demand. Pure file writers: no DuckDB, no
+network, no Prefect. Shared by the HTML report (``fleetcast.interface.report``) and the flows'
+plots artifact (``tasks.artifacts``).
+
+matplotlib's object API with the Agg canvas (no pyplot, no global backend switch), so they are
+safe in threads and on machines without a display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ACTUAL_COLOR = "#222222"
+FORECAST_COLOR = "#1f77b4"
+CAPACITY_COLOR = "#2ca02c"
+SHORT_COLOR = "#d62728"
+
+
+def _require(frame: pl.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{what} frame lacks columns {missing}; it has {frame.columns} "
+            f"(expected {list(columns)})"
+        )
+
+
+def _times(frame: pl.DataFrame) -> np.ndarray:
+    """The ``ts`` column as numpy datetime64 (tz-aware columns are shown in UTC)."""
+    ts = frame.get_column("ts")
+    if isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is not None:
+        ts = ts.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return ts.to_numpy()
+
+
+def _values(frame: pl.DataFrame, column: str) -> np.ndarray:
+    return frame.get_column(column).cast(pl.Float64).to_numpy()
+
+
+def _new_figure(title: str):  # noqa: ANN202 - matplotlib types
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _finish(fig, ax, path: Path) -> Path:  # noqa: ANN001
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlabel("time (UTC)")
+    ax.legend(loc="upper left", fontsize="small")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format=path.suffix.lstrip(".") or "png")
+    return path
+
+
+def plot_forecast_vs_actual(
+    actual: pl.DataFrame, forecast: pl.DataFrame, title: str, path: Path
+) -> Path:
+    """Actual values as a line, the forecast with its interval as a band. Returns ``path``."""
+    _require(actual, ("ts", "value"), "actual")
+    _require(forecast, ("ts", "yhat", "yhat_lower", "yhat_upper"), "forecast")
+    actual = actual.sort("ts")
+    forecast = forecast.sort("ts")
+    fig, ax = _new_figure(title)
+    if forecast.height:
+        t = _times(forecast)
+        ax.fill_between(
+            t,
+            _values(forecast, "yhat_lower"),
+            _values(forecast, "yhat_upper"),
+            color=FORECAST_COLOR,
+            alpha=0.2,
+            linewidth=0,
+            label="forecast interval",
+        )
+        ax.plot(t, _values(forecast, "yhat"), color=FORECAST_COLOR, lw=1.5, label="forecast")
+    if actual.height:
+        ax.plot(_times(actual), _values(actual, "value"), color=ACTUAL_COLOR, lw=1.0,
+                label="actual")  # fmt: skip
+    if actual.height and forecast.height:
+        ax.axvline(_times(forecast)[0], color="#888888", ls="--", lw=0.8)
+    ax.set_ylabel("value")
+    return _finish(fig, ax, path)
+
+
+def plot_capacity_vs_demand(
+    demand: pl.DataFrame, capacity: pl.DataFrame, title: str, path: Path
+) -> Path:
+    """Demand as a line, capacity in effect as a step line; hours short shaded red."""
+    _require(demand, ("ts", "value"), "demand")
+    _require(capacity, ("ts", "capacity"), "capacity")
+    demand = demand.sort("ts")
+    capacity = capacity.sort("ts")
+    fig, ax = _new_figure(title)
+    if capacity.height:
+        ax.step(_times(capacity), _values(capacity, "capacity"), where="post",
+                color=CAPACITY_COLOR, lw=1.5, label="capacity")  # fmt: skip
+    if demand.height:
+        td, vd = _times(demand), _values(demand, "value")
+        ax.plot(td, vd, color=ACTUAL_COLOR, lw=1.0, label="demand")
+        if capacity.height:
+            # capacity in effect at each demand time (last step at or before it)
+            tc, vc = _times(capacity), _values(capacity, "capacity")
+            idx = np.searchsorted(tc, td, side="right") - 1
+            cap_at = np.where(idx >= 0, vc[np.clip(idx, 0, None)], np.nan)
+            short = vd > cap_at
+            if short.any():
+                ax.fill_between(td, cap_at, vd, where=short, color=SHORT_COLOR, alpha=0.35,
+                                linewidth=0, label="short", interpolate=False)  # fmt: skip
+    ax.set_ylabel("players")
+    return _finish(fig, ax, path)
