@@ -27,7 +27,7 @@ FLAGS = [
     "--disable-background-networking",
     "--hide-scrollbars",
     f"--window-size={WIDTH},{HEIGHT}",
-    "--virtual-time-budget=20000",  # let the single-page app load its data
+    "--virtual-time-budget=30000",  # let the single-page app load its data
 ]
 
 
@@ -79,8 +79,8 @@ def targets(api: str) -> dict[str, str]:
             found = client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=f"{kind}-")), limit=1
             )
-            if found and found[0].key:
-                pages[kind] = f"{ui}/artifacts/key/{found[0].key}"
+            if found:  # the artifact's own page shows its content (the key page, a timeline)
+                pages[kind] = f"{ui}/artifacts/artifact/{found[0].id}"
     return pages
 
 

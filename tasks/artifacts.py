@@ -130,13 +130,14 @@ def forecast_description(forecast: pl.DataFrame | None, scope: str | None) -> st
     )
 
 
-def short_reason(reason: str | None, limit: int = 70) -> str | None:
-    """The first clause of a decision's reason, without the ``cur -> target (+n):`` prefix."""
+def short_reason(reason: str | None, limit: int = 60) -> str | None:
+    """The first clause of a decision's reason, without the ``cur -> target (+n):`` prefix or
+    the trailing ``(lead .., margin ..)`` detail (both are in the full reason)."""
     if not reason:
         return reason
     head, sep, rest = reason.partition(": ")
     text = rest if sep and re.match(r"^\S+ -> \d+", head) else reason
-    first = text.split("; ")[0]
+    first = re.sub(r" \(lead [^)]*\)$", "", text.split("; ")[0])
     return first if len(first) <= limit else first[: limit - 3].rstrip() + "..."
 
 
@@ -324,7 +325,11 @@ def render_summary(s: RunSummary) -> str:
     if s.replays:
         out.append(
             "## Replayed decisions\nPolicy against the reactive reference over the range "
-            "(unserved and idle in metric-hours).\n\n" + _md_table(render_replay_table(s.replays))
+            "(unserved and idle in metric-hours).\n\n"
+            + _md_table(
+                {k: v for k, v in row.items() if k != "plan file"}
+                for row in render_replay_table(s.replays)
+            )
         )
     if s.notes:
         out.append("## Notes\n" + "".join(f"- {n}\n" for n in s.notes))

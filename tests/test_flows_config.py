@@ -206,7 +206,8 @@ def test_render_tables_and_summary() -> None:
     [row] = render_plan_table([real])
     assert list(row)[:4] == ["fleet", "current -> target", "applied", "why"]  # first
     assert row["current -> target"] == "2 -> 104 (+102)" and row["applied"] == "yes: 104"
-    assert row["why"] == "forecast needs 103 (players) for 05:31 (lead 45 min, margin 10%)"
+    assert row["why"] == "forecast needs 103 (players) for 05:31"  # the detail: full reason
+    assert row["full reason"].endswith("observed needs 104 (players)")
     assert row["demand (with margin)"] == "2,519 players"
     assert render_plan_table([shadow])[0]["applied"] == "no: forecast-only"
     text = render_summary(

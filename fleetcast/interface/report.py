@@ -128,9 +128,9 @@ th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:14px}
 th{background:#f3f3f3} table.kv th{text-align:left}
 img{max-width:100%} figure{margin:.5em 0} .note{color:#666;font-size:13px}
 section{border-top:2px solid #ddd;margin-top:1.5em}
-table.overview td.name{text-align:left;white-space:nowrap}
-table.overview tr.details td{text-align:left;color:#444;font-size:13px;border-top:none;
-  padding-left:2em;background:#fafafa}
+table.overview td{white-space:nowrap} table.overview td.name{text-align:left}
+table.overview tr.details td{white-space:normal;text-align:left;color:#444;font-size:13px;
+  border-top:none;padding-left:2em;background:#fafafa}
 """
 
 
