@@ -3,9 +3,9 @@
     .venv/bin/python scripts/screenshots.py --out .fleetcast/screenshots [--report PATH]
 
 Takes, from the Prefect server of ``$PREFECT_API_URL`` (its UI at the same host and port): the
-deployments page, the newest fleetcast flow run's page and its Artifacts tab, the capacity-plan
-artifact, the plots artifact and the run summary; then the HTML report (``fleetcast report``
-writes it). Needs Chromium (Debian: ``apt-get install chromium``); the server must have been
+deployments page, a forecast-and-scale deployment's run form, the newest pipeline run's page,
+the capacity-plan, plots, run-summary, backfill-replay and forecast artifacts; then the report
+(``fleetcast report`` writes it). Needs Chromium (Debian: ``apt-get install chromium``); the server must have been
 started with ``PREFECT_UI_API_URL`` set to its own address (docs/operations.md).
 Prints each PNG written; exits 1 when Chromium is missing or a page could not be taken.
 """
@@ -74,7 +74,10 @@ def targets(api: str) -> dict[str, str]:
         ) or client.read_flow_runs(sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1)
         if runs:
             pages["run"] = f"{ui}/runs/flow-run/{runs[0].id}"
-            pages["run-artifacts"] = f"{ui}/runs/flow-run/{runs[0].id}?tab=Artifacts"
+        deployments = client.read_deployments(limit=200)
+        form = [d for d in deployments if d.name.startswith("forecast-and-scale-")]
+        if form:  # the custom-run form: game type as a choice, no "Property is type 'None'"
+            pages["run-form"] = f"{ui}/deployments/deployment/{form[0].id}/run"
         for kind in ("capacity-plan", "plots", "run-summary", "backfill-replay", "forecast"):
             found = client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=f"{kind}-")), limit=1
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print("PREFECT_API_URL not set: only the report", file=sys.stderr)
     failed = 0
     for name, url in pages.items():
-        tall = 2400 if name in ("plots", "run-summary", "capacity-plan") else HEIGHT
+        tall = 2400 if name in ("plots", "run-summary", "run-form") else HEIGHT
         try:
             print(shoot(browser, url, args.out / f"{name}.png", tall))
         except (RuntimeError, subprocess.SubprocessError) as exc:
