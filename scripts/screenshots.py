@@ -5,8 +5,9 @@
 Takes, from the Prefect server of ``$PREFECT_API_URL`` (its UI at the same host and port): the
 deployments page, a forecast-and-scale deployment's run form, the newest pipeline run's page,
 the capacity-plan, plots, run-summary, backfill-replay and forecast artifacts; then the report
-(``fleetcast report`` writes it). Needs Chromium (Debian: ``apt-get install chromium``); the server must have been
-started with ``PREFECT_UI_API_URL`` set to its own address (docs/operations.md).
+(``fleetcast report`` writes it). Needs Chromium (Debian: ``apt-get install chromium``); the
+server must have been started with ``PREFECT_UI_API_URL`` set to its own address
+(docs/operations.md).
 Prints each PNG written; exits 1 when Chromium is missing or a page could not be taken.
 """
 
