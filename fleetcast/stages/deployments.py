@@ -175,7 +175,13 @@ def sync(
         cwd=prefect_yaml.parent, capture_output=True, text=True, env=os.environ.copy(),
     )  # fmt: skip
     if done.returncode != 0:
-        tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
+        text = done.stdout + done.stderr
+        if "which does not exist" in text and "work pool" in text:
+            raise RuntimeError(
+                "prefect deploy failed: the work pool does not exist; create it first: "
+                "prefect work-pool create fleetcast --type process"
+            )
+        tail = text.strip().splitlines()[-15:]
         raise RuntimeError("prefect deploy failed:\n" + "\n".join(tail))
     names = {d["name"] for d in full["deployments"]}
     active = sorted(
