@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"fleetcast ingest: error: {r.message}", file=sys.stderr)
     rejected = [r for r in results if r.status == "rejected"]
     for r in rejected:
-        reason = r.message.removeprefix("rejected: ")
+        reason = r.message.removeprefix("rejected: ").removeprefix(f"{Path(r.file).name}: ")
         print(f"fleetcast ingest: rejected: {r.file}: {reason}", file=sys.stderr)
     if failed:
         return EXIT_UNREADABLE
