@@ -200,7 +200,8 @@ def test_try_it_locally_as_written(tmp_path: Path) -> None:
         )  # fmt: skip
         assert report.returncode == 0, report.stderr[-2000:]
         if shutil.which("chromium"):
-            shots = tmp_path / "screenshots"
+            # FLEETCAST_TEST_SCREENSHOTS keeps them somewhere to look at after the test
+            shots = Path(os.environ.get("FLEETCAST_TEST_SCREENSHOTS") or tmp_path / "screenshots")
             taken = subprocess.run(
                 [sys.executable, str(project / "scripts" / "screenshots.py"), "--out", str(shots),
                  "--report", report.stdout.strip().rsplit(" ", 1)[-1]],
