@@ -27,7 +27,7 @@ from fleetcast.interface.sample import generate
 from fleetcast.resources.local_aws import MotoServer, free_port, provision_groups
 from fleetcast.stages.fleets import import_fleets, read_fleet_file
 
-pytestmark = [pytest.mark.server, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.server, pytest.mark.timeout(900)]  # 7 min on a loaded 2-core box
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
