@@ -149,8 +149,13 @@ def _change(current: Any, target: Any) -> str:
 
 
 def _unit(record: Mapping[str, Any]) -> str | None:
-    models = (record.get("inputs") or {}).get("forecast_models") or {}
-    return next(iter(models), None) if len(models) == 1 else None
+    """The unit of ``demand_forecast``: the players resource's required demand (the fleet's
+    demand metric, players unless configured otherwise)."""
+    inputs = record.get("inputs") or {}
+    models = inputs.get("forecast_models") or {}
+    if len(models) == 1:
+        return str(next(iter(models)))
+    return "players" if "required_players" in inputs or "players" in models else None
 
 
 def render_plan_table(decisions: Sequence[Any]) -> list[dict[str, Any]]:

@@ -210,6 +210,9 @@ def test_render_tables_and_summary() -> None:
     assert row["full reason"].endswith("observed needs 104 (players)")
     assert row["demand (with margin)"] == "2,519 players"
     assert render_plan_table([shadow])[0]["applied"] == "no: forecast-only"
+    several = {**real, "inputs": {"forecast_models": {"players": "p", "cpu_cores": "s"},
+                                  "required_players": 2518.897}}  # fmt: skip
+    assert render_plan_table([several])[0]["demand (with margin)"] == "2,519 players"
     text = render_summary(
         RunSummary(
             flow="pipeline",
