@@ -289,6 +289,8 @@ def render_summary(s: RunSummary) -> str:
         for row in rows:
             if row["file"] is not None:
                 row["file"] = Path(str(row["file"])).name
+            if row["status"] == "duplicate":  # the batch it repeats is in the ledger
+                row["message"] = "same bytes already ingested: skipped"
         out.append("## Validation\n" + _ingest_sentence(recs) + "\n\n" + _md_table(rows))
     else:
         out.append("## Validation\nNo new file ingested in this run.\n")
