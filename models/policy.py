@@ -33,7 +33,8 @@ from typing import Any, Literal
 Mode = Literal["forecast_only", "scale"]
 Breach = Literal["honour", "raise"]
 OverrideKind = Literal["capacity", "min", "max", "multiplier", "processes"]
-Status = Literal["ok", "hold", "fail_static", "override", "capped"]
+# pending: a change held for approval (models/approval.py); approved: an approved change applied
+Status = Literal["ok", "hold", "fail_static", "override", "capped", "pending", "approved"]
 
 MODES: tuple[str, ...] = ("forecast_only", "scale")
 BREACHES: tuple[str, ...] = ("honour", "raise")
