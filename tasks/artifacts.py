@@ -136,6 +136,7 @@ class RunSummary:
     overrides: list[Any] = field(default_factory=list)
     accuracy: pl.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    approvals: list[Any] = field(default_factory=list)  # PendingChange-like: waiting for a person
 
 
 def _md_table(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -150,6 +151,32 @@ def _md_table(rows: Iterable[Mapping[str, Any]]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(esc(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def render_approvals(changes: Sequence[Any]) -> str:
+    """Changes waiting for a person: fleet, current -> proposed, why, until when, who waits."""
+    if not changes:
+        return "## Waiting for approval\nNothing.\n"
+    rows = []
+    for c in changes:
+        r = as_record(c)
+        rows.append(
+            {
+                "fleet": r.get("fleet"),
+                "change": r.get("change_id"),
+                "current -> proposed": f"{r.get('current')} -> {r.get('proposed')}",
+                "meanwhile": r.get("held"),
+                "status": r.get("status"),
+                "expires": r.get("expires_at"),
+                "reason": r.get("reason"),
+                "asked by": r.get("asked_by"),
+                "waiting": r.get("waiting"),
+            }
+        )
+    return (
+        "## Waiting for approval\n`fleetcast approve|reject --fleet F --note ...` or the "
+        "run's approval form.\n\n" + _md_table(rows)
+    )
 
 
 def render_summary(s: RunSummary) -> str:
@@ -205,6 +232,7 @@ def render_summary(s: RunSummary) -> str:
         out.append("## Overrides in force\n" + _md_table(rows))
     else:
         out.append("## Overrides in force\nNone.\n")
+    out.append(render_approvals(s.approvals))
     if s.notes:
         out.append("## Notes\n" + "".join(f"- {n}\n" for n in s.notes))
     return "\n".join(out)

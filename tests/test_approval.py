@@ -229,9 +229,7 @@ def test_approve_rechecks_the_group_now(held: tuple[Settings, datetime], moto: A
     assert desired(moto.url, "br-eu-asg") == 9
 
 
-def test_cli_reject_records_and_changes_nothing(
-    held: tuple[Settings, datetime], moto: Any
-) -> None:
+def test_cli_reject_records_and_changes_nothing(held: tuple[Settings, datetime], moto: Any) -> None:
     settings, now = held
     args = ["--db", str(settings.db_path), "--aws-endpoint", moto.url, "--fleet", "br-eu"]
     assert main(["reject", *args, "--note", "forecast looks wrong"]) == 0
@@ -302,7 +300,9 @@ def test_rules_from_the_fleet_file_and_the_command(
     ]
     # a file without approval columns leaves the rules as they are
     plain = tmp_path / "plain.csv"
-    plain.write_text("fleet,game_type,asg_name,capacity_players,min_size,max_size\nb,g,b-asg,100,1,10\n")
+    plain.write_text(
+        "fleet,game_type,asg_name,capacity_players,min_size,max_size\nb,g,b-asg,100,1,10\n"
+    )
     import_fleets(plain, settings.db_path)
     with db.session(settings.db_path) as con:
         assert set(load_rules(con)) == {"b"}

@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -149,9 +149,7 @@ def list_changes(
     """Changes that waited for approval (newest first): only the pending ones by default."""
     if fleet is not None:
         check_name("fleet", fleet)
-    frame = con.sql(
-        db.sql("pending_list"), params={"fleet": fleet, "all": include_decided}
-    ).pl()
+    frame = con.sql(db.sql("pending_list"), params={"fleet": fleet, "all": include_decided}).pl()
     return [_change_from_row(r) for r in frame.iter_rows(named=True)]
 
 
@@ -174,9 +172,7 @@ def gate_decisions(
     out: list[Decision] = []
     proposals: list[Proposal] = []
     for d in decisions:
-        g = gate(
-            d, rules.get(d.fleet), pending.get(d.fleet), now=now, new_id=uuid.uuid4().hex[:12]
-        )
+        g = gate(d, rules.get(d.fleet), pending.get(d.fleet), now=now, new_id=uuid.uuid4().hex[:12])
         out.append(g.decision)
         if g.proposal is not None:
             proposals.append(g.proposal)
@@ -493,9 +489,7 @@ def decide_change(
 
 
 def _find_any(con: duckdb.DuckDBPyConnection, change_id: str) -> PendingChange:
-    rows = con.sql(
-        "select * from pending_changes where change_id = ?", params=[change_id]
-    ).pl()
+    rows = con.sql("select * from pending_changes where change_id = ?", params=[change_id]).pl()
     return _change_from_row(rows.row(0, named=True))
 
 
@@ -533,4 +527,16 @@ def describe_change(c: PendingChange, now: datetime) -> str:
             text += f": {c.note}"
         if c.outcome:
             text += f" ({c.outcome})"
+    return text
+
+
+def run_stopped_waiting(settings: Settings, flow_run: str, why: str) -> str:
+    """Record on the changes a flow run was waiting on that it stopped waiting (``why``: no
+    answer, the run ended Crashed/Cancelled); they stay pending until their expiry."""
+    text = (
+        f"stopped waiting at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC ({why}); still "
+        "pending until its expiry: fleetcast approve|reject --fleet F"
+    )
+    with db.session(settings.db_path) as con:
+        con.execute(db.sql("pending_run_stopped"), {"text": text, "flow_run": flow_run}).fetchall()
     return text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fleetcast.config import Settings
+from models.approval import ApprovalRule
 
 HELP = "set or clear a fleet's approval rule; list rules and changes waiting for approval"
 
@@ -33,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ls.add_argument("--all", action="store_true", help="include decided, expired, superseded")
 
 
+def rule_line(rule: ApprovalRule) -> str:
+    return f"{rule.fleet}: asks for {rule.describe()}; expires after {rule.expiry_minutes} min"
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from fleetcast.resources import db
     from fleetcast.stages.allocate import utcnow
@@ -44,7 +49,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         set_rule,
     )
     from fleetcast.stages.fleets import load_fleets
-    from models.approval import ApprovalRule
 
     now = utcnow()
     if args.action in ("rules", "list"):
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 if not rules:
                     print("no approval rules: every change is applied without asking")
                 for r in rules.values():
-                    print(f"{r.fleet}: asks for {r.describe()}; expires after {r.expiry_minutes} min")
+                    print(rule_line(r))
                 return 0
             changes = list_changes(con, fleet=args.fleet, include_decided=args.all)
         if not changes:
@@ -81,5 +85,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     expiry_minutes=args.expiry_minutes,
                 )
                 set_rule(con, rule, now)
-                print(f"{fleet}: asks for {rule.describe()}; expires after {rule.expiry_minutes} min")
+                print(rule_line(rule))
     return 0

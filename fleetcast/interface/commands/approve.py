@@ -6,7 +6,7 @@ import argparse
 
 from fleetcast.config import Settings
 
-HELP = "approve the capacity change waiting for a fleet: apply it (re-checked against the group now)"
+HELP = "approve the capacity change waiting for a fleet: apply it, re-checked against the group now"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,13 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> int:
+    from fleetcast.stages.allocate import utcnow
     from fleetcast.stages.approval import (
         ApprovalNotApplied,
         NothingPending,
         decide_change,
         describe_change,
     )
-    from fleetcast.stages.allocate import utcnow
 
     try:
         done = decide_change(
