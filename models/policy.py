@@ -616,18 +616,3 @@ def apply_budget(decisions: Sequence[Decision], budget: Budget) -> list[Decision
         else:
             out[d.fleet] = d
     return [out[d.fleet] for d in decisions]
-
-
-def needs_approval(
-    decision: Decision, *, max_instances: int | None = None, max_pct: float | None = None
-) -> bool:
-    """Whether a change is larger than the configured threshold and should wait for a human
-    (a paused flow run asking for input) before it is applied. No threshold = never."""
-    if decision.mode != "scale" or decision.current is None:
-        return False
-    change = abs(decision.target - decision.current)
-    if max_instances is not None and change > max_instances:
-        return True
-    if max_pct is not None and decision.current > 0:
-        return change / decision.current * 100 > max_pct
-    return max_pct is not None and decision.current == 0 and change > 0

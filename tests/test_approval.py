@@ -306,3 +306,17 @@ def test_rules_from_the_fleet_file_and_the_command(
     import_fleets(plain, settings.db_path)
     with db.session(settings.db_path) as con:
         assert set(load_rules(con)) == {"b"}
+
+
+def test_report_and_run_summary_show_the_pending_change(held: tuple[Settings, datetime]) -> None:
+    from fleetcast.interface.demo import fleet_summary, write_fleet_report
+    from fleetcast.stages.status import read_status
+    from tasks.artifacts import RunSummary, render_summary
+
+    settings, _ = held
+    page = write_fleet_report(settings, fleet_summary(settings), 1).read_text()
+    assert "Changes waiting for approval" in page and "2 -&gt; 14" in page
+    waiting = read_status(settings).approvals
+    text = render_summary(RunSummary(flow="scale", scope="all", approvals=waiting))
+    assert "## Waiting for approval" in text and "| br-eu |" in text and "2 -> 14" in text
+    assert "Nothing." in render_summary(RunSummary(flow="scale", scope="all"))
