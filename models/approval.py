@@ -16,6 +16,9 @@ without a person form a *band* around a base capacity (:func:`band`).
   outside the band supersedes the waiting change;
 - the one exception: scale-out that observed demand needs right now (the policy's reactive
   floor) goes past the band, and the decision says so.
+
+A capacity override (``fleetcast override set --kind capacity``) is itself a person's decision
+with a reason and an expiry: it is not asked about again.
 """
 
 from __future__ import annotations
@@ -164,6 +167,8 @@ def gate(
     if pending is not None and not pending.active(now):
         pending = None
     if d.mode != "scale" or d.current is None or (rule is None and pending is None):
+        return Gated(d)
+    if d.status == "override":  # a person's capacity override (with its reason) is the approval
         return Gated(d)
     if rule is None:  # the rule was removed while a change waits: the change still waits
         rule = ApprovalRule(fleet=d.fleet, max_change_instances=0)

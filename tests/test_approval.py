@@ -76,6 +76,8 @@ def test_gate_holds_at_the_band_and_proposes() -> None:
     assert gate(_decision(10, 30), None, None, now=now, new_id="x").proposal is None
     shadow = _decision(10, 30, mode="forecast_only")
     assert gate(shadow, rule, None, now=now, new_id="x").decision.target == 30
+    override = _decision(10, 30, status="override")  # a person's capacity override
+    assert gate(override, rule, None, now=now, new_id="x").decision.target == 30
 
 
 def _pending(current: int, proposed: int, now: datetime, **kw: Any) -> PendingChange:

@@ -559,15 +559,3 @@ def decisions_table(decisions: Sequence[Decision]) -> str:
             "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
         )
     return "\n".join(lines)
-
-
-def hold(plan_: Plan, fleets: Collection[str], why: str) -> Plan:
-    """The plan with the named fleets' decisions recorded but not applied (shadow mode for
-    this run), each saying why; the other fleets' decisions are unchanged."""
-    decisions = tuple(
-        replace(d, mode="forecast_only", reason=f"{d.reason}; held: {why}")
-        if d.fleet in fleets
-        else d
-        for d in plan_.decisions
-    )
-    return replace(plan_, decisions=decisions)
