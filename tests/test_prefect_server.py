@@ -351,6 +351,16 @@ def test_approval_holds_while_paused_past_a_lease_then_applies_once(
 
     stack = approval_stack
     env = stack.env
+    # Every run must propose the same change, whatever the minute: a max one above the min (the
+    # forecast needs more at the daily peak) and a window of a day (so the peak is in it).
+    con = duckdb.connect(str(stack.db))
+    try:
+        con.execute(
+            "update fleets set max_size = min_size + 1, window_minutes = 1440 where game_type = ?",
+            [GAME_TYPE],
+        )
+    finally:
+        con.close()
     out = _fleetcast(
         ["approval", "set", "--game-type", GAME_TYPE, "--max-change-instances", "0"], env
     )
@@ -393,7 +403,7 @@ def test_approval_holds_while_paused_past_a_lease_then_applies_once(
     assert pending, "no change waits for approval"
     assert all(first in w for *_, w in pending), pending  # the record names the waiting run
     held = {asg_name: (cur, prop, h) for _, _, asg_name, cur, prop, h, _ in pending}
-    assert all(prop != cur and h == cur for cur, prop, h in held.values()), held
+    assert all(prop == cur + 1 and h == cur for cur, prop, h in held.values()), held
     assert {g: desired()[g] for g in held} == {g: before[g] for g in held}
 
     # A second run of the same deployment, meanwhile: it starts (no slot to wait for), plans,
@@ -408,7 +418,14 @@ def test_approval_holds_while_paused_past_a_lease_then_applies_once(
     assert out.returncode == 0, out.stdout + out.stderr
     assert {g: desired()[g] for g in held} == {g: before[g] for g in held}
     still = _read(stack.db, "select change_id from pending_changes where status = 'pending'")
-    assert sorted(c for c, *_ in still) == sorted(c for c, *_ in pending)
+    assert sorted(c for c, *_ in still) == sorted(c for c, *_ in pending), (
+        _read(stack.db, "select * from pending_changes order by created_at"),
+        _read(
+            stack.db,
+            "select run_id, fleet, status, current_desired, target_desired, reason "
+            "from allocations order by decided_at",
+        ),
+    )
 
     # Paused for longer than a lease lasts (plus the server's 15 s lease reaper loop).
     wait = LEASE_SECONDS * 2 + 20 - (time.monotonic() - t_paused)
