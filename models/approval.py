@@ -94,6 +94,7 @@ class PendingChange:
     expires_at: datetime
     status: str = "pending"
     waiting: str | None = None
+    waiting_until: datetime | None = None
     decided_at: datetime | None = None
     decided_by: str | None = None
     note: str | None = None

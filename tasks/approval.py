@@ -131,6 +131,7 @@ def ask_for_approval(
         ids,
         f"flow run {name} [{run_id}] waits for an answer in the Prefect UI until "
         f"{until:%Y-%m-%d %H:%M:%S} UTC",
+        until,
     )
     logger.info("waiting up to %d s for approval of %s", seconds, fleets)
     try:

@@ -322,3 +322,35 @@ def test_report_and_run_summary_show_the_pending_change(held: tuple[Settings, da
     text = render_summary(RunSummary(flow="scale", scope="all", approvals=waiting))
     assert "## Waiting for approval" in text and "| br-eu |" in text and "2 -> 14" in text
     assert "Nothing." in render_summary(RunSummary(flow="scale", scope="all"))
+
+
+def test_a_run_that_dies_while_waiting_leaves_the_change_pending_and_saying_so(
+    held: tuple[Settings, datetime],
+) -> None:
+    import uuid
+
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.states import Crashed
+
+    from fleetcast.stages.approval import describe_change, set_waiting
+    from tasks.approval import mark_run_ended
+
+    settings, now = held
+    with db.session(settings.db_path) as con:
+        [c] = list_changes(con)
+    run = FlowRun(
+        id=uuid.uuid4(), flow_id=uuid.uuid4(), parameters={"params": {"db": str(settings.db_path)}}
+    )
+    until = now + timedelta(minutes=10)
+    set_waiting(settings, [c.change_id], f"flow run x [{run.id}] waits until {until}", until)
+    with db.session(settings.db_path) as con:
+        [c] = list_changes(con)
+    assert "no longer waiting" not in describe_change(c, now)
+    # killed without a hook (SIGKILL): past the time it waited until, the record says so
+    assert "no longer waiting" in describe_change(c, until + timedelta(minutes=1))
+    # a crash the flow's hook sees: written on the record, which stays pending
+    mark_run_ended(None, run, Crashed())
+    with db.session(settings.db_path) as con:
+        [c] = list_changes(con)
+    assert c.status == "pending" and c.waiting and "the run ended Crashed" in c.waiting
+    assert "fleetcast approve|reject" in c.waiting

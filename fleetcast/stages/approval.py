@@ -134,6 +134,7 @@ def _change_from_row(r: Mapping[str, Any]) -> PendingChange:
         expires_at=_naive(r["expires_at"]),
         status=r["status"],
         waiting=r["waiting"],
+        waiting_until=_naive(r["waiting_until"]),
         decided_at=_naive(r["decided_at"]),
         decided_by=r["decided_by"],
         note=r["note"],
@@ -243,13 +244,15 @@ def record_proposals(
             ).fetchall()
 
 
-def set_waiting(settings: Settings, change_ids: Collection[str], text: str) -> None:
-    """Say on each pending change who waits on it (a paused run and until when), or that the
-    waiting run stopped."""
+def set_waiting(
+    settings: Settings, change_ids: Collection[str], text: str, until: datetime
+) -> None:
+    """Say on each pending change who waits on it (a paused run) and until when."""
     with db.session(settings.db_path) as con:
         for cid in change_ids:
             con.execute(
-                db.sql("pending_note"), {"change_id": cid, "waiting": text, "outcome": None}
+                db.sql("pending_note"),
+                {"change_id": cid, "waiting": text, "until": until, "outcome": None},
             ).fetchall()
 
 
@@ -500,6 +503,7 @@ def _not_applied(settings: Settings, change: PendingChange, why: str) -> ChangeD
             {
                 "change_id": change.change_id,
                 "waiting": None,
+                "until": None,
                 "outcome": f"approval not applied ({why}); still pending",
             },
         ).fetchall()
@@ -519,6 +523,9 @@ def describe_change(c: PendingChange, now: datetime) -> str:
         text += f"; asked by {c.asked_by}"
         if c.waiting:
             text += f"; {c.waiting}"
+            gone = c.waiting_until is not None and c.waiting_until < now
+            if gone and "stopped waiting" not in c.waiting:
+                text += " (that time has passed unanswered: the run is no longer waiting)"
         if c.outcome:
             text += f"; {c.outcome}"
     else:

@@ -32,6 +32,8 @@ create table if not exists pending_changes (
     expires_at       timestamp not null,
     status           varchar   not null,  -- pending | approved | rejected | expired | superseded
     waiting          varchar,             -- who is waiting on it (a paused flow run) and until when
+    waiting_until    timestamp,           -- when that run stops waiting (past it, unanswered: the
+                                          -- run is gone, or stopped waiting)
     decided_at       timestamp,
     decided_by       varchar,
     note             varchar,
