@@ -405,6 +405,17 @@ def test_approval_holds_while_paused_past_a_lease_then_applies_once(
     held = {asg_name: (cur, prop, h) for _, _, asg_name, cur, prop, h, _ in pending}
     assert all(prop == cur + 1 and h == cur for cur, prop, h in held.values()), held
     assert {g: desired()[g] for g in held} == {g: before[g] for g in held}
+    # The form the UI shows: an explicit choice with no default; what happens unanswered;
+    # fleet, current -> proposed, reason and expiry of each change.
+    keyset = _api(env, f"/flow_runs/{first}")["state"]["state_details"]["run_input_keyset"]
+    schema = _api(env, f"/flow_runs/{first}/input/{keyset['schema']}")
+    text = _api(env, f"/flow_runs/{first}/input/{keyset['description']}")
+    choice = schema["properties"]["decision"]
+    assert "decision" in schema["required"] and "default" not in choice, schema
+    assert choice.get("enum") == ["approve", "reject"], schema
+    assert "nothing is applied" in text and "expires (UTC)" in text, text
+    for _, fleet, _, cur, prop, _, _ in pending:
+        assert f"| {fleet} | {cur} -> {prop} |" in text, text
 
     # A second run of the same deployment, meanwhile: it starts (no slot to wait for), plans,
     # and keeps the held fleets where they are.
