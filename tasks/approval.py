@@ -24,10 +24,9 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from fleetcast.config import Settings
+from fleetcast.config import Settings, capacity_backend
 from fleetcast.resources import db
 from fleetcast.resources.locking import run_lock
-from fleetcast.stages.allocate import utcnow
 from fleetcast.stages.approval import (
     ApprovalNotApplied,
     NothingPending,
@@ -37,6 +36,7 @@ from fleetcast.stages.approval import (
     set_waiting,
 )
 from models.approval import PendingChange
+from models.clock import utcnow
 
 
 class ApprovalAnswer(RunInput):
@@ -149,6 +149,7 @@ def ask_for_approval(
         return [f"{fleets}: {text}"]
     approve = answer.decision == "approve"
     notes = []
+    backend = capacity_backend(settings)
     with run_lock(settings, wait_seconds=lock_wait_minutes * 60, label="approval"):
         for c in changes:
             try:
@@ -159,6 +160,7 @@ def ask_for_approval(
                     approve=approve,
                     note=answer.note,
                     decided_by=f"Prefect UI (flow run {name})",
+                    backend=backend,
                 )
                 notes.append(
                     f"{c.fleet}: change {c.change_id} {done.change.status}"
@@ -177,10 +179,10 @@ def mark_run_ended(flow: Any, flow_run: Any, state: Any) -> None:
     from fleetcast.stages.orchestration import settings_for
 
     try:
-        from flows.params import PipelineParams  # accepts forecast-and-scale parameters too
+        from types import SimpleNamespace
 
-        params = PipelineParams.model_validate(flow_run.parameters.get("params") or {})
-        settings = settings_for(params)
+        # the run's storage parameters (db, aws_endpoint), as the flow read them
+        settings = settings_for(SimpleNamespace(**(flow_run.parameters.get("params") or {})))
         run_stopped_waiting(settings, str(flow_run.id), f"the run ended {state.name}")
     except Exception:  # a hook never raises; the record still says who was waiting
         return

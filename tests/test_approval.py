@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from fleetcast.config import Settings
+from fleetcast.config import Settings, capacity_backend
 from fleetcast.interface.cli import main
 from fleetcast.resources import db
-from fleetcast.stages.allocate import allocate, utcnow
+from fleetcast.stages.allocate import allocate
 from fleetcast.stages.approval import (
     NothingPending,
     decide_change,
@@ -24,6 +24,7 @@ from fleetcast.stages.approval import (
 )
 from fleetcast.stages.fleets import FleetConfigError, import_fleets, upsert_fleets
 from models.approval import ApprovalRule, PendingChange, band, gate, why_approval
+from models.clock import utcnow
 from models.policy import Decision, FleetSpec
 from tests.test_allocate import desired, make_group, spec
 
@@ -173,7 +174,7 @@ def held(aws_settings: Settings, moto: Any) -> tuple[Settings, datetime]:
     _seed(aws_settings, [spec()], now, players=1000.0)
     with db.session(aws_settings.db_path) as con:
         set_rule(con, ApprovalRule("br-eu", max_change_pct=20, expiry_minutes=30), now)
-    out = allocate(aws_settings, now=now, run_id="run-a")
+    out = allocate(aws_settings, now=now, run_id="run-a", backend=capacity_backend(aws_settings))
     assert [d.status for d in out] == ["pending"] and out[0].target == 2
     return aws_settings, now
 
@@ -189,7 +190,9 @@ def test_scale_holds_the_change_and_records_it_before_applying(
     assert c.asked_by == "run-a (fleetcast scale)" and "20%" in c.reason
     assert c.expires_at == now + timedelta(minutes=30)
     # another run (a later cycle, or the CLI) neither applies it nor asks again
-    again = allocate(settings, now=now + timedelta(minutes=5), run_id="run-b")
+    again = allocate(
+        settings, now=now + timedelta(minutes=5), run_id="run-b", backend=capacity_backend(settings)
+    )
     assert again[0].target == 2 and again[0].status == "pending"
     assert c.change_id in again[0].reason
     assert desired(moto.url, "br-eu-asg") == 2
@@ -225,7 +228,14 @@ def test_approve_rechecks_the_group_now(held: tuple[Settings, datetime], moto: A
     settings, _ = held
     with db.session(settings.db_path) as con:
         upsert_fleets(con, [spec(max_size=9)])  # the max was lowered since the proposal
-    done = decide_change(settings, fleet="br-eu", approve=True, note="ok", decided_by="t")
+    done = decide_change(
+        settings,
+        fleet="br-eu",
+        approve=True,
+        note="ok",
+        decided_by="t",
+        backend=capacity_backend(settings),
+    )
     assert done.decision is not None and done.decision.target == 9
     assert "capped at max 9" in done.decision.reason
     assert desired(moto.url, "br-eu-asg") == 9
@@ -241,7 +251,12 @@ def test_cli_reject_records_and_changes_nothing(held: tuple[Settings, datetime],
     assert (c.status, c.note) == ("rejected", "forecast looks wrong")
     assert [r["status"] for r in _allocs(settings, "br-eu")] == ["pending", "rejected"]
     # the next run may propose again (a new change), still held
-    out = allocate(settings, now=now + timedelta(minutes=10), run_id="run-c")
+    out = allocate(
+        settings,
+        now=now + timedelta(minutes=10),
+        run_id="run-c",
+        backend=capacity_backend(settings),
+    )
     assert out[0].target == 2 and out[0].status == "pending"
     with db.session(settings.db_path) as con:
         assert [x.status for x in list_changes(con, include_decided=True)] == [
@@ -254,7 +269,9 @@ def test_expiry_records_and_changes_nothing(held: tuple[Settings, datetime], mot
     settings, now = held
     later = now + timedelta(minutes=31)
     with pytest.raises(NothingPending, match="expired"):
-        decide_change(settings, fleet="br-eu", approve=True, now=later)
+        decide_change(
+            settings, fleet="br-eu", approve=True, now=later, backend=capacity_backend(settings)
+        )
     assert desired(moto.url, "br-eu-asg") == 2
     with db.session(settings.db_path) as con:
         [c] = list_changes(con, include_decided=True)

@@ -14,13 +14,14 @@ import json
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import duckdb
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
+from fleetcast.resources.aws import CapacityBackend
 from models.approval import (
     RULE_COLUMNS,
     ApprovalRule,
@@ -30,6 +31,7 @@ from models.approval import (
     recheck_target,
     validate_rule,
 )
+from models.clock import utcnow
 from models.names import check_name
 from models.policy import Decision
 
@@ -351,11 +353,12 @@ def decide_change(
     note: str = "",
     decided_by: str | None = None,
     change_id: str | None = None,
+    backend: CapacityBackend,
     now: datetime | None = None,
-    backend: Any = None,
 ) -> ChangeDecision:
     """Approve (apply) or reject (change nothing) the change waiting for ``fleet``.
 
+    ``backend``: the command's or run's capacity backend (``config.capacity_backend``).
     Approve re-reads the group and sends the recorded target re-checked against the fleet's
     min/max (with overrides in force) and its busy instances, through the same allow-list and
     apply code as a scale run; the allocation row says ``approved`` with the note. A change past
@@ -363,8 +366,8 @@ def decide_change(
     approval cannot be applied (group refused or unreadable) the change stays pending, with the
     outcome recorded, and :class:`ApprovalNotApplied` is raised.
     """
-    from fleetcast.resources.aws import GroupNotAllowed, apply_decision, build_backend
-    from fleetcast.stages.allocate import _record, list_overrides, utcnow
+    from fleetcast.resources.aws import GroupNotAllowed, apply_decision
+    from fleetcast.stages.allocate import _record, list_overrides
     from fleetcast.stages.fleets import load_fleets
     from models.policy import active_overrides, processes_per_instance
 
@@ -413,7 +416,6 @@ def decide_change(
         ovr = active_overrides(list_overrides(con, now), fleet, now)
     eff_min = int(ovr["min"].value) if "min" in ovr else spec.min_size
     eff_max = int(ovr["max"].value) if "max" in ovr else spec.max_size
-    backend = backend or build_backend(settings)
     try:
         state = backend.describe(change.asg_name)
     except Exception as exc:
@@ -541,7 +543,7 @@ def run_stopped_waiting(settings: Settings, flow_run: str, why: str) -> str:
     """Record on the changes a flow run was waiting on that it stopped waiting (``why``: no
     answer, the run ended Crashed/Cancelled); they stay pending until their expiry."""
     text = (
-        f"stopped waiting at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC ({why}); still "
+        f"stopped waiting at {utcnow():%Y-%m-%d %H:%M:%S} UTC ({why}); still "
         "pending until its expiry: fleetcast approve|reject --fleet F"
     )
     with db.session(settings.db_path) as con:

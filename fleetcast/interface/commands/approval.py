@@ -40,7 +40,6 @@ def rule_line(rule: ApprovalRule) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from fleetcast.resources import db
-    from fleetcast.stages.allocate import utcnow
     from fleetcast.stages.approval import (
         clear_rule,
         describe_change,
@@ -49,6 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         set_rule,
     )
     from fleetcast.stages.fleets import load_fleets
+    from models.clock import utcnow
 
     now = utcnow()
     if args.action in ("rules", "list"):

@@ -17,13 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> int:
-    from fleetcast.stages.allocate import utcnow
+    from fleetcast.config import capacity_backend
     from fleetcast.stages.approval import (
         ApprovalNotApplied,
         NothingPending,
         decide_change,
         describe_change,
     )
+    from models.clock import utcnow
 
     try:
         done = decide_change(
@@ -33,6 +34,7 @@ def decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> in
             note=args.note,
             decided_by=args.decided_by,
             change_id=args.change_id,
+            backend=capacity_backend(settings),
         )
     except NothingPending as exc:
         print(f"nothing to {'approve' if approve else 'reject'}: {exc}")
