@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import duckdb
 import polars as pl
 import pytest
+from helpers_aws import all_desired
 from pydantic import ValidationError
 
 from fleetcast.interface.cli import main as cli_main
@@ -55,11 +55,7 @@ class Prepared:
 
 
 def _desired(moto: MotoServer) -> dict[str, int]:
-    asg = boto3.client("autoscaling", endpoint_url=moto.url, region_name="us-east-1")
-    return {
-        g["AutoScalingGroupName"]: g["DesiredCapacity"]
-        for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]
-    }
+    return all_desired(moto.url)
 
 
 def _rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:

@@ -251,13 +251,9 @@ def test_deploy_and_run_one_game_type_on_a_real_server(stack: Stack) -> None:
     assert other == 0  # one game type's deployment touches only that game type
     assert decisions, "no allocation decision recorded"
 
-    import boto3
+    from helpers_aws import all_desired
 
-    asg = boto3.client("autoscaling", endpoint_url=stack.moto.url, region_name="us-east-1")
-    groups = {
-        g["AutoScalingGroupName"]: g["DesiredCapacity"]
-        for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]
-    }
+    groups = all_desired(stack.moto.url)
     for _fleet, group, mode, target, applied_desired, applied in decisions:
         if mode == "scale" and applied:
             assert groups[group] == applied_desired == target

@@ -25,16 +25,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers_aws import CallLog, desired, group, inject_error, make_group, mark_busy
 from helpers_reliability import (
     INJECTION,
     NOW,
     ROOT,
-    CallLog,
-    desired,
     find_keys,
-    group,
-    inject_error,
-    make_group,
     query,
     seed,
     spec,
@@ -198,15 +194,11 @@ def test_r04_failed_validation_is_fail_static(aws_settings: Settings) -> None:
 
 
 def test_r05_busy_instances_survive_scale_in(aws_settings: Settings) -> None:
-    import boto3
-
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=6)
     ids = [i["InstanceId"] for i in group(url, "a-asg")["Instances"]]
     busy = ids[:4]
-    boto3.client("ec2", region_name="us-east-1", endpoint_url=url).create_tags(
-        Resources=busy, Tags=[{"Key": "fleetcast:busy", "Value": "true"}]
-    )
+    mark_busy(url, busy)
     seed(aws_settings, [spec("a", scale_in_stabilisation_minutes=0)], players=100.0,
          observed=100.0)  # fmt: skip
     backend, log = _backend(aws_settings)
