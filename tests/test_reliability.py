@@ -25,7 +25,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers_aws import CallLog, desired, group, inject_error, make_group, mark_busy
+from helpers_aws import (
+    CallLog,
+    desired,
+    group,
+    inject_error,
+    instance_ids,
+    make_group,
+    mark_busy,
+)
+from helpers_aws import set_desired as set_group_desired
 from helpers_reliability import (
     INJECTION,
     NOW,
@@ -47,7 +56,13 @@ from fleetcast.resources.db import DatabaseBusy
 from fleetcast.resources.landing import PathRefused
 from fleetcast.resources.locking import RunLockTimeout, run_lock
 from fleetcast.resources.registry import ModelIntegrityError, champion_sets, load_model
-from fleetcast.stages.allocate import allocate
+from fleetcast.stages.allocate import (
+    allocate,
+    apply_and_record,
+    clear_overrides,
+    plan,
+    set_override,
+)
 from fleetcast.stages.ingest import ingest_paths
 from fleetcast.stages.orchestration import is_transient_error
 from models.names import InvalidName, check_name
@@ -83,6 +98,24 @@ def test_r01_target_clamped_to_min_max_and_step_bounded(aws_settings: Settings) 
     assert (desired(url, "a-asg"), desired(url, "b-asg")) == (8, 5)
 
 
+def test_r01_scale_in_step_is_exactly_the_limit(aws_settings: Settings) -> None:
+    """Demand falls from 20 instances' worth to 1: a step-down limit of 3 sends exactly 17, then
+    14 (not 16 or 18: an off-by-one in the limit shows here)."""
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "a-asg", desired=20)
+    fleet = spec("a", max_step_down=3, scale_in_stabilisation_minutes=0)
+    backend, log = _backend(aws_settings)
+    for i, want in enumerate((17, 14)):
+        now = NOW + timedelta(minutes=10 * i)
+        ago = now - timedelta(minutes=5)
+        seed(aws_settings, [fleet], players=100.0, observed=100.0, run_id=f"r{i}",
+             created=ago, observed_at=ago)  # fmt: skip
+        [d] = allocate(aws_settings, now=now, backend=backend)
+        assert d.target == want and "step down limited to -3" in d.reason, d.reason
+    assert log.sent("SetDesiredCapacity", "DesiredCapacity") == [17, 14]
+    assert desired(url, "a-asg") == 14
+
+
 def test_r01_value_sent_never_exceeds_the_groups_max_size(aws_settings: Settings) -> None:
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=2, max_size=4)  # the group's MaxSize is below the fleet's
@@ -94,31 +127,46 @@ def test_r01_value_sent_never_exceeds_the_groups_max_size(aws_settings: Settings
 
 
 def test_r02_no_call_inside_the_tolerance_band(aws_settings: Settings) -> None:
+    """Observed demand is low and no stabilisation window applies, so only the band can hold a
+    fleet: a cut of 2 of 10 (at the 20 % band) is not sent, a cut of 3 is, and the band never
+    blocks a scale-up."""
     url = aws_settings.aws_endpoint_url or ""
-    make_group(url, "a-asg", desired=10)
-    seed(aws_settings, [spec("a", tolerance=0.2)], players=850.0)  # needs 9: inside 20 % of 10
+    for name in ("a", "b", "c"):
+        make_group(url, f"{name}-asg", desired=10)
+    kw = dict(tolerance=0.2, scale_in_stabilisation_minutes=0)
+    for name, region, players in (("a", "eu", 800.0), ("b", "us", 700.0), ("c", "ap", 1100.0)):
+        seed(aws_settings, [spec(name, region=region, **kw)], players=players, observed=300.0)
     backend, log = _backend(aws_settings)
-    allocate(aws_settings, now=NOW, backend=backend)
-    assert log.sent("SetDesiredCapacity", "DesiredCapacity") == []
-    assert desired(url, "a-asg") == 10
+    a, b, c = sorted(allocate(aws_settings, now=NOW, backend=backend), key=lambda d: d.fleet)
+    assert a.target == 10 and "tolerance band" in a.reason, a.reason  # needs 8: inside
+    assert (b.target, c.target) == (7, 11), (b.reason, c.reason)
+    sent = {p["AutoScalingGroupName"]: p["DesiredCapacity"] for o, p in log.mutating
+            if o == "SetDesiredCapacity"}  # fmt: skip
+    assert sent == {"b-asg": 7, "c-asg": 11}  # no mutating call for a
+    assert [desired(url, f"{n}-asg") for n in "abc"] == [10, 7, 11]
 
 
 def test_r02_oscillating_forecast_scale_in_waits_out_the_window(aws_settings: Settings) -> None:
+    """Every 20 min a decision; the forecast is high once an hour (every third decision) and
+    low otherwise, so the latest recommendation is often low while the window (60 min) still
+    holds a high one: the highest wins and the fleet never scales in. Once the forecast stays
+    low for a whole window, it does."""
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=10)
     fleet = spec("a", scale_in_stabilisation_minutes=60)
     backend, log = _backend(aws_settings)
     path = []
-    for i in range(8):  # every 20 min the forecast flips between 1000 and 300 players
+    for i in range(13):  # high at 0, 60, 120 min; low from then on
         now = NOW + timedelta(minutes=20 * i)
-        seed(aws_settings, [fleet], players=300.0 if i % 2 else 1000.0, observed=300.0,
+        high = i % 3 == 0 and i <= 6
+        seed(aws_settings, [fleet], players=1000.0 if high else 300.0, observed=300.0,
              created=now - timedelta(minutes=5), observed_at=now - timedelta(minutes=5),
              run_id=f"r{i}")  # fmt: skip
         allocate(aws_settings, now=now, backend=backend)
         path.append(desired(url, "a-asg"))
-    # the highest recommendation in the 60-min window wins: never scaled in, never flapping
-    assert path == [10] * 8, path
-    assert log.sent("SetDesiredCapacity", "DesiredCapacity") == []
+    # 120 min was the last high one: 180 min still sees it (the window's edge), 200 min not
+    assert path == [10] * 10 + [3] * 3, path
+    assert log.sent("SetDesiredCapacity", "DesiredCapacity") == [3]
 
 
 def test_r03_forecast_drop_never_goes_below_observed_demand(aws_settings: Settings) -> None:
@@ -210,6 +258,28 @@ def test_r05_busy_instances_survive_scale_in(aws_settings: Settings) -> None:
     assert set(busy) <= left and len(left) == d.target
 
 
+def test_r05_busy_floor_holds_under_an_override_and_a_max(aws_settings: Settings) -> None:
+    """The last rule of the policy: a capacity override of 1, or a max override of 2, still
+    keeps the 4 busy instances (the earlier rules alone would send 1 or 2)."""
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "a-asg", desired=6)
+    busy = instance_ids(url, "a-asg")[:4]
+    mark_busy(url, busy)
+    seed(aws_settings, [spec("a", scale_in_stabilisation_minutes=0)], players=100.0,
+         observed=100.0)  # fmt: skip
+    backend, log = _backend(aws_settings)
+    for i, (kind, value) in enumerate((("capacity", 1), ("max", 2))):
+        now = NOW + timedelta(minutes=i)
+        with db.session(aws_settings.db_path) as con:
+            clear_overrides(con, "a", now=now - timedelta(seconds=1))
+            set_override(con, fleet="a", kind=kind, value=value, reason="test",
+                         expires_at=now + timedelta(hours=1), now=now)  # fmt: skip
+        [d] = allocate(aws_settings, now=now, backend=backend)
+        assert d.target == 4 and "4 busy" in d.reason, (kind, d.reason)
+    assert log.sent("SetDesiredCapacity", "DesiredCapacity") == [4]
+    assert set(busy) <= set(instance_ids(url, "a-asg")) and desired(url, "a-asg") == 4
+
+
 def test_r06_second_run_makes_no_mutating_call(aws_settings: Settings) -> None:
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=2)
@@ -222,6 +292,32 @@ def test_r06_second_run_makes_no_mutating_call(aws_settings: Settings) -> None:
     allocate(aws_settings, now=NOW + timedelta(minutes=1), backend=backend)
     assert log.mutating == first  # read first, nothing sent the second time
     assert [op for op, _ in log.calls[len(first) :]].count("DescribeAutoScalingGroups") >= 1
+
+
+def test_r06_apply_reads_the_group_again_after_planning(aws_settings: Settings) -> None:
+    """The group changes between plan and apply: apply acts on what it reads then, not on the
+    plan's snapshot. Someone already set a's target (nothing to send); instances of b became
+    busy (protected before the scale-in, and they survive it)."""
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "a-asg", desired=2)
+    make_group(url, "b-asg", desired=6)
+    seed(aws_settings, [spec("a")], players=700.0)
+    seed(aws_settings, [spec("b", region="us", scale_in_stabilisation_minutes=0)],
+         players=100.0, observed=100.0)  # fmt: skip
+    backend, log = _backend(aws_settings)
+    p = plan(aws_settings, now=NOW, backend=backend)
+    assert {d.fleet: (d.current, d.target) for d in p.decisions} == {"a": (2, 7), "b": (6, 1)}
+    set_group_desired(url, "a-asg", 7)  # between plan and apply
+    busy = instance_ids(url, "b-asg")[:3]  # moto scales in from the front: these would go
+    mark_busy(url, busy)
+    log.calls.clear()
+    a, b = apply_and_record(aws_settings, p, backend=backend)
+    assert not a.applied and "nothing sent" in a.outcome, a.outcome
+    assert [g for op, g in ((o, q.get("AutoScalingGroupName")) for o, q in log.mutating)
+            if op == "SetDesiredCapacity"] == ["b-asg"]  # fmt: skip
+    assert log.sent("SetInstanceProtection", "InstanceIds") == [sorted(busy)]
+    assert set(busy) <= set(instance_ids(url, "b-asg"))
+    assert desired(url, "b-asg") >= 3 and b.applied_desired == desired(url, "b-asg")
 
 
 # ---------------------------------------------------------------------------------------------
