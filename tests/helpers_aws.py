@@ -121,6 +121,13 @@ class CallLog:
     def mutating_ops(self) -> list[str]:
         return [op for op, _ in self.mutating]
 
+    @property
+    def touched(self) -> set[str]:
+        """Names of the groups a mutating call was made on."""
+        return {
+            p.get("AutoScalingGroupName") or p["Tags"][0]["ResourceId"] for _, p in self.mutating
+        }
+
     def sent(self, op: str, key: str) -> list[Any]:
         return [p[key] for o, p in self.mutating if o == op]
 
