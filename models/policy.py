@@ -327,7 +327,7 @@ def _predictive(
             upper, problem = _window_upper(fc, start, end, step)
             if problem:
                 return {}, None, problem, detail
-            assert upper is not None
+            assert upper is not None  # noqa: S101 - narrowing only: no problem means a value
             uppers.append(upper)
         if not uppers:
             continue

@@ -89,7 +89,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
         if proc.poll() is not None:
             raise AssertionError(f"prefect server exited early:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:  # noqa: S310 - local
                 if resp.status == 200:
                     return time.monotonic() - started
         except OSError:
@@ -128,7 +128,7 @@ def _stack(tmp_path: Path, moto: MotoServer, extra_env: dict[str, str]) -> Itera
         FLEETCAST_AWS_ENDPOINT=moto.url,
         FLEETCAST_CONCURRENCY_LIMIT=LIMIT,
         AWS_ACCESS_KEY_ID="testing",  # for the local moto server only
-        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - moto's dummy value
         AWS_DEFAULT_REGION="us-east-1",
         PYTHONUNBUFFERED="1",
     )
