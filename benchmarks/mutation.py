@@ -105,7 +105,9 @@ def _work(module: str) -> Path:
     return SCRATCH / module.replace("/", "__").removesuffix(".py")
 
 
-def run_module(module: str, *, fresh: bool, children: int, report: bool) -> dict[str, object]:
+def run_module(
+    module: str, *, fresh: bool, children: int, report: bool, mutants: list[str]
+) -> dict[str, object]:
     from mutmut.stats import status_by_exit_code
 
     work, returncode = _work(module), 0
@@ -116,7 +118,7 @@ def run_module(module: str, *, fresh: bool, children: int, report: bool) -> dict
         env.update(POLARS_MAX_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
         with log.open("w") as fh:
             returncode = subprocess.run(
-                [str(BIN / "mutmut"), "run", "--max-children", str(children)],
+                [str(BIN / "mutmut"), "run", "--max-children", str(children), *mutants],
                 cwd=work, env=env, stdout=fh, stderr=subprocess.STDOUT,
                 preexec_fn=lambda: os.nice(10),
             ).returncode  # fmt: skip
@@ -154,12 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--children", type=int, default=1, help="parallel mutants (shared machine)")
     p.add_argument("--target", type=float, default=0.90)
     p.add_argument("--report", action="store_true", help="summarise the last results, no run")
+    p.add_argument("--mutants", nargs="*", default=[], help="only these mutant names (globs)")
     args = p.parse_args(argv)
     rows = []
     for module in args.modules:
         if module not in MODULES:
             p.error(f"{module}: not one of {', '.join(MODULES)}")
-        r = run_module(module, fresh=args.fresh, children=args.children, report=args.report)
+        r = run_module(module, fresh=args.fresh, children=args.children, report=args.report,
+                       mutants=args.mutants)  # fmt: skip
         rows.append(r)
         if "error" in r:
             print(f"{module}: {r['error']}")

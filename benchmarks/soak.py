@@ -486,51 +486,49 @@ def main(argv: list[str] | None = None) -> int:
     from fleetcast.resources.local_aws import moto_server
 
     print(machine())
-    # SIGTERM: leave through the context managers, so the moto server is stopped too
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    stop: list[int] = []
+    # SIGTERM / Ctrl-C: finish the cycle in progress, then print the summary of those run
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, moto_server() as moto:
         soak = Soak(Path(tmp), moto.url, args.fleets, args.seed)
-        slowest = 0.0
-        for c in range(args.cycles):
-            c0 = time.monotonic()
-            state = soak.cycle(c, T0 + c * STEP, args.cycle_timeout)
-            slowest = max(slowest, time.monotonic() - c0)
-            if c % 20 == 0 or not state.startswith(("Completed", "Crashed")):
-                print(f"cycle {c:3d}: {state} ({time.monotonic() - c0:.1f} s)", flush=True)
+        slowest, ran = 0.0, 0
+        try:
+            for c in range(args.cycles):
+                if stop:
+                    break
+                c0 = time.monotonic()
+                state = soak.cycle(c, T0 + c * STEP, args.cycle_timeout)
+                ran += 1
+                slowest = max(slowest, time.monotonic() - c0)
+                if c % 20 == 0 or not state.startswith(("Completed", "Crashed")):
+                    print(f"cycle {c:3d}: {state} ({time.monotonic() - c0:.1f} s)", flush=True)
+        except KeyboardInterrupt:
+            pass
         written, kept, quarantined, lost = soak.rows_lost()
-    named = sum(
-        v
-        for k, v in soak.states.items()
-        if k.split("(")[0] in ("Completed", "Crashed", "TimedOut", "Failed")
-    )
+    named = sum(v for k, v in soak.states.items() if k.split("(")[0] in
+                ("Completed", "Crashed", "TimedOut", "Failed"))  # fmt: skip
     print()
-    print(
-        f"cycles                     {args.cycles} for {args.fleets} fleets, seed {args.seed}, "
-        f"{time.monotonic() - t0:.0f} s (slowest cycle {slowest:.1f} s)"
-    )
+    took = time.monotonic() - t0
+    print(f"cycles                     {ran} of {args.cycles} for {args.fleets} fleets, seed "
+          f"{args.seed}, {took:.0f} s (slowest cycle {slowest:.1f} s)")  # fmt: skip
     print("faults by kind             " + ", ".join(f"{k} {soak.faults[k]}" for k in KINDS))
-    print(f"cycles without a fault     {args.cycles - sum(soak.faults.values())}")
-    print(
-        "cycles by final state      "
-        + ", ".join(f"{k} {v}" for k, v in sorted(soak.states.items()))
-    )
-    print(f"cycles in a named state    {named} of {args.cycles}")
+    print(f"cycles without a fault     {ran - sum(soak.faults.values())}")
+    states = ", ".join(f"{k} {v}" for k, v in sorted(soak.states.items()))
+    print(f"cycles by final state      {states}")
+    print(f"cycles in a named state    {named} of {ran}")
     print(f"wrongful scale-ins         {len(soak.wrongful)}")
     print(f"busy instances terminated  {len(soak.busy_lost)}")
-    print(
-        f"rows lost                  {lost} (written {written}: stored {kept}, "
-        f"quarantined {quarantined})"
-    )
+    print(f"rows lost                  {lost} (written {written}: stored {kept}, "
+          f"quarantined {quarantined})")  # fmt: skip
     print(f"deferred / error outcomes  {soak.deferred} / {soak.errors}")
-    print(
-        "time by stage              " + ", ".join(f"{k} {v:.0f} s" for k, v in soak.timing.items())
-    )
+    timing = ", ".join(f"{k} {v:.0f} s" for k, v in soak.timing.items())
+    print(f"time by stage              {timing}")
     if soak.lock_waits:
         print(f"waits for the held lock    max {max(soak.lock_waits):.1f} s")
     for line in soak.wrongful[:20] + soak.busy_lost[:20]:
         print("  " + line)
-    ok = not soak.wrongful and not soak.busy_lost and lost == 0 and named == args.cycles
+    ok = not soak.wrongful and not soak.busy_lost and lost == 0 and named == ran
     return 0 if ok else 1
 
 

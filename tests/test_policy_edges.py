@@ -69,3 +69,17 @@ def test_cost_budget_with_free_and_cheap_fleets() -> None:
     # floors cost 2.5 of 5.0; 2.5 left buys 5 more at 0.5 each: 10, not 15
     assert (out["cheap"].target, out["cheap"].unserved_instances) == (10, 5)
     assert replace(out["cheap"], target=15, unserved_instances=0, status="ok", reason="r") == cheap
+
+
+def test_override_is_active_from_its_creation_until_cleared_or_expired() -> None:
+    from datetime import timedelta
+
+    from models.policy import Override
+
+    o = Override("o1", "f", "capacity", 3, "ops", NOW, NOW + timedelta(hours=1))
+    assert o.active(NOW)  # in force from the second it is set
+    assert not o.active(NOW - timedelta(seconds=1))
+    assert not o.active(NOW + timedelta(hours=1))  # expired at its expiry
+    cleared = replace(o, cleared_at=NOW + timedelta(minutes=5))
+    assert cleared.active(NOW + timedelta(minutes=4))
+    assert not cleared.active(NOW + timedelta(minutes=5))  # cleared at that second
