@@ -38,11 +38,7 @@ EQUIVALENT = Path(__file__).with_name("mutation_equivalent.toml")
 MODULES: dict[str, list[str]] = {
     "models/names.py": ["tests/test_foundation.py"],
     "models/policy.py": ["tests/test_policy.py", "tests/test_policy_edges.py"],
-    "fleetcast/resources/landing.py": [
-        "tests/test_ingest.py",
-        "tests/test_reliability.py::test_r16_escaping_paths_and_symlinks_refused",
-        "tests/test_reliability.py::test_r16_links_that_stay_inside_the_landing_folder_are_refused_too",
-    ],
+    "fleetcast/resources/landing.py": ["tests/test_landing.py"],
     "fleetcast/resources/registry.py": [
         "tests/test_forecast_pipeline.py::test_new_run_replaces_latest_and_versions_are_kept",
         "tests/test_forecast_pipeline.py::test_tampered_champion_is_refused_and_fallback_recorded",
