@@ -112,12 +112,19 @@ def run_module(
         work = _sync(module, fresh)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.update(POLARS_MAX_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+        if module == "fleetcast/resources/aws.py":  # one moto server for every mutant's tests
+            from fleetcast.resources.local_aws import start_moto
+
+            moto = start_moto(log=work / "moto.log")
+            env["FLEETCAST_TEST_MOTO_URL"] = moto.url
         with log.open("w") as fh:
             returncode = subprocess.run(
                 [str(BIN / "mutmut"), "run", "--max-children", str(children), *mutants],
                 cwd=work, env=env, stdout=fh, stderr=subprocess.STDOUT,
                 preexec_fn=lambda: os.nice(10),
             ).returncode  # fmt: skip
+        if "FLEETCAST_TEST_MOTO_URL" in env:
+            moto.stop()
     codes = _results(work, module)
     if returncode != 0 and not codes:
         tail = log.read_text()[-2000:] if log.exists() else ""
