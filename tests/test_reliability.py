@@ -62,6 +62,7 @@ from fleetcast.stages.allocate import (
     clear_overrides,
     list_overrides,
     plan,
+    recorded_backend,
     set_override,
 )
 from fleetcast.stages.ingest import ingest_paths
@@ -798,7 +799,8 @@ def test_r14_override_reason_with_a_quote_is_bound_as_a_value(
     assert query(settings.db_path, "select override_id, reason from overrides") == [
         (o.override_id, reason)
     ]
-    [d] = allocate(settings, now=NOW + timedelta(minutes=1), backend=None, forecast_only=True)
+    backend = recorded_backend(settings)
+    [d] = allocate(settings, now=NOW + timedelta(minutes=1), backend=backend, forecast_only=True)
     assert d.target == 3 and reason in d.reason
     assert query(settings.db_path, "select count(*) from fleets") == [(1,)]
     assert query(settings.db_path, "select reason from allocations")[0][0] == d.reason
