@@ -43,7 +43,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_forecast_pipeline.py::test_new_run_replaces_latest_and_versions_are_kept",
         "tests/test_forecast_pipeline.py::test_tampered_champion_is_refused_and_fallback_recorded",
     ],
-    "fleetcast/resources/aws.py": ["tests/test_aws_capacity.py"],
+    "fleetcast/resources/aws.py": ["tests/test_aws_backends.py", "tests/test_aws_capacity.py"],
     "fleetcast/stages/ingest.py": [
         "tests/test_ingest.py",
         "tests/test_reliability.py::test_r10_wide_file_every_row_stored_or_quarantined",
