@@ -280,13 +280,14 @@ def approval_stack(tmp_path: Path, moto: MotoServer) -> Iterator[Stack]:
 
 
 def _api(env: dict[str, str], path: str, body: dict | None = None) -> Any:
-    req = urllib.request.Request(
+    # the local test server's http://127.0.0.1 API
+    req = urllib.request.Request(  # noqa: S310 - a local http URL
         env["PREFECT_API_URL"] + path,
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Content-Type": "application/json"},
         method="POST" if body is not None else "GET",
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - a local http URL
         return json.loads(resp.read())
 
 
