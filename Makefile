@@ -8,7 +8,7 @@ export UV_COMPILE_BYTECODE := 1
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test lint bench-m4 clean
+.PHONY: setup demo test lint bench-m4 mutation soak clean
 
 $(UV):
 	$(PYTHON) -m venv .uvtool
@@ -30,6 +30,15 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Mutation score per safety-critical module, survivors listed (slow, CPU heavy: not in CI).
+# One module: make mutation MODULES=models/policy.py
+mutation: setup
+	$(VENV)/bin/python benchmarks/mutation.py $(MODULES)
+
+# 200 forecast-and-scale cycles for 20 fleets against moto with faults injected (fixed seed).
+soak: setup
+	nice -n 10 $(VENV)/bin/python benchmarks/soak.py
 
 bench-m4: setup
 	$(VENV)/bin/python benchmarks/m4_hourly.py ../shared/data/m4-hourly

@@ -12,7 +12,7 @@ from fleetcast.stages.orchestration import run_stage, settings_for
 from flows.params import ForecastAndScaleParams
 from models.clock import utcnow
 from tasks.apply import apply_capacity
-from tasks.approval import approve_large_changes
+from tasks.approval import ask_for_approval, mark_run_ended, read_pending
 from tasks.artifacts import (
     RunSummary,
     publish_capacity_plan,
@@ -31,10 +31,12 @@ def forecast_plan_apply(
     params: ForecastAndScaleParams,
     summary: RunSummary,
     metrics: list[str] | None,
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, list[str]]:
     """The shared core of the hourly cycle (this flow and the pipeline): forecast the series in
-    scope, plan each fleet, ask for approval of large changes if configured, apply, and fill
-    ``summary``. Called inside the caller's run lock."""
+    scope, plan each fleet, apply (changes a fleet's approval rule holds are recorded as
+    pending first), and fill ``summary``. Called inside the caller's run lock; returns the
+    forecast and the ids of the changes this run asks a person about (after the lock:
+    :func:`ask_and_publish`)."""
     forecast = run_stage(
         settings,
         forecast_series,
@@ -51,15 +53,12 @@ def forecast_plan_apply(
         now=utcnow(),  # after the forecast: the plan uses forecasts made until now
         backend=backend,
     )
-    if params.approval_max_change_pct is not None:
-        plan = approve_large_changes(
-            plan, params.approval_max_change_pct, params.approval_timeout_minutes
-        )
     summary.decisions = apply_capacity(settings, plan, backend=backend)
     summary.overrides, summary.margins, summary.accuracy = read_run_context(
         settings, params.game_type
     )
-    return forecast
+    summary.approvals = read_pending(settings, params.game_type)
+    return forecast, [p.change_id for p in plan.proposals]
 
 
 def publish_run(
@@ -76,10 +75,36 @@ def publish_run(
     )
 
 
+def ask_and_publish(
+    settings: Settings,
+    params: ForecastAndScaleParams,
+    summary: RunSummary,
+    forecast: pl.DataFrame,
+    asked: list[str],
+) -> None:
+    """Publish the run, then (outside the run lock) ask a person about the changes this run
+    recorded as pending, and publish the summary again with the answer."""
+    publish_run(settings, params, summary, forecast)
+    changes = [c for c in summary.approvals if c.change_id in asked]
+    if not changes:
+        return
+    summary.notes += ask_for_approval(
+        settings,
+        changes,
+        params.approval_timeout_minutes,
+        lock_wait_minutes=params.lock_wait_minutes,
+    )
+    summary.approvals = read_pending(settings, params.game_type)
+    publish_summary(summary)
+
+
 @flow(
     name="forecast-and-scale",
     flow_run_name="forecast-and-scale-{params.scope}-{params.capacity_mode}",
     timeout_seconds=45 * 60,  # shorter than the hourly schedule
+    on_crashed=[mark_run_ended],
+    on_cancellation=[mark_run_ended],
+    on_failure=[mark_run_ended],
 )
 def forecast_and_scale(
     params: ForecastAndScaleParams = ForecastAndScaleParams(),  # noqa: B008
@@ -90,9 +115,9 @@ def forecast_and_scale(
     try:
         with run_lock(settings, wait_seconds=params.lock_wait_minutes * 60, label="forecast"):
             metrics = series_in_scope(settings, params.game_type, params.series)
-            forecast = forecast_plan_apply(settings, params, summary, metrics)
+            forecast, asked = forecast_plan_apply(settings, params, summary, metrics)
     except RunLockTimeout as exc:
         logger.warning("not run: %s", exc)
         return Cancelled(message=f"not run: {exc}")  # type: ignore[return-value]
-    publish_run(settings, params, summary, forecast)
+    ask_and_publish(settings, params, summary, forecast, asked)
     return summary

@@ -143,18 +143,13 @@ class ForecastAndScaleParams(RunParams):
         "(players, cpu, memory, network); demand = each fleet's demand metric only; all = every "
         "metric (slow: for the nightly retrain)",
     )
-    approval_max_change_pct: float | None = Field(
-        default=None,
-        ge=0,
-        description="Changes larger than this % of a fleet's capacity wait for approval in the "
-        "UI (the run pauses and asks); empty = never ask",
-    )
     approval_timeout_minutes: float = Field(
         default=30,
         gt=0,
         le=40,
-        description="How long to wait for approval; unapproved large changes are recorded "
-        "but not applied",
+        description="How long this run waits in the UI for an answer about the changes a "
+        "fleet's approval rule held (fleetcast approval set); unanswered, they stay pending "
+        "(fleetcast approve|reject) until their expiry, and nothing is applied",
     )
     capacity_mode: CapacityMode = Field(
         default="fleet_setting",

@@ -7,9 +7,10 @@ from prefect.states import Cancelled
 
 from fleetcast.resources.locking import RunLockTimeout, run_lock
 from fleetcast.stages.orchestration import run_stage, settings_for
-from flows.forecast_and_scale import forecast_plan_apply, publish_run
+from flows.forecast_and_scale import ask_and_publish, forecast_plan_apply
 from flows.params import PipelineParams
 from models.clock import utcnow
+from tasks.approval import mark_run_ended
 from tasks.artifacts import RunSummary
 from tasks.checks import check_training_due, list_landing_files, series_in_scope
 from tasks.ingest import ingest_files
@@ -21,6 +22,9 @@ from tasks.train import train_models
     flow_run_name="pipeline-{params.scope}-{params.capacity_mode}",
     timeout_seconds=50 * 60,  # shorter than the hourly schedule
     log_prints=False,
+    on_crashed=[mark_run_ended],
+    on_cancellation=[mark_run_ended],
+    on_failure=[mark_run_ended],
 )
 def pipeline(params: PipelineParams = PipelineParams()) -> RunSummary:  # noqa: B008
     logger = get_run_logger()
@@ -41,9 +45,9 @@ def pipeline(params: PipelineParams = PipelineParams()) -> RunSummary:  # noqa: 
                 summary.training = f"{n} of {len(trained)} series trained ({why})"
             else:
                 summary.training = f"not trained ({params.retrain}): {why}"
-            forecast = forecast_plan_apply(settings, params, summary, metrics)
+            forecast, asked = forecast_plan_apply(settings, params, summary, metrics)
     except RunLockTimeout as exc:
         logger.warning("not run: %s", exc)
         return Cancelled(message=f"not run: {exc}")  # type: ignore[return-value]
-    publish_run(settings, params, summary, forecast)
+    ask_and_publish(settings, params, summary, forecast, asked)
     return summary

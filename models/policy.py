@@ -33,7 +33,8 @@ from typing import Any, Literal
 Mode = Literal["forecast_only", "scale"]
 Breach = Literal["honour", "raise"]
 OverrideKind = Literal["capacity", "min", "max", "multiplier", "processes"]
-Status = Literal["ok", "hold", "fail_static", "override", "capped"]
+# pending: a change held for approval (models/approval.py); approved: an approved change applied
+Status = Literal["ok", "hold", "fail_static", "override", "capped", "pending", "approved"]
 
 MODES: tuple[str, ...] = ("forecast_only", "scale")
 BREACHES: tuple[str, ...] = ("honour", "raise")
@@ -326,7 +327,7 @@ def _predictive(
             upper, problem = _window_upper(fc, start, end, step)
             if problem:
                 return {}, None, problem, detail
-            assert upper is not None
+            assert upper is not None  # noqa: S101 - narrowing only: no problem means a value
             uppers.append(upper)
         if not uppers:
             continue
@@ -615,18 +616,3 @@ def apply_budget(decisions: Sequence[Decision], budget: Budget) -> list[Decision
         else:
             out[d.fleet] = d
     return [out[d.fleet] for d in decisions]
-
-
-def needs_approval(
-    decision: Decision, *, max_instances: int | None = None, max_pct: float | None = None
-) -> bool:
-    """Whether a change is larger than the configured threshold and should wait for a human
-    (a paused flow run asking for input) before it is applied. No threshold = never."""
-    if decision.mode != "scale" or decision.current is None:
-        return False
-    change = abs(decision.target - decision.current)
-    if max_instances is not None and change > max_instances:
-        return True
-    if max_pct is not None and decision.current > 0:
-        return change / decision.current * 100 > max_pct
-    return max_pct is not None and decision.current == 0 and change > 0

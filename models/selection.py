@@ -413,8 +413,8 @@ def forecast_series(
             for m in model["members"]:
                 try:
                     parts.append(one(m))
-                except Exception:
-                    continue
+                except Exception:  # noqa: S112 - a failed member is left out; _ensemble raises
+                    continue  # CandidateFailed (named) when fewer than 2 members are left
             frame = _ensemble([f for f, _ in parts])
             lifted = any(flag for _, flag in parts)
         elif name in cands:

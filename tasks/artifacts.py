@@ -246,6 +246,7 @@ class RunSummary:
     accuracy: pl.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     replays: list[dict[str, Any]] = field(default_factory=list)  # fleet, metric, out, table
+    approvals: list[Any] = field(default_factory=list)  # PendingChange-like: waiting for a person
 
 
 def _md_table(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -277,6 +278,32 @@ def _ingest_sentence(recs: list[dict[str, Any]]) -> str:
     return (
         ", ".join(parts)
         + f". Rows: {stored:,} stored, {quarantined:,} quarantined (see the quarantine table)."
+    )
+
+
+def render_approvals(changes: Sequence[Any]) -> str:
+    """Changes waiting for a person: fleet, current -> proposed, why, until when, who waits."""
+    if not changes:
+        return "## Waiting for approval\nNothing.\n"
+    rows = []
+    for c in changes:
+        r = as_record(c)
+        rows.append(
+            {
+                "fleet": r.get("fleet"),
+                "change": r.get("change_id"),
+                "current -> proposed": f"{r.get('current')} -> {r.get('proposed')}",
+                "meanwhile": r.get("held"),
+                "status": r.get("status"),
+                "expires": r.get("expires_at"),
+                "reason": r.get("reason"),
+                "asked by": r.get("asked_by"),
+                "waiting": r.get("waiting"),
+            }
+        )
+    return (
+        "## Waiting for approval\n`fleetcast approve|reject --fleet F --note ...` or the "
+        "run's approval form.\n\n" + _md_table(rows)
     )
 
 
@@ -338,6 +365,7 @@ def render_summary(s: RunSummary) -> str:
                 for row in render_replay_table(s.replays)
             )
         )
+    out.append(render_approvals(s.approvals))
     if s.notes:
         out.append("## Notes\n" + "".join(f"- {n}\n" for n in s.notes))
     return "\n".join(out)

@@ -41,6 +41,8 @@ def plan_capacity(
     *,
     backend: CapacityBackend,
 ) -> Plan:
+    from prefect.runtime import flow_run
+
     return plan(
         settings,
         forecast_only=forecast_only,
@@ -48,4 +50,5 @@ def plan_capacity(
         run_id=run_id,
         now=now,
         backend=backend,
+        asked_by=f"flow run {flow_run.name} [{flow_run.id}]",  # what asks for approval
     )

@@ -16,7 +16,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 # Dummy credentials for the local moto server only; no test ever reaches AWS.
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's dummy value
 os.environ.pop("AWS_PROFILE", None)
 
 
@@ -40,6 +40,12 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def moto_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    # FLEETCAST_TEST_MOTO_URL: a moto server started by the caller (mutation testing runs the
+    # tests once per mutant and starts one server for all of them); reset before each test.
+    url = os.environ.get("FLEETCAST_TEST_MOTO_URL")
+    if url:
+        yield MotoServer(url=url, process=None)  # type: ignore[arg-type]
+        return
     server = start_moto(log=tmp_path_factory.mktemp("moto") / "moto.log")
     yield server
     server.stop()

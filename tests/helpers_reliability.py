@@ -1,5 +1,6 @@
-"""Shared helpers of tests/test_reliability.py: moto groups, call logs, AWS fault injection,
-seeded forecasts, a secret scanner. No fixtures here (conftest.py holds those)."""
+"""Shared helpers of tests/test_reliability.py: fleet specs, seeded forecasts, table counts, a
+secret scanner. Moto groups, call logs and AWS faults are in helpers_aws.py. No fixtures here
+(conftest.py holds those)."""
 
 from __future__ import annotations
 
@@ -9,100 +10,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import duckdb
-from botocore.awsrequest import AWSResponse
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
-from fleetcast.resources.aws import MUTATING_OPERATIONS
 from fleetcast.stages.fleets import upsert_fleets
 from models.policy import FleetSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2024, 5, 1, 10, 0)
-REGION = "us-east-1"
 INJECTION = "x'; drop table metrics; --"
-
-
-def make_group(
-    url: str, name: str, *, desired: int, max_size: int = 30, managed: bool = True
-) -> None:
-    """An Auto Scaling group on the moto server (moto launches ``desired`` instances)."""
-    boto3.client("ec2", region_name=REGION, endpoint_url=url).create_launch_template(
-        LaunchTemplateName=f"lt-{name}",
-        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
-    )
-    tag = {"ResourceId": name, "ResourceType": "auto-scaling-group", "PropagateAtLaunch": False}
-    boto3.client("autoscaling", region_name=REGION, endpoint_url=url).create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateName": f"lt-{name}", "Version": "$Latest"},
-        MinSize=0,
-        MaxSize=max_size,
-        DesiredCapacity=desired,
-        AvailabilityZones=[f"{REGION}a"],
-        Tags=[{**tag, "Key": "fleetcast:managed", "Value": "true"}] if managed else [],
-    )
-
-
-def group(url: str, name: str) -> dict[str, Any]:
-    asg = boto3.client("autoscaling", region_name=REGION, endpoint_url=url)
-    return asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
-
-
-def desired(url: str, name: str) -> int:
-    return int(group(url, name)["DesiredCapacity"])
-
-
-class CallLog:
-    """Every Auto Scaling operation a boto3 client makes, with its API parameters."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        client.meta.events.register("before-parameter-build.autoscaling", self._on)
-
-    def _on(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))
-
-    @property
-    def mutating(self) -> list[tuple[str, dict[str, Any]]]:
-        return [c for c in self.calls if c[0] in MUTATING_OPERATIONS]
-
-    def sent(self, op: str, key: str) -> list[Any]:
-        return [p[key] for o, p in self.mutating if o == op]
-
-
-class _Body:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self.body
-
-
-def inject_error(
-    client: Any, operation: str, code: str, times: int, *, only: str | None = None
-) -> list[int]:
-    """Answer the next ``times`` HTTP requests of ``operation`` (whose body names ``only``,
-    e.g. one group, when given) with a canned 400 ``code`` (botocore 'before-send': the request
-    never reaches moto). Returns a live counter."""
-    seen = [0]
-    body = (
-        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
-        f"<Message>injected {code}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
-    ).encode()
-
-    def handler(request: Any, **_: Any) -> AWSResponse | None:
-        if seen[0] >= times:
-            return None
-        sent = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
-        if only is not None and only not in sent:
-            return None
-        seen[0] += 1
-        return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, _Body(body))
-
-    client.meta.events.register(f"before-send.autoscaling.{operation}", handler)
-    return seen
 
 
 def spec(name: str = "br-eu", **kw: Any) -> FleetSpec:
@@ -192,6 +109,9 @@ def find_keys(text: str) -> list[str]:
 
 def tracked_files() -> list[Path]:
     out = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+        ["git", "ls-files", "-z"],  # noqa: S607 - the git on PATH, as in every CI job
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     ).stdout.decode()
     return [ROOT / p for p in out.split("\0") if p]

@@ -7,55 +7,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
+from helpers_aws import CallLog, desired, inject_error, instance_ids, make_group, mark_busy
 
 from fleetcast.config import Settings
 from fleetcast.interface.cli import main
 from fleetcast.resources import db
-from fleetcast.resources.aws import MUTATING_OPERATIONS, AwsBackend
+from fleetcast.resources.aws import AwsBackend
 from fleetcast.stages.allocate import allocate, clear_overrides, list_overrides, set_override
 from fleetcast.stages.fleets import FleetConfigError, read_fleet_file, upsert_fleets
 from models.policy import FleetSpec
 
 NOW = datetime(2024, 5, 1, 10, 0)
-REGION = "us-east-1"
-
-
-def make_group(url: str, name: str, *, desired: int, managed: bool = True) -> None:
-    asg = boto3.client("autoscaling", region_name=REGION, endpoint_url=url)
-    boto3.client("ec2", region_name=REGION, endpoint_url=url).create_launch_template(
-        LaunchTemplateName=f"lt-{name}",
-        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
-    )
-    tags = (
-        [
-            {
-                "ResourceId": name,
-                "ResourceType": "auto-scaling-group",
-                "Key": "fleetcast:managed",
-                "Value": "true",
-                "PropagateAtLaunch": False,
-            }
-        ]
-        if managed
-        else []
-    )
-    asg.create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateName": f"lt-{name}", "Version": "$Latest"},
-        MinSize=0,
-        MaxSize=30,
-        DesiredCapacity=desired,
-        AvailabilityZones=[f"{REGION}a"],
-        Tags=tags,
-    )
-
-
-def desired(url: str, name: str) -> int:
-    asg = boto3.client("autoscaling", region_name=REGION, endpoint_url=url)
-    g = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
-    return int(g["DesiredCapacity"])
 
 
 def seed(
@@ -101,19 +64,6 @@ def spec(name: str = "br-eu", **kw: Any) -> FleetSpec:
     return FleetSpec(**base)
 
 
-class Counter:
-    def __init__(self, backend: AwsBackend) -> None:
-        self.ops: list[str] = []
-        backend.client.meta.events.register("before-parameter-build.autoscaling", self._on)
-
-    def _on(self, model: Any, **_: Any) -> None:
-        self.ops.append(model.name)
-
-    @property
-    def mutating(self) -> list[str]:
-        return [o for o in self.ops if o in MUTATING_OPERATIONS]
-
-
 def rows(settings: Settings) -> list[dict[str, Any]]:
     with db.session(settings.db_path) as con:
         return con.sql("select * from allocations order by decided_at, fleet").pl().to_dicts()
@@ -124,7 +74,7 @@ def test_allocate_applies_and_the_group_equals_the_record(aws_settings: Settings
     make_group(url, "br-eu-asg", desired=2)
     seed(aws_settings, fleets=[spec()])
     backend = AwsBackend(aws_settings)
-    count = Counter(backend)
+    count = CallLog(backend.client)
     [d] = allocate(aws_settings, now=NOW, backend=backend, run_id="r1")
     assert d.target == 14 and d.applied and d.applied_desired == 14  # 1200 x 1.1 / 100
     [row] = rows(aws_settings)
@@ -132,12 +82,12 @@ def test_allocate_applies_and_the_group_equals_the_record(aws_settings: Settings
     assert row["run_id"] == "r1" and row["mode"] == "scale" and row["applied"]
     inputs = json.loads(row["inputs"])
     assert inputs["observed"] == {"players": 800.0} and inputs["calls"]
-    assert "SetDesiredCapacity" in count.mutating
+    assert "SetDesiredCapacity" in count.mutating_ops
 
     # the same run again: reads, but no mutating call, and a record that says so
-    count.ops.clear()
+    count.calls.clear()
     [d2] = allocate(aws_settings, now=NOW + timedelta(minutes=5), backend=backend)
-    assert count.mutating == [] and not d2.applied and d2.target == 14
+    assert count.mutating_ops == [] and not d2.applied and d2.target == 14
     assert "nothing sent" in d2.outcome
     assert desired(url, "br-eu-asg") == 14
 
@@ -151,9 +101,9 @@ def test_forecast_only_records_without_a_mutating_call(aws_settings: Settings) -
         fleets=[spec(), spec("shadow", game_type="battle_royale", mode="forecast_only")],
     )
     backend = AwsBackend(aws_settings)
-    count = Counter(backend)
+    count = CallLog(backend.client)
     decisions = allocate(aws_settings, now=NOW, backend=backend, forecast_only=True)
-    assert count.mutating == [] and all(not d.applied for d in decisions)
+    assert count.mutating_ops == [] and all(not d.applied for d in decisions)
     assert {r["mode"] for r in rows(aws_settings)} == {"forecast_only"}
     assert all(
         r["target_desired"] == 14 and r["applied_desired"] is None for r in rows(aws_settings)
@@ -169,10 +119,10 @@ def test_group_off_the_allow_list_is_refused_and_recorded(aws_settings: Settings
     make_group(url, "br-eu-asg", desired=2, managed=False)
     seed(aws_settings, fleets=[spec()])
     backend = AwsBackend(aws_settings)
-    count = Counter(backend)
+    count = CallLog(backend.client)
     [d] = allocate(aws_settings, now=NOW, backend=backend)
     assert d.outcome.startswith("refused") and not d.applied
-    assert count.mutating == [] and desired(url, "br-eu-asg") == 2
+    assert count.mutating_ops == [] and desired(url, "br-eu-asg") == 2
     [row] = rows(aws_settings)
     assert row["applied"] is False and row["outcome"].startswith("refused")
 
@@ -322,50 +272,25 @@ def test_cli_fleets_override_and_scale(
 def test_busy_instances_survive_a_planned_scale_in(aws_settings: Settings) -> None:
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "br-eu-asg", desired=5)
-    asg = boto3.client("autoscaling", region_name=REGION, endpoint_url=url)
-    ids = sorted(
-        i["InstanceId"]
-        for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["br-eu-asg"])[
-            "AutoScalingGroups"
-        ][0]["Instances"]
-    )
+    ids = instance_ids(url, "br-eu-asg")
     busy = ids[2:4]
-    boto3.client("ec2", region_name=REGION, endpoint_url=url).create_tags(
-        Resources=busy, Tags=[{"Key": "fleetcast:busy", "Value": "true"}]
-    )
+    mark_busy(url, busy)
     seed(aws_settings, fleets=[spec(min_size=0)], players=10.0, observed=10.0)
     backend = AwsBackend(aws_settings)
     [d] = allocate(aws_settings, now=NOW - timedelta(minutes=40), backend=backend)
     assert d.target == 5  # no scale-in before the stabilisation window has history
     [d] = allocate(aws_settings, now=NOW, backend=backend)
     assert d.target == 2 and d.busy == 2 and "busy" in d.reason
-    left = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["br-eu-asg"])[
-        "AutoScalingGroups"
-    ][0]["Instances"]
-    assert sorted(i["InstanceId"] for i in left) == busy
+    assert instance_ids(url, "br-eu-asg") == busy
     assert desired(url, "br-eu-asg") == rows(aws_settings)[-1]["applied_desired"] == 2
 
 
 def test_scaling_activity_in_progress_is_recorded_as_deferred(aws_settings: Settings) -> None:
-    from botocore.awsrequest import AWSResponse
-
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "br-eu-asg", desired=2)
     seed(aws_settings, fleets=[spec()])
     backend = AwsBackend(aws_settings)
-    body = (
-        b"<ErrorResponse><Error><Type>Sender</Type><Code>ScalingActivityInProgress</Code>"
-        b"<Message>busy</Message></Error><RequestId>x</RequestId></ErrorResponse>"
-    )
-
-    class Raw:
-        def stream(self, **_: Any) -> Any:
-            yield body
-
-    backend.client.meta.events.register(
-        "before-send.autoscaling.SetDesiredCapacity",
-        lambda request, **_: AWSResponse(request.url, 400, {}, Raw()),
-    )
+    inject_error(backend.client, "SetDesiredCapacity", "ScalingActivityInProgress", times=99)
     [d] = allocate(aws_settings, now=NOW, backend=backend)
     assert not d.applied and "deferred" in d.outcome
     [row] = rows(aws_settings)
@@ -404,7 +329,7 @@ def test_plan_and_apply_tasks_via_fn(aws_settings: Settings) -> None:
 def test_many_fleets_are_read_in_batches_and_applied_concurrently(aws_settings: Settings) -> None:
     """60 fleets: the groups are read with one batched describe per stage (not one per group),
     every group ends at its own decision, and each record matches its group."""
-    from helpers_reliability import CallLog, make_group, query, seed, spec
+    from helpers_reliability import query, seed, spec
 
     url = aws_settings.aws_endpoint_url or ""
     fleets = [spec(f"f{i:02d}", region=f"r{i:02d}") for i in range(60)]

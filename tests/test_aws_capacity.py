@@ -1,7 +1,6 @@
 """Apply against a real local moto server: allow-list, busy protection, retries, no-op runs.
 
-Mutating calls are counted with a botocore 'before-parameter-build' event hook (observation
-only); faults are injected with a 'before-send' hook that returns a canned AWS error response.
+Groups, call counting and fault injection come from helpers_aws.py.
 """
 
 from __future__ import annotations
@@ -12,13 +11,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
+from helpers_aws import CallLog, group, inject_error, instance_ids, make_group, mark_busy
 
 from fleetcast.config import Settings
 from fleetcast.resources.aws import (
-    MUTATING_OPERATIONS,
     PPI_TAG,
     AwsBackend,
     GroupNotAllowed,
@@ -26,91 +23,6 @@ from fleetcast.resources.aws import (
     apply_decision,
 )
 from models.policy import Decision
-
-REGION = "us-east-1"
-
-
-def _client(url: str, service: str) -> Any:
-    return boto3.client(service, region_name=REGION, endpoint_url=url)
-
-
-def make_group(
-    url: str, name: str, *, desired: int = 2, max_size: int = 10, managed: bool = True
-) -> None:
-    # a fixed AMI id: listing moto's images costs seconds and moto does not check the id
-    _client(url, "ec2").create_launch_template(
-        LaunchTemplateName=f"lt-{name}",
-        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
-    )
-    tags = (
-        [
-            {
-                "ResourceId": name,
-                "ResourceType": "auto-scaling-group",
-                "Key": "fleetcast:managed",
-                "Value": "true",
-                "PropagateAtLaunch": False,
-            }
-        ]
-        if managed
-        else []
-    )
-    _client(url, "autoscaling").create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateName": f"lt-{name}", "Version": "$Latest"},
-        MinSize=0,
-        MaxSize=max_size,
-        DesiredCapacity=desired,
-        AvailabilityZones=[f"{REGION}a"],
-        Tags=tags,
-    )
-
-
-def group(url: str, name: str) -> dict[str, Any]:
-    resp = _client(url, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])
-    return resp["AutoScalingGroups"][0]  # type: ignore[no-any-return]
-
-
-class CallLog:
-    """Records every Auto Scaling operation a client makes, with its API parameters."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        client.meta.events.register("before-parameter-build.autoscaling", self._on_call)
-
-    def _on_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.calls.append((model.name, params))
-
-    @property
-    def mutating(self) -> list[tuple[str, dict[str, Any]]]:
-        return [c for c in self.calls if c[0] in MUTATING_OPERATIONS]
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self.body
-
-
-def inject_error(client: Any, operation: str, code: str, times: int) -> list[int]:
-    """Answer the next ``times`` calls of ``operation`` with an HTTP 400 ``code`` error."""
-    seen = [0]
-    body = (
-        "<ErrorResponse><Error><Type>Sender</Type>"
-        f"<Code>{code}</Code><Message>injected {code}</Message></Error>"
-        "<RequestId>injected</RequestId></ErrorResponse>"
-    ).encode()
-
-    def handler(request: Any, **_: Any) -> AWSResponse | None:
-        if seen[0] >= times:
-            return None
-        seen[0] += 1
-        return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, _Raw(body))
-
-    client.meta.events.register(f"before-send.autoscaling.{operation}", handler)
-    return seen
 
 
 def decision(name: str, target: int, *, mode: str = "scale", **kw: Any) -> Decision:
@@ -205,11 +117,9 @@ def test_busy_instances_survive_a_scale_in_and_are_released_after_drain(
 ) -> None:
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "g1", desired=4)
-    ids = sorted(i["InstanceId"] for i in group(url, "g1")["Instances"])
+    ids = instance_ids(url, "g1")
     busy = ids[1:3]  # not the first: a plain scale-in would be free to pick them
-    _client(url, "ec2").create_tags(
-        Resources=busy, Tags=[{"Key": "fleetcast:busy", "Value": "true"}]
-    )
+    mark_busy(url, busy)
     backend = AwsBackend(aws_settings)
     state = backend.describe("g1")
     assert state.busy_ids == frozenset(busy)
@@ -220,7 +130,7 @@ def test_busy_instances_survive_a_scale_in_and_are_released_after_drain(
     assert all(left[i]["ProtectedFromScaleIn"] for i in busy)
 
     # the sessions end: the busy tag is removed, the next run releases the protection
-    _client(url, "ec2").delete_tags(Resources=busy, Tags=[{"Key": "fleetcast:busy"}])
+    mark_busy(url, busy, busy=False)
     result = _apply(backend, decision("g1", 2), aws_settings)
     assert result.released == tuple(busy) and not result.applied
     assert not any(i["ProtectedFromScaleIn"] for i in group(url, "g1")["Instances"])
@@ -229,7 +139,7 @@ def test_busy_instances_survive_a_scale_in_and_are_released_after_drain(
 def test_caller_reported_busy_instances_are_protected(aws_settings: Settings) -> None:
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "g1", desired=3)
-    ids = sorted(i["InstanceId"] for i in group(url, "g1")["Instances"])
+    ids = instance_ids(url, "g1")
     backend = AwsBackend(aws_settings)
     result = _apply(backend, decision("g1", 1), aws_settings, busy_ids=[ids[2]])
     assert result.protected == (ids[2],)

@@ -17,7 +17,7 @@ from flows.params import ForecastAndScaleParams
 
 # Dummy keys for the local moto server only (conftest sets "testing" for the standard chain).
 BLOCK_KEY = "block-key-for-moto-only"  # pragma: allowlist secret
-BLOCK_SECRET = "block-secret-for-moto-only"  # pragma: allowlist secret
+BLOCK_SECRET = "block-secret-for-moto-only"  # pragma: allowlist secret  # noqa: S105
 
 
 def _signed_with(client: Any) -> list[str]:

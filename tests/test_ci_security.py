@@ -61,3 +61,22 @@ def test_secret_scan_finds_a_planted_key(tmp_path: Path) -> None:
     done = subprocess.run([str(hook), "--baseline", str(ROOT / ".secrets.baseline"), str(leak)],
                           cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 1 and "AWS Access Key" in done.stdout
+
+
+def test_lint_flags_string_built_sql_pickle_and_a_shell(tmp_path: Path) -> None:
+    """ruff's bandit rules are on in pyproject.toml: an override reason put into SQL text, a
+    pickle load and a shell are each reported (and the checked-in tree has none)."""
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import pickle, subprocess\n"
+        "def f(con, reason):\n"
+        "    con.execute(f\"insert into overrides (reason) values ('{reason}')\")\n"
+        "    pickle.loads(reason)\n"
+        "    subprocess.run(reason, shell=True)\n"
+    )
+    ruff = Path(sys.executable).parent / "ruff"
+    done = subprocess.run([str(ruff), "check", "--config", str(ROOT / "pyproject.toml"),
+                           "--output-format", "concise", str(bad)],
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    found = {line.split()[1] for line in done.stdout.splitlines() if ": S" in line}
+    assert {"S608", "S301", "S602"} <= found, done.stdout

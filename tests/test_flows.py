@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import duckdb
 import polars as pl
 import pytest
+from helpers_aws import all_desired
 from pydantic import ValidationError
 
 from fleetcast.interface.cli import main as cli_main
@@ -55,11 +55,7 @@ class Prepared:
 
 
 def _desired(moto: MotoServer) -> dict[str, int]:
-    asg = boto3.client("autoscaling", endpoint_url=moto.url, region_name="us-east-1")
-    return {
-        g["AutoScalingGroupName"]: g["DesiredCapacity"]
-        for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]
-    }
+    return all_desired(moto.url)
 
 
 def _rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -344,26 +340,42 @@ def test_backfill_range_selects_files_by_day(copy: Prepared) -> None:
     assert late not in landing_files_between(settings, date(2026, 1, 4), date(2026, 1, 9))
 
 
-def test_large_change_waits_for_approval_and_is_held_without_it(copy: Prepared) -> None:
-    """Approval threshold 0%: every change waits; nobody answers within the timeout, so the
-    decisions are recorded but no group changes (human override of the automation)."""
+def test_change_held_by_a_fleet_rule_is_recorded_and_stays_pending_without_an_answer(
+    copy: Prepared,
+) -> None:
+    """A rule of 0 instances on every fleet: every change waits. The run records them pending
+    (before asking), applies none, asks, gets no answer within its wait, and says so on the
+    records; the changes stay pending for `fleetcast approve|reject` (the run parameter no
+    longer decides: the fleet's rule does)."""
     from flows.forecast_and_scale import forecast_and_scale
 
+    db_args = ["--db", str(copy.db)]
+    assert (
+        cli_main(["approval", "set", *db_args, "--game-type", GAME, "--max-change-instances", "0"])
+        == 0
+    )
     before = _desired(copy.moto)
     params = ForecastAndScaleParams(
         game_type=GAME,
         db=str(copy.db),
         aws_endpoint=copy.moto.url,
         horizon_hours=12,
-        approval_max_change_pct=0,
         approval_timeout_minutes=0.05,
+        observed_max_age_minutes=1,  # no observed demand: no scale-out exception past the band
     )
     state = forecast_and_scale(params, return_state=True)
     assert state.is_completed(), state
-    decisions = state.result().decisions
-    held = [d for d in decisions if "not approved" in d.reason]
-    assert held, [d.reason for d in decisions]
-    assert all(not d.applied for d in held)
+    summary = state.result()
+    held = [d for d in summary.decisions if d.status == "pending"]
+    assert held, [d.reason for d in summary.decisions]
     assert _desired(copy.moto) == before
-    reasons = _rows(copy.db, "select reason from allocations where reason like '%not approved%'")
-    assert len(reasons) >= len(held)
+    pending = _rows(
+        copy.db,
+        "select fleet, current_desired, proposed_desired, status, waiting from pending_changes",
+    )
+    assert {f for f, *_ in pending} == {d.fleet for d in held}
+    assert all(
+        s == "pending" and "stopped waiting" in w and "no answer" in w for *_, s, w in pending
+    )
+    assert {c.fleet for c in summary.approvals} == {d.fleet for d in held}
+    assert any("stopped waiting" in n for n in summary.notes)

@@ -382,32 +382,6 @@ def test_oscillating_forecast_gives_bounded_direction_changes() -> None:
     assert flips <= 1 and targets[-1] == 17  # up once to the peak, held there
 
 
-def test_needs_approval_threshold() -> None:
-    from models.policy import needs_approval
-
-    d = decide(inp(current=10, forecasts={"players": forecast([4000] * 3)}))
-    assert d.target == 44
-    assert needs_approval(d, max_instances=20) and not needs_approval(d, max_instances=40)
-    assert needs_approval(d, max_pct=100) and not needs_approval(d)
-    assert not needs_approval(replace(d, mode="forecast_only"), max_instances=1)
-
-
-@settings(max_examples=300, deadline=None)
-@given(policy_inputs())
-def test_property_never_below_what_observed_demand_needs(p: PolicyInput) -> None:
-    """Without overrides, the target covers observed demand now (no margin) unless the max or
-    the step-up limit stops it."""
-    if not p.observed:
-        return
-    d = decide(p)
-    assert p.current is not None
-    bare = math.ceil(p.observed["players"] / p.fleet.capacity_players - 1e-9)
-    cap = d.max_size
-    if p.fleet.max_step_up is not None:
-        cap = min(cap, p.current + p.fleet.max_step_up)
-    assert d.target >= min(bare, cap)
-
-
 def test_tolerance_band_never_holds_below_observed_need() -> None:
     f = fleet(safety_margin=0.0, tolerance=0.1)
     d = decide(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -87,7 +89,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
         if proc.poll() is not None:
             raise AssertionError(f"prefect server exited early:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:  # noqa: S310 - local
                 if resp.status == 200:
                     return time.monotonic() - started
         except OSError:
@@ -100,6 +102,10 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
 
 @pytest.fixture
 def stack(tmp_path: Path, moto: MotoServer) -> Iterator[Stack]:
+    yield from _stack(tmp_path, moto, {})
+
+
+def _stack(tmp_path: Path, moto: MotoServer, extra_env: dict[str, str]) -> Iterator[Stack]:
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     landing = tmp_path / "landing"
@@ -122,10 +128,11 @@ def stack(tmp_path: Path, moto: MotoServer) -> Iterator[Stack]:
         FLEETCAST_AWS_ENDPOINT=moto.url,
         FLEETCAST_CONCURRENCY_LIMIT=LIMIT,
         AWS_ACCESS_KEY_ID="testing",  # for the local moto server only
-        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - moto's dummy value
         AWS_DEFAULT_REGION="us-east-1",
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra_env)
     logs = tmp_path / "logs"
     logs.mkdir()
     server_log = logs / "server.log"
@@ -247,13 +254,231 @@ def test_deploy_and_run_one_game_type_on_a_real_server(stack: Stack) -> None:
     assert other == 0  # one game type's deployment touches only that game type
     assert decisions, "no allocation decision recorded"
 
-    import boto3
+    from helpers_aws import all_desired
 
-    asg = boto3.client("autoscaling", endpoint_url=stack.moto.url, region_name="us-east-1")
-    groups = {
-        g["AutoScalingGroupName"]: g["DesiredCapacity"]
-        for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]
-    }
+    groups = all_desired(stack.moto.url)
     for _fleet, group, mode, target, applied_desired, applied in decisions:
         if mode == "scale" and applied:
             assert groups[group] == applied_desired == target
+
+
+# ------------------------------------------------------------------- approval that holds
+
+LEASE_SECONDS = 30  # the shortest deployment concurrency lease Prefect 3.9.1 accepts (ge=30)
+
+
+@pytest.fixture
+def approval_stack(tmp_path: Path, moto: MotoServer) -> Iterator[Stack]:
+    yield from _stack(
+        tmp_path,
+        moto,
+        {
+            # Leases of deployment concurrency slots last 30 s instead of 300 s: a paused run
+            # that depended on one would be killed within about a minute.
+            "PREFECT_SERVER_CONCURRENCY_INITIAL_DEPLOYMENT_LEASE_DURATION": str(LEASE_SECONDS),
+            # No observed demand: no reactive floor, so no scale-out exception past the band.
+            "FLEETCAST_OBSERVED_MAX_AGE_MINUTES": "1",
+        },
+    )
+
+
+def _api(env: dict[str, str], path: str, body: dict | None = None) -> Any:
+    # the local test server's http://127.0.0.1 API
+    req = urllib.request.Request(  # noqa: S310 - a local http URL
+        env["PREFECT_API_URL"] + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+        method="POST" if body is not None else "GET",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - a local http URL
+        return json.loads(resp.read())
+
+
+def _run_deployment(env: dict[str, str], params: dict[str, Any]) -> str:
+    out = _prefect(
+        ["deployment", "run", DEPLOYMENT, "--param", f"params={json.dumps(params)}"], env
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    found = re.search(r"UUID: ([0-9a-f-]{36})", out.stdout)
+    assert found, out.stdout
+    return found.group(1)
+
+
+def _wait_state(
+    env: dict[str, str], run_id: str, states: set[str], timeout: float, stack: Stack
+) -> str:
+    started = time.monotonic()
+    state = ""
+    while time.monotonic() - started < timeout:
+        state = _api(env, f"/flow_runs/{run_id}")["state"]["type"]
+        if state in states:
+            return state
+        if state in {"FAILED", "CRASHED", "CANCELLED"} - states:
+            break
+        time.sleep(2)
+    worker_log = (stack.logs / "worker.log").read_text()[-8000:]
+    raise AssertionError(f"run {run_id} is {state}, not {states}:\n{worker_log}")
+
+
+def _fleetcast(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "fleetcast"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def _read(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.sql(sql, params=params or []).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.timeout(720)
+def test_approval_holds_while_paused_past_a_lease_then_applies_once(
+    approval_stack: Stack,
+) -> None:
+    """Every change of casual_puzzle's fleets needs approval (a rule of 0 instances). A pipeline
+    run records the changes as pending and pauses for longer than a concurrency lease lasts;
+    meanwhile a second run of the same deployment and `fleetcast scale` apply none of them;
+    the paused run is still PAUSED (not killed); its form's approval applies them once."""
+    import boto3
+
+    stack = approval_stack
+    env = stack.env
+    # Every run must propose the same change, whatever the minute: a max one above the min (the
+    # forecast needs more at the daily peak) and a window of a day (so the peak is in it).
+    con = duckdb.connect(str(stack.db))
+    try:
+        con.execute(
+            "update fleets set max_size = min_size + 1, window_minutes = 1440 where game_type = ?",
+            [GAME_TYPE],
+        )
+    finally:
+        con.close()
+    out = _fleetcast(
+        ["approval", "set", "--game-type", GAME_TYPE, "--max-change-instances", "0"], env
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    for args in (
+        ["work-pool", "create", POOL, "--type", "process"],
+        ["global-concurrency-limit", "create", LIMIT, "--limit", "1"],
+    ):
+        out = _prefect(args, env)
+        assert out.returncode == 0, out.stdout + out.stderr
+    # --limit 3: the paused run's process stays alive, so it holds one of the worker's places
+    worker = _start(
+        [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--limit", "3"],
+        env,
+        stack.logs / "worker.log",
+    )
+    stack.processes.append(worker)
+    out = _prefect(["--no-prompt", "deploy", "--name", f"pipeline-{GAME_TYPE}"], env, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    dep = _api(env, f"/deployments/name/pipeline/pipeline-{GAME_TYPE}")
+    assert dep.get("global_concurrency_limit") is None  # a flow that can pause has no slot
+
+    asg = boto3.client("autoscaling", endpoint_url=stack.moto.url, region_name="us-east-1")
+
+    def desired() -> dict[str, int]:
+        return {
+            g["AutoScalingGroupName"]: g["DesiredCapacity"]
+            for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]
+        }
+
+    before = desired()
+    first = _run_deployment(env, {"game_type": GAME_TYPE, "approval_timeout_minutes": 10})
+    _wait_state(env, first, {"PAUSED"}, 300, stack)
+    t_paused = time.monotonic()
+    pending = _read(
+        stack.db,
+        "select change_id, fleet, asg_name, current_desired, proposed_desired, held_desired, "
+        "waiting from pending_changes where status = 'pending' order by fleet",
+    )
+    assert pending, "no change waits for approval"
+    assert all(first in w for *_, w in pending), pending  # the record names the waiting run
+    held = {asg_name: (cur, prop, h) for _, _, asg_name, cur, prop, h, _ in pending}
+    assert all(prop == cur + 1 and h == cur for cur, prop, h in held.values()), held
+    assert {g: desired()[g] for g in held} == {g: before[g] for g in held}
+    # The form the UI shows: an explicit choice with no default; what happens unanswered;
+    # fleet, current -> proposed, reason and expiry of each change.
+    keyset = _api(env, f"/flow_runs/{first}")["state"]["state_details"]["run_input_keyset"]
+    schema = _api(env, f"/flow_runs/{first}/input/{keyset['schema']}")
+    text = _api(env, f"/flow_runs/{first}/input/{keyset['description']}")
+    choice = schema["properties"]["decision"]
+    assert "decision" in schema["required"] and "default" not in choice, schema
+    assert choice.get("enum") == ["approve", "reject"], schema
+    assert "nothing is applied" in text and "expires (UTC)" in text, text
+    for _, fleet, _, cur, prop, _, _ in pending:
+        assert f"| {fleet} | {cur} -> {prop} |" in text, text
+
+    # A second run of the same deployment, meanwhile: it starts (no slot to wait for), plans,
+    # and keeps the held fleets where they are.
+    second = _run_deployment(
+        env,
+        {"game_type": GAME_TYPE, "retrain": "never", "approval_timeout_minutes": 0.1},
+    )
+    _wait_state(env, second, {"COMPLETED"}, 240, stack)
+    # ... and the CLI.
+    out = _fleetcast(["scale", "--game-type", GAME_TYPE], env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert {g: desired()[g] for g in held} == {g: before[g] for g in held}
+    still = _read(stack.db, "select change_id from pending_changes where status = 'pending'")
+    assert sorted(c for c, *_ in still) == sorted(c for c, *_ in pending), (
+        _read(stack.db, "select * from pending_changes order by created_at"),
+        _read(
+            stack.db,
+            "select run_id, fleet, status, current_desired, target_desired, reason "
+            "from allocations order by decided_at",
+        ),
+    )
+
+    # Paused for longer than a lease lasts (plus the server's 15 s lease reaper loop).
+    wait = LEASE_SECONDS * 2 + 20 - (time.monotonic() - t_paused)
+    if wait > 0:
+        time.sleep(wait)
+    assert _api(env, f"/flow_runs/{first}")["state"]["type"] == "PAUSED"
+    paused_for = time.monotonic() - t_paused
+
+    # The form's answer: approve, with a note.
+    code = (
+        "import sys, uuid\n"
+        "from prefect.flow_runs import resume_flow_run\n"
+        "resume_flow_run(uuid.UUID(sys.argv[1]), "
+        "run_input={'decision': 'approve', 'note': 'big evening event'})\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, first], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    _wait_state(env, first, {"COMPLETED"}, 180, stack)
+    print(f"paused {paused_for:.0f} s (lease {LEASE_SECONDS} s); approved; completed")
+
+    after = desired()
+    assert {g: after[g] for g in held} == {g: prop for g, (_, prop, _) in held.items()}
+    decided = _read(
+        stack.db,
+        "select status, note, decided_by, applied_desired, proposed_desired "
+        "from pending_changes order by fleet",
+    )
+    assert {(s, n) for s, n, *_ in decided} == {("approved", "big evening event")}
+    assert all(by.startswith("Prefect UI") and a == p for _, _, by, a, p in decided), decided
+    for _, fleet, *_ in pending:
+        statuses = [
+            s
+            for (s,) in _read(
+                stack.db,
+                "select status from allocations where fleet = ? order by decided_at",
+                [fleet],
+            )
+        ]
+        assert statuses.count("pending") >= 3, statuses  # the asking run, the second, the CLI
+        assert statuses.count("approved") == 1, statuses  # applied once
+        assert statuses[-1] == "approved", statuses
+    worker_log = (stack.logs / "worker.log").read_text()
+    assert "Concurrency lease renewal failed" not in worker_log

@@ -24,16 +24,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers_aws import (
+    CallLog,
+    desired,
+    group,
+    inject_error,
+    instance_ids,
+    make_group,
+    mark_busy,
+)
+from helpers_aws import set_desired as set_group_desired
 from helpers_reliability import (
     INJECTION,
     NOW,
     ROOT,
-    CallLog,
-    desired,
     find_keys,
-    group,
-    inject_error,
-    make_group,
     query,
     seed,
     spec,
@@ -45,12 +50,20 @@ from helpers_reliability import (
 from fleetcast.config import Settings
 from fleetcast.interface.cli import main as cli
 from fleetcast.resources import db
-from fleetcast.resources.aws import AwsBackend, botocore_config
+from fleetcast.resources.aws import AwsBackend, GroupNotAllowed, botocore_config
 from fleetcast.resources.db import DatabaseBusy
 from fleetcast.resources.landing import PathRefused
 from fleetcast.resources.locking import RunLockTimeout, run_lock
 from fleetcast.resources.registry import ModelIntegrityError, champion_sets, load_model
-from fleetcast.stages.allocate import allocate
+from fleetcast.stages.allocate import (
+    allocate,
+    apply_and_record,
+    clear_overrides,
+    list_overrides,
+    plan,
+    recorded_backend,
+    set_override,
+)
 from fleetcast.stages.ingest import ingest_paths
 from fleetcast.stages.orchestration import is_transient_error
 from models.names import InvalidName, check_name
@@ -86,6 +99,24 @@ def test_r01_target_clamped_to_min_max_and_step_bounded(aws_settings: Settings) 
     assert (desired(url, "a-asg"), desired(url, "b-asg")) == (8, 5)
 
 
+def test_r01_scale_in_step_is_exactly_the_limit(aws_settings: Settings) -> None:
+    """Demand falls from 20 instances' worth to 1: a step-down limit of 3 sends exactly 17, then
+    14 (not 16 or 18: an off-by-one in the limit shows here)."""
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "a-asg", desired=20)
+    fleet = spec("a", max_step_down=3, scale_in_stabilisation_minutes=0)
+    backend, log = _backend(aws_settings)
+    for i, want in enumerate((17, 14)):
+        now = NOW + timedelta(minutes=10 * i)
+        ago = now - timedelta(minutes=5)
+        seed(aws_settings, [fleet], players=100.0, observed=100.0, run_id=f"r{i}",
+             created=ago, observed_at=ago)  # fmt: skip
+        [d] = allocate(aws_settings, now=now, backend=backend)
+        assert d.target == want and "step down limited to -3" in d.reason, d.reason
+    assert log.sent("SetDesiredCapacity", "DesiredCapacity") == [17, 14]
+    assert desired(url, "a-asg") == 14
+
+
 def test_r01_value_sent_never_exceeds_the_groups_max_size(aws_settings: Settings) -> None:
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=2, max_size=4)  # the group's MaxSize is below the fleet's
@@ -97,31 +128,46 @@ def test_r01_value_sent_never_exceeds_the_groups_max_size(aws_settings: Settings
 
 
 def test_r02_no_call_inside_the_tolerance_band(aws_settings: Settings) -> None:
+    """Observed demand is low and no stabilisation window applies, so only the band can hold a
+    fleet: a cut of 2 of 10 (at the 20 % band) is not sent, a cut of 3 is, and the band never
+    blocks a scale-up."""
     url = aws_settings.aws_endpoint_url or ""
-    make_group(url, "a-asg", desired=10)
-    seed(aws_settings, [spec("a", tolerance=0.2)], players=850.0)  # needs 9: inside 20 % of 10
+    for name in ("a", "b", "c"):
+        make_group(url, f"{name}-asg", desired=10)
+    kw = dict(tolerance=0.2, scale_in_stabilisation_minutes=0)
+    for name, region, players in (("a", "eu", 800.0), ("b", "us", 700.0), ("c", "ap", 1100.0)):
+        seed(aws_settings, [spec(name, region=region, **kw)], players=players, observed=300.0)
     backend, log = _backend(aws_settings)
-    allocate(aws_settings, now=NOW, backend=backend)
-    assert log.sent("SetDesiredCapacity", "DesiredCapacity") == []
-    assert desired(url, "a-asg") == 10
+    a, b, c = sorted(allocate(aws_settings, now=NOW, backend=backend), key=lambda d: d.fleet)
+    assert a.target == 10 and "tolerance band" in a.reason, a.reason  # needs 8: inside
+    assert (b.target, c.target) == (7, 11), (b.reason, c.reason)
+    sent = {p["AutoScalingGroupName"]: p["DesiredCapacity"] for o, p in log.mutating
+            if o == "SetDesiredCapacity"}  # fmt: skip
+    assert sent == {"b-asg": 7, "c-asg": 11}  # no mutating call for a
+    assert [desired(url, f"{n}-asg") for n in "abc"] == [10, 7, 11]
 
 
 def test_r02_oscillating_forecast_scale_in_waits_out_the_window(aws_settings: Settings) -> None:
+    """Every 20 min a decision; the forecast is high once an hour (every third decision) and
+    low otherwise, so the latest recommendation is often low while the window (60 min) still
+    holds a high one: the highest wins and the fleet never scales in. Once the forecast stays
+    low for a whole window, it does."""
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=10)
     fleet = spec("a", scale_in_stabilisation_minutes=60)
     backend, log = _backend(aws_settings)
     path = []
-    for i in range(8):  # every 20 min the forecast flips between 1000 and 300 players
+    for i in range(13):  # high at 0, 60, 120 min; low from then on
         now = NOW + timedelta(minutes=20 * i)
-        seed(aws_settings, [fleet], players=300.0 if i % 2 else 1000.0, observed=300.0,
+        high = i % 3 == 0 and i <= 6
+        seed(aws_settings, [fleet], players=1000.0 if high else 300.0, observed=300.0,
              created=now - timedelta(minutes=5), observed_at=now - timedelta(minutes=5),
              run_id=f"r{i}")  # fmt: skip
         allocate(aws_settings, now=now, backend=backend)
         path.append(desired(url, "a-asg"))
-    # the highest recommendation in the 60-min window wins: never scaled in, never flapping
-    assert path == [10] * 8, path
-    assert log.sent("SetDesiredCapacity", "DesiredCapacity") == []
+    # 120 min was the last high one: 180 min still sees it (the window's edge), 200 min not
+    assert path == [10] * 10 + [3] * 3, path
+    assert log.sent("SetDesiredCapacity", "DesiredCapacity") == [3]
 
 
 def test_r03_forecast_drop_never_goes_below_observed_demand(aws_settings: Settings) -> None:
@@ -197,15 +243,11 @@ def test_r04_failed_validation_is_fail_static(aws_settings: Settings) -> None:
 
 
 def test_r05_busy_instances_survive_scale_in(aws_settings: Settings) -> None:
-    import boto3
-
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=6)
     ids = [i["InstanceId"] for i in group(url, "a-asg")["Instances"]]
     busy = ids[:4]
-    boto3.client("ec2", region_name="us-east-1", endpoint_url=url).create_tags(
-        Resources=busy, Tags=[{"Key": "fleetcast:busy", "Value": "true"}]
-    )
+    mark_busy(url, busy)
     seed(aws_settings, [spec("a", scale_in_stabilisation_minutes=0)], players=100.0,
          observed=100.0)  # fmt: skip
     backend, log = _backend(aws_settings)
@@ -215,6 +257,28 @@ def test_r05_busy_instances_survive_scale_in(aws_settings: Settings) -> None:
     assert ops.index("SetInstanceProtection") < ops.index("SetDesiredCapacity")
     left = {i["InstanceId"] for i in group(url, "a-asg")["Instances"]}
     assert set(busy) <= left and len(left) == d.target
+
+
+def test_r05_busy_floor_holds_under_an_override_and_a_max(aws_settings: Settings) -> None:
+    """The last rule of the policy: a capacity override of 1, or a max override of 2, still
+    keeps the 4 busy instances (the earlier rules alone would send 1 or 2)."""
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "a-asg", desired=6)
+    busy = instance_ids(url, "a-asg")[:4]
+    mark_busy(url, busy)
+    seed(aws_settings, [spec("a", scale_in_stabilisation_minutes=0)], players=100.0,
+         observed=100.0)  # fmt: skip
+    backend, log = _backend(aws_settings)
+    for i, (kind, value) in enumerate((("capacity", 1), ("max", 2))):
+        now = NOW + timedelta(minutes=i)
+        with db.session(aws_settings.db_path) as con:
+            clear_overrides(con, "a", now=now - timedelta(seconds=1))
+            set_override(con, fleet="a", kind=kind, value=value, reason="test",
+                         expires_at=now + timedelta(hours=1), now=now)  # fmt: skip
+        [d] = allocate(aws_settings, now=now, backend=backend)
+        assert d.target == 4 and "4 busy" in d.reason, (kind, d.reason)
+    assert log.sent("SetDesiredCapacity", "DesiredCapacity") == [4]
+    assert set(busy) <= set(instance_ids(url, "a-asg")) and desired(url, "a-asg") == 4
 
 
 def test_r06_second_run_makes_no_mutating_call(aws_settings: Settings) -> None:
@@ -229,6 +293,32 @@ def test_r06_second_run_makes_no_mutating_call(aws_settings: Settings) -> None:
     allocate(aws_settings, now=NOW + timedelta(minutes=1), backend=backend)
     assert log.mutating == first  # read first, nothing sent the second time
     assert [op for op, _ in log.calls[len(first) :]].count("DescribeAutoScalingGroups") >= 1
+
+
+def test_r06_apply_reads_the_group_again_after_planning(aws_settings: Settings) -> None:
+    """The group changes between plan and apply: apply acts on what it reads then, not on the
+    plan's snapshot. Someone already set a's target (nothing to send); instances of b became
+    busy (protected before the scale-in, and they survive it)."""
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "a-asg", desired=2)
+    make_group(url, "b-asg", desired=6)
+    seed(aws_settings, [spec("a")], players=700.0)
+    seed(aws_settings, [spec("b", region="us", scale_in_stabilisation_minutes=0)],
+         players=100.0, observed=100.0)  # fmt: skip
+    backend, log = _backend(aws_settings)
+    p = plan(aws_settings, now=NOW, backend=backend)
+    assert {d.fleet: (d.current, d.target) for d in p.decisions} == {"a": (2, 7), "b": (6, 1)}
+    set_group_desired(url, "a-asg", 7)  # between plan and apply
+    busy = instance_ids(url, "b-asg")[:3]  # moto scales in from the front: these would go
+    mark_busy(url, busy)
+    log.calls.clear()
+    a, b = apply_and_record(aws_settings, p, backend=backend)
+    assert not a.applied and "nothing sent" in a.outcome, a.outcome
+    assert [g for op, g in ((o, q.get("AutoScalingGroupName")) for o, q in log.mutating)
+            if op == "SetDesiredCapacity"] == ["b-asg"]  # fmt: skip
+    assert log.sent("SetInstanceProtection", "InstanceIds") == [sorted(busy)]
+    assert set(busy) <= set(instance_ids(url, "b-asg"))
+    assert desired(url, "b-asg") >= 3 and b.applied_desired == desired(url, "b-asg")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,6 +496,66 @@ def test_r09_kill_9_mid_ingest_leaves_all_or_nothing_and_rerun_is_idempotent(
     assert ledger[1:] in ([("duplicate", 0, 0, 0)], [("duplicate", 0, 0, 0)] * 2)
 
 
+def test_r09_a_rerun_past_the_checksum_adds_nothing(settings: Settings) -> None:
+    """The same rows in other bytes (CRLF line ends, reversed order) pass the checksum, so the
+    upsert itself must keep the natural key unique; one corrected value replaces the old one."""
+    rows = 500
+    write_metrics_csv(settings.landing_dir / "a.csv", rows)
+    [first] = _ingest(settings, "a.csv")
+    before = query(settings.db_path, "select * from metrics order by all")
+    assert first.status == "loaded" and len(before) == rows
+    header, *lines = (settings.landing_dir / "a.csv").read_text().splitlines()
+    (settings.landing_dir / "b.csv").write_bytes(
+        "\r\n".join([header, *reversed(lines)]).encode() + b"\r\n"
+    )
+    ts, game, region, metric, _ = lines[0].split(",")
+    lines[0] = ",".join([ts, game, region, metric, "9999"])
+    (settings.landing_dir / "c.csv").write_text("\n".join([header, *lines]) + "\n")
+    b, c = _ingest(settings, "b.csv", "c.csv")
+    assert (b.status, b.rows_stored, c.status, c.rows_stored) == ("loaded", rows, "loaded", rows)
+    with db.session(settings.db_path) as con:
+        assert con.sql(db.sql("ingest_metrics_duplicate_keys")).fetchall() == []
+    after = query(settings.db_path, "select * from metrics order by all")
+    assert len(after) == rows
+    changed = [row for row in after if row not in before]
+    assert [(r[1], r[4], r[5]) for r in changed] == [(game, 9999.0, c.batch_id)]
+    # every other value keeps the batch that first stored it
+    assert {r[5] for r in after} == {first.batch_id, c.batch_id}
+
+
+WIDE = (
+    "ts,game_type,region,players,cpu_cores\n"
+    "2024-03-01T00:00:00,br,eu,100,4\n"  # 1 good: two values
+    "2024-03-01T01:00:00,br,eu,,\n"  # 2 every metric cell empty: nothing to store
+    "2024-03-01T02:00:00,br,eu,abc,5\n"  # 3 one bad cell: quarantined, its good cell stored
+    "2024-03-01T03:00:00,br,eu,120,\n"  # 4 one empty cell (not measured): stored
+    "yesterday,br,eu,100,4\n"  # 5 bad ts
+    "2024-03-01T05:00:00,br,eu,nan,inf\n"  # 6 every cell bad
+    "2024-03-01T06:00:00,br,eu,130,6\n"  # 7 good
+)
+
+
+def test_r10_wide_file_every_row_stored_or_quarantined(settings: Settings) -> None:
+    """A wide row becomes one value per metric cell, so a row can vanish while it is parsed
+    (no cell left): each input row must show up in the metrics (by its timestamp) or in the
+    quarantine, and the ledger must add up."""
+    (settings.landing_dir / "wide.csv").write_text(WIDE)
+    [r] = _ingest(settings, "wide.csv")
+    assert (r.kind, r.status, r.rows_in) == ("metrics_wide", "loaded", 7)
+    q = dict(query(settings.db_path, "select row_number, reason from quarantine "
+                   "where batch_id = ?", [r.batch_id]))  # fmt: skip
+    assert sorted(q) == [2, 3, 5, 6] and all(q.values()), q
+    assert "no metric values" in q[2] and "players" in q[3] and "ts" in q[5]
+    stored = query(settings.db_path, "select hour(ts), metric, value from metrics order by all")
+    assert stored == [(0, "cpu_cores", 4.0), (0, "players", 100.0), (2, "cpu_cores", 5.0),
+                      (3, "players", 120.0), (6, "cpu_cores", 6.0),
+                      (6, "players", 130.0)]  # fmt: skip
+    rows_with_values = {h + 1 for h, _, _ in stored}
+    assert rows_with_values | set(q) == set(range(1, 8))  # no row lost
+    assert r.rows_stored == len(rows_with_values - set(q)) == 3
+    assert r.rows_in == r.rows_stored + r.rows_quarantined == 3 + len(q)
+
+
 HOSTILE = (
     "ts,game_type,region,metric,value\n"
     "2024-03-01T00:00:00,br,eu,players,1200\n"  # 1 good
@@ -569,19 +719,38 @@ def test_r12_shipped_iam_policy_is_least_privilege() -> None:
     assert not any(w in json.dumps(doc).lower() for w in ("terminate", "delete", "iam:"))
     actions = [a for st in doc["Statement"] for a in st["Action"]]
     assert not [a for a in actions if a == "*" or a.endswith(":*")]
+    # tagging may write one tag key only: without this condition the role could retag a group
+    # fleetcast:managed=true and so put any group on its own allow-list
+    [tagging] = [st for st in doc["Statement"] if "autoscaling:CreateOrUpdateTags" in st["Action"]]
+    assert tagging["Action"] == ["autoscaling:CreateOrUpdateTags"]
+    keys = tagging["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]
+    assert keys == ["fleetcast:processes-per-instance"]
 
 
 def test_r12_group_off_the_allow_list_is_refused(aws_settings: Settings) -> None:
+    """An untagged group and one tagged fleetcast:managed=false (having the tag is not enough:
+    its value must be true) are both refused, by apply and by the backend itself."""
     url = aws_settings.aws_endpoint_url or ""
     make_group(url, "a-asg", desired=2, managed=False)
-    seed(aws_settings, [spec("a")], players=900.0)
+    make_group(url, "b-asg", desired=2, managed=False, tags={"fleetcast:managed": "false"})
+    make_group(url, "c-asg", desired=2)  # the control: tagged true
+    seed(aws_settings, [spec("a"), spec("b"), spec("c")], players=900.0)
+    assert group(url, "b-asg")["Tags"][0]["Value"] == "false"
     backend, log = _backend(aws_settings)
-    [d] = allocate(aws_settings, now=NOW, backend=backend)
-    assert "allow-list" in d.reason + d.outcome and not d.applied
-    assert log.mutating == [] and desired(url, "a-asg") == 2
+    a, b, c = allocate(aws_settings, now=NOW, backend=backend)
+    for d in (a, b):
+        assert "allow-list" in d.reason and d.outcome.startswith("refused"), d
+        assert not d.applied
+    assert c.applied and "allow-list" not in c.reason
+    assert log.touched == {"c-asg"}
+    for name in ("a-asg", "b-asg"):  # defence in depth: the backend refuses on its own
+        with pytest.raises(GroupNotAllowed):
+            backend.set_desired(name, 5)
+    assert (desired(url, "a-asg"), desired(url, "b-asg"), desired(url, "c-asg")) == (2, 2, 9)
     allowed = replace(aws_settings, allowed_groups=("a-asg",))
-    [d] = allocate(allowed, now=NOW + timedelta(minutes=1), backend=AwsBackend(allowed))
+    [d, _, _] = allocate(allowed, now=NOW + timedelta(minutes=1), backend=AwsBackend(allowed))
     assert d.applied and desired(url, "a-asg") == 9  # on the list: changed
+    assert desired(url, "b-asg") == 2
 
 
 def test_r13_no_static_keys_in_tracked_files(tmp_path: Path) -> None:
@@ -614,6 +783,29 @@ def test_r14_bad_names_refused_before_sql_and_tables_intact(settings: Settings, 
     tables = {t for (t,) in query(settings.db_path, "show tables")}
     assert {"metrics", "fleets", "forecasts", "allocations"} <= tables
     assert query(settings.db_path, "select count(*) from fleets") == [(1,)]
+
+
+@pytest.mark.parametrize(
+    "reason", ["O'Brien's launch'); drop table fleets; --", "a'||'b", "it''s; select 1"]
+)
+def test_r14_override_reason_with_a_quote_is_bound_as_a_value(
+    settings: Settings, reason: str
+) -> None:
+    """An operator's free text reaches SQL only as a bound value: it is stored and read back
+    exactly (a reason pasted into the SQL text would fail, or store something else)."""
+    seed(settings, [spec("a")], players=100.0)
+    with db.session(settings.db_path) as con:
+        o = set_override(con, fleet="a", kind="capacity", value=3, reason=reason,
+                         expires_at=NOW + timedelta(hours=1), now=NOW)  # fmt: skip
+        assert [x.reason for x in list_overrides(con, NOW)] == [reason]
+    assert query(settings.db_path, "select override_id, reason from overrides") == [
+        (o.override_id, reason)
+    ]
+    backend = recorded_backend(settings)
+    [d] = allocate(settings, now=NOW + timedelta(minutes=1), backend=backend, forecast_only=True)
+    assert d.target == 3 and reason in d.reason
+    assert query(settings.db_path, "select count(*) from fleets") == [(1,)]
+    assert query(settings.db_path, "select reason from allocations")[0][0] == d.reason
 
 
 def test_r14_injection_in_a_landed_file_is_quarantined(settings: Settings) -> None:
@@ -736,3 +928,22 @@ def test_r16_escaping_paths_and_symlinks_refused(settings: Settings, tmp_path: P
     with pytest.raises(PathRefused):
         _ingest(settings, ".")
     assert not settings.db_path.exists() or table_counts(settings.db_path)["metrics"] == 0
+
+
+def test_r16_links_that_stay_inside_the_landing_folder_are_refused_too(settings: Settings) -> None:
+    """Links whose target is inside the landing folder pass the containment check, so only the
+    symlink check refuses them: a directory link in the middle of the path (``alias/x.csv``,
+    ``sub/inner/x.csv``) as well as a file link."""
+    land = settings.landing_dir
+    (land / "real").mkdir()
+    (land / "real" / "x.csv").write_text("ts,game_type,metric,value\n2024-01-01,a,players,1\n")
+    (land / "alias").symlink_to(land / "real", target_is_directory=True)
+    (land / "sub").mkdir()
+    (land / "sub" / "inner").symlink_to(land / "real", target_is_directory=True)
+    (land / "y.csv").symlink_to(land / "real" / "x.csv")
+    for given in ("alias/x.csv", "sub/inner/x.csv", "y.csv", "alias", str(land / "alias/x.csv")):
+        with pytest.raises(PathRefused, match="symlink"):
+            _ingest(settings, given)
+    assert not settings.db_path.exists()  # refused before anything was opened
+    [r] = _ingest(settings, "real/x.csv")  # the control: the real file loads
+    assert r.status == "loaded" and r.rows_stored == 1

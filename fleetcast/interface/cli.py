@@ -22,13 +22,15 @@ COMMANDS = [
     "backtest",
     "override",
     "budget",
+    "approval",
+    "approve",
+    "reject",
     "status",
     "report",
     "fleets",
     "sample",
     "local-aws",
     "deployments",
-    "approve",
 ]
 
 

@@ -29,6 +29,8 @@ from fleetcast.resources.aws import make_client
 from fleetcast.resources.local_aws import moto_server, provision_groups
 from fleetcast.stages.backtest import BacktestRequest, run_backtest
 from fleetcast.stages.fleets import import_fleets
+from fleetcast.stages.status import read_pending
+from models.approval import PendingChange
 from models.clock import lead_hours
 
 
@@ -187,4 +189,33 @@ def write_fleet_report(
                     images=images,
                 )
             )
+        waiting = read_pending(con, set(fleets["fleet"].to_list()))
+    if waiting:  # first: a person has something to decide
+        sections.insert(0, approval_section(waiting))
     return write_html_report(sections, out / name, title="fleetcast report")
+
+
+def approval_section(changes: list[PendingChange]) -> ReportSection:
+    """The changes waiting for approval, as one report section."""
+    table = pl.DataFrame(
+        [
+            {
+                "fleet": c.fleet,
+                "change": c.change_id,
+                "current -> proposed": f"{c.current} -> {c.proposed}",
+                "meanwhile": c.held,
+                "expires (UTC)": f"{c.expires_at:%Y-%m-%d %H:%M}",
+                "reason": c.reason,
+                "asked by": c.asked_by,
+                "waiting": c.waiting or "-",
+            }
+            for c in changes
+        ]
+    )
+    return ReportSection(
+        title="Changes waiting for approval",
+        summary={"changes": len(changes)},
+        notes="Decide with `fleetcast approve|reject --fleet F --note ...` (or the run's form). "
+        "Nothing is applied until approved; unanswered changes expire.",
+        table=table,
+    )

@@ -401,7 +401,8 @@ def apply_decision(
 
     forecast_only mode: no mutating call at all. Otherwise: refuse groups off the allow-list;
     raise MaxSize first when the decision says so; protect busy instances before any scale-in
-    and release protected instances that have drained; write the processes-per-instance tag
+    and release protected instances that have drained, never going below the busy instances
+    in ``state`` (sessions that started after the plan); write the processes-per-instance tag
     only when it changed; send an absolute SetDesiredCapacity (never above the group's max,
     never below its min) only when it differs from the current desired; restore a raised max
     last. ``ScalingActivityInProgress`` is recorded as deferred, not raised.
@@ -432,6 +433,11 @@ def apply_decision(
 
     busy = set(state.busy_ids) | set(busy_ids)
     live = {i.instance_id: i for i in state.instances if i.lifecycle_state != "Terminating"}
+    # Sessions may have started since the plan: never below the busy instances read now (R5).
+    floor = min(len(busy & live.keys()), group_max)
+    if target < floor:
+        notes.append(f"target {target} raised to the {floor} busy instances read before apply")
+        target = floor
     protect = sorted(i for i in busy if i in live and not live[i].protected)
     release = sorted(i for i, inst in live.items() if inst.protected and i not in busy)
     if protect:

@@ -23,8 +23,9 @@ class MotoServer:
     process: subprocess.Popen[bytes]
 
     def reset(self) -> None:
-        req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
-        urllib.request.urlopen(req, timeout=10).read()
+        # self.url is the http://127.0.0.1:<port> of the server start_moto started
+        req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
+        urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - a local http URL
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -54,7 +55,7 @@ def start_moto(port: int | None = None, log: Path | None = None) -> MotoServer:
         if proc.poll() is not None:
             raise RuntimeError(f"moto server exited with code {proc.returncode}")
         try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).read()
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).read()  # noqa: S310 - http://127.0.0.1
             return MotoServer(url=url, process=proc)
         except OSError:
             time.sleep(0.2)
@@ -159,7 +160,8 @@ def _alive(state: LocalAws) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     try:
-        urllib.request.urlopen(f"{state.url}/moto-api/", timeout=2).read()
+        # an http:// URL this module wrote itself (the local moto server), never user input
+        urllib.request.urlopen(f"{state.url}/moto-api/", timeout=2).read()  # noqa: S310
     except OSError:
         return False
     return True

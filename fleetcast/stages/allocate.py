@@ -29,9 +29,11 @@ from fleetcast.resources.aws import (
     apply_decision,
     is_allowed,
 )
+from fleetcast.stages import approval
 from fleetcast.stages.budgets import apply_budgets, run_rule
 from fleetcast.stages.fleets import load_fleets
 from fleetcast.stages.processes import plan_processes, sized_spec
+from models.approval import Proposal
 from models.clock import utcnow
 from models.names import check_name
 from models.policy import (
@@ -61,6 +63,9 @@ class Plan:
     decisions: tuple[Decision, ...]
     states: Mapping[str, GroupState]  # by fleet; absent when the group could not be read
     busy: Mapping[str, frozenset[str]]  # extra busy instance ids by group, from the caller
+    # changes that need approval (held in ``decisions``), recorded by apply_and_record first
+    proposals: tuple[Proposal, ...] = ()
+    asked_by: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,12 +280,15 @@ def plan(
     busy: Mapping[str, Collection[str]] | None = None,
     budget: Budget | None = None,
     forecast_errors: Mapping[str, str] | None = None,
+    asked_by: str = "fleetcast scale",
 ) -> Plan:
     """Decide every fleet's capacity. Reads DuckDB and the groups; changes nothing.
 
     ``busy``: extra busy instance ids per group (sessions in progress reported by the caller),
     on top of instances tagged ``fleetcast:busy=true``. ``forecast_errors``: a reason per fleet
     or game type the forecast cannot be trusted (failed validation, unloadable model).
+    Last, each fleet's approval rule holds changes that need a person (``Plan.proposals``;
+    ``asked_by`` says what asked: a flow run, ``fleetcast scale``).
     """
     now = now or utcnow()
     run_id = run_id or new_run_id(now)
@@ -292,6 +300,7 @@ def plan(
     with db.session(settings.db_path) as con:  # a writer: applies pending migrations
         fleets = load_fleets(con, game_type)
         overrides = list_overrides(con, now)
+        rules, pending = approval.load_rules(con), approval.pending_by_fleet(con, now)
         known = _describe_all(backend, [f.asg_name for f in fleets])
         fits = plan_processes(
             con,
@@ -358,7 +367,9 @@ def plan(
             standing_max_age=timedelta(hours=settings.freshness_hours),
             known_states=known,
         )
-    return Plan(run_id, now, tuple(decisions), states, busy_extra)
+        decisions, proposals = approval.gate_decisions(decisions, rules, pending, now)
+    asked = f"{run_id} ({asked_by})"
+    return Plan(run_id, now, tuple(decisions), states, busy_extra, tuple(proposals), asked)
 
 
 def _budget_from_settings(settings: Settings) -> Budget:
@@ -478,8 +489,11 @@ def apply_and_record(
     The scale-mode groups are read again in one batch just before (read before write), then the
     fleets are applied concurrently (``apply_concurrency``); the records are written in plan
     order, in this thread. One fleet's failure (refused group, AWS error) is recorded and does
-    not stop the others.
+    not stop the others. Changes that need approval are recorded as pending first.
     """
+    with db.session(settings.db_path) as con:  # before any AWS call and before anyone is asked
+        approval.expire_due(con, plan_.now)
+        approval.record_proposals(con, plan_.proposals, plan_.asked_by or plan_.run_id, plan_.now)
     decisions = plan_.decisions
     scale = [d.asg_name for d in decisions if d.mode == "scale" and d.fleet in plan_.states]
     fresh = _describe_all(backend, scale)
@@ -505,6 +519,7 @@ def allocate(
     busy: Mapping[str, Collection[str]] | None = None,
     budget: Budget | None = None,
     forecast_errors: Mapping[str, str] | None = None,
+    asked_by: str = "fleetcast scale",
 ) -> list[Decision]:
     """Plan every fleet (or one game type's), apply in scale mode, record in `allocations`."""
     p = plan(
@@ -517,6 +532,7 @@ def allocate(
         busy=busy,
         budget=budget,
         forecast_errors=forecast_errors,
+        asked_by=asked_by,
     )
     return apply_and_record(settings, p, backend=backend)
 
@@ -543,15 +559,3 @@ def decisions_table(decisions: Sequence[Decision]) -> str:
             "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
         )
     return "\n".join(lines)
-
-
-def hold(plan_: Plan, fleets: Collection[str], why: str) -> Plan:
-    """The plan with the named fleets' decisions recorded but not applied (shadow mode for
-    this run), each saying why; the other fleets' decisions are unchanged."""
-    decisions = tuple(
-        replace(d, mode="forecast_only", reason=f"{d.reason}; held: {why}")
-        if d.fleet in fleets
-        else d
-        for d in plan_.decisions
-    )
-    return replace(plan_, decisions=decisions)

@@ -235,7 +235,7 @@ def apply_budgets(
     if missing:
         try:
             states.update(backend.describe_many(missing))
-        except Exception:  # counted from their standing decisions instead (conservative)
+        except Exception:  # noqa: S110 - counted from their standing decisions (conservative)
             pass
     standing: dict[str, dict[str, Any]] = {}
     if peer_specs:

@@ -6,12 +6,15 @@ import csv
 import json
 import math
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from fleetcast.resources import db
+from fleetcast.stages.approval import clear_rule, rule_from_record, set_rule
+from models.approval import RULE_COLUMNS, ApprovalRule
 from models.names import InvalidName, check_name
 from models.policy import RESOURCE_METRICS, SESSION_PRIORITY, FleetSpec, validate_fleet
 
@@ -69,6 +72,7 @@ def spec_from_record(record: dict[str, Any], *, validate: bool = True) -> FleetS
     """A FleetSpec from one record (a file row or a DuckDB row). Names are always checked;
     with ``validate=False`` policy problems (min > max, ...) are left for the policy, which
     then keeps the fleet's capacity (fail-static) and says why."""
+    record = {k: v for k, v in record.items() if k not in RULE_COLUMNS}  # approval rules
     unknown = sorted(k for k in record if k not in _FIELDS)
     if unknown:
         raise FleetConfigError(f"unknown columns {unknown}; known: {sorted(_FIELDS)}")
@@ -105,6 +109,15 @@ def spec_from_record(record: dict[str, Any], *, validate: bool = True) -> FleetS
 def read_fleet_file(path: Path) -> list[FleetSpec]:
     """Fleets from a CSV (one row per fleet) or a JSON file (a list of objects or
     ``{"fleets": [...]}``)."""
+    return read_fleet_file_with_rules(path)[0]
+
+
+def read_fleet_file_with_rules(
+    path: Path,
+) -> tuple[list[FleetSpec], dict[str, ApprovalRule | None] | None]:
+    """Fleets and their approval rules (the optional ``approval_*`` columns; a fleet whose
+    approval columns are empty gets None = no rule). Rules are None when the file has no
+    approval column at all (existing rules are then left as they are)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -121,27 +134,41 @@ def read_fleet_file(path: Path) -> list[FleetSpec]:
         raise FleetConfigError(f"{path}: no fleets in the file")
     specs = []
     seen: set[str] = set()
+    has_rules = any(k in RULE_COLUMNS for row in rows for k in row)
+    rules: dict[str, ApprovalRule | None] = {}
     for number, row in enumerate(rows, start=1):
         try:
             spec = spec_from_record(dict(row))
-        except FleetConfigError as exc:
+            rules[spec.fleet] = rule_from_record(spec.fleet, row)
+        except (FleetConfigError, ValueError) as exc:
             raise FleetConfigError(f"{path.name} row {number}: {exc}") from exc
         if spec.fleet in seen:
             raise FleetConfigError(f"{path.name} row {number}: fleet {spec.fleet!r} twice")
         seen.add(spec.fleet)
         specs.append(spec)
-    return specs
+    return specs, (rules if has_rules else None)
 
 
 def _params(spec: FleetSpec) -> dict[str, Any]:
     return {name: getattr(spec, name) for name in _FIELDS}
 
 
-def upsert_fleets(con: duckdb.DuckDBPyConnection, specs: list[FleetSpec]) -> int:
-    """Insert or update fleets in one transaction; returns how many."""
+def upsert_fleets(
+    con: duckdb.DuckDBPyConnection,
+    specs: list[FleetSpec],
+    rules: dict[str, ApprovalRule | None] | None = None,
+) -> int:
+    """Insert or update fleets (and their approval rules, when given) in one transaction;
+    returns how many."""
+    now = datetime.now(UTC).replace(tzinfo=None)
     with db.transaction(con):
         for spec in specs:
             con.execute(db.sql("fleet_upsert"), _params(spec)).fetchall()
+        for fleet, rule in (rules or {}).items():
+            if rule is None:
+                clear_rule(con, fleet)
+            else:
+                set_rule(con, rule, now)
     return len(specs)
 
 
@@ -159,9 +186,9 @@ def load_fleets(con: duckdb.DuckDBPyConnection, game_type: str | None = None) ->
 
 def import_fleets(path: Path, settings_db: Path) -> list[FleetSpec]:
     """Read and validate a fleet file, then upsert it (nothing is written if any row fails)."""
-    specs = read_fleet_file(path)
+    specs, rules = read_fleet_file_with_rules(path)
     with db.session(settings_db) as con:
-        upsert_fleets(con, specs)
+        upsert_fleets(con, specs, rules)
     return specs
 
 

@@ -13,6 +13,8 @@ import polars as pl
 from fleetcast.config import Settings
 from fleetcast.resources import db
 from fleetcast.stages.allocate import list_overrides
+from fleetcast.stages.approval import list_changes
+from models.approval import PendingChange
 from models.clock import utcnow
 from models.names import check_name
 from models.policy import Override
@@ -24,6 +26,15 @@ class Status:
     overrides: list[Override] = field(default_factory=list)
     accuracy: pl.DataFrame | None = None  # newest scores per series, where scored
     now: datetime | None = None
+    approvals: list[PendingChange] = field(default_factory=list)  # changes waiting for a person
+
+
+def read_pending(con: duckdb.DuckDBPyConnection, fleets: set[str]) -> list[PendingChange]:
+    """Changes waiting for approval for these fleets ([] on a database not migrated yet)."""
+    try:
+        return [c for c in list_changes(con) if c.fleet in fleets]
+    except duckdb.CatalogException:
+        return []
 
 
 def read_accuracy(con: duckdb.DuckDBPyConnection, game_type: str | None) -> pl.DataFrame:
@@ -43,7 +54,10 @@ def read_status(
         names = set(fleets["fleet"].to_list())
         overrides = [o for o in list_overrides(con, now) if o.fleet in names]
         accuracy = read_accuracy(con, game_type)
-    return Status(fleets=fleets, overrides=overrides, accuracy=accuracy, now=now)
+        approvals = read_pending(con, names)
+    return Status(
+        fleets=fleets, overrides=overrides, accuracy=accuracy, now=now, approvals=approvals
+    )
 
 
 def _fmt(value: Any) -> str:

@@ -1,76 +1,145 @@
-"""``fleetcast approve``: answer a run paused for approval of large capacity changes (the same
-form as the Resume button of the Prefect UI), on the server of ``$PREFECT_API_URL``."""
+"""``fleetcast approve --fleet F | --game-type G [--note ...]``: apply the changes waiting for
+approval, each re-checked against its group now (``fleetcast reject`` records a refusal).
+
+A flow run paused for these changes (the approval form in the Prefect UI) is resumed with the
+same answer once nothing it waits for is pending any more, so it finishes now instead of
+waiting out its timeout. ``--wait SECONDS`` first waits for a change (and a run) to ask.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
 import time
+import uuid
 from typing import Any
 
 from fleetcast.config import Settings
 
-HELP = (
-    "approve (or with --reject, refuse) the large capacity changes of the newest flow run "
-    "paused for approval on $PREFECT_API_URL (or --flow-run ID); --wait SECONDS waits for a run "
-    "to ask; then waits for the run to finish and prints its state (exit 0 when Completed)"
-)
+HELP = "approve the capacity changes waiting for a fleet (or a game type): apply them, re-checked"
+RUN_ID = re.compile(r"\[([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\]")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--flow-run", default=None, help="the paused run's id (default: newest)")
-    parser.add_argument("--note", default="", help="why (kept with the decisions)")
-    parser.add_argument("--reject", action="store_true", help="refuse the changes instead")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--fleet")
+    where.add_argument("--game-type", help="every fleet of this game type with a change waiting")
+    parser.add_argument("--note", default="", help="why (stored with the decision)")
+    parser.add_argument("--id", dest="change_id", help="the change id (default: the newest)")
+    parser.add_argument("--by", dest="decided_by", help="who decides (default: cli:$USER)")
     parser.add_argument("--wait", type=float, default=0, metavar="SECONDS",
-                        help="wait for a run to pause for approval (default 0)")  # fmt: skip
+                        help="wait up to this long for a change to ask (default 0)")  # fmt: skip
     parser.add_argument("--finish-timeout", type=float, default=600, metavar="SECONDS",
-                        help="how long to wait for the run to finish (default 600)")  # fmt: skip
+                        help="how long a resumed run may take to finish (default 600)")  # fmt: skip
 
 
-def _paused(client: Any, flow_run: str | None) -> Any:
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
+def _waiting(settings: Settings, args: argparse.Namespace) -> list[Any]:
+    """The pending changes in scope; with --wait, once every one names the run waiting on it
+    (or the wait is over)."""
+    from fleetcast.resources import db
+    from fleetcast.stages.approval import list_changes
+    from models.names import check_name
 
-    if flow_run:
-        run = client.read_flow_run(flow_run)
-        return run if run.state and run.state.is_paused() else None
-    runs = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-        ),
-        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-        limit=1,
-    )
-    return runs[0] if runs else None
+    if args.game_type:
+        check_name("game type", args.game_type)
+    deadline = time.monotonic() + max(0.0, args.wait)
+    while True:
+        changes: list[Any] = []
+        if settings.db_path.exists():
+            with db.session(settings.db_path, read_only=True) as con:
+                changes = [
+                    c
+                    for c in list_changes(con, fleet=args.fleet)
+                    if (args.game_type is None or c.game_type == args.game_type)
+                    and (args.change_id is None or c.change_id == args.change_id)
+                ]
+        if args.fleet:
+            changes = changes[:1]  # the newest, as decide_change takes it
+        if (changes and all(c.waiting for c in changes)) or time.monotonic() >= deadline:
+            return changes
+        time.sleep(2)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def _resume(settings: Settings, decided: list[Any], approve: bool, note: str, wait: float) -> None:
+    """Resume each paused run whose changes are all decided now, and wait for it to finish."""
+    from prefect.settings import PREFECT_API_URL
+
+    from fleetcast.resources import db
+    from fleetcast.stages.approval import list_changes
+
+    runs = {m.group(1) for c in decided if c.waiting for m in [RUN_ID.search(c.waiting)] if m}
+    if not runs:
+        return
+    if not PREFECT_API_URL.value():
+        print("a flow run waits for these changes; set PREFECT_API_URL to resume it from here")
+        return
+    with db.session(settings.db_path, read_only=True) as con:
+        still = " ".join(c.waiting or "" for c in list_changes(con))
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
 
-    from tasks.approval import ScaleApproval
-
-    deadline = time.monotonic() + args.wait
     with get_client(sync_client=True) as client:
-        run = _paused(client, args.flow_run)
-        while run is None and time.monotonic() < deadline:
-            time.sleep(2)
-            run = _paused(client, args.flow_run)
-        if run is None:
-            print("no flow run is paused for approval")
-            return 1
-        answer = ScaleApproval(approve=not args.reject, note=args.note)
-        resume_flow_run(run.id, run_input=answer.model_dump())
-        print(f"{'rejected' if args.reject else 'approved'}: {run.name} ({run.id})")
-        finish = time.monotonic() + args.finish_timeout
-        state = client.read_flow_run(run.id).state
-        while state is not None and not state.is_final() and time.monotonic() < finish:
-            time.sleep(2)
-            state = client.read_flow_run(run.id).state
-    name = state.name if state is not None else "unknown"
-    print(f"{run.name}: {name}")
-    return 0 if state is not None and state.is_completed() else 1
+        for run_id in sorted(uuid.UUID(r) for r in runs if r not in still):
+            try:
+                run = client.read_flow_run(run_id)
+                if not (run.state and run.state.is_paused()):
+                    continue
+                answer = {"decision": "approve" if approve else "reject", "note": note}
+                resume_flow_run(run_id, run_input=answer)
+            except Exception as exc:  # the decision stands; the run stops waiting on its own
+                print(f"flow run {run_id} not resumed: {exc}")
+                continue
+            print(f"{'approved' if approve else 'rejected'}: {run.name} ({run_id})")
+            finish = time.monotonic() + wait
+            state = client.read_flow_run(run_id).state
+            while state is not None and not state.is_final() and time.monotonic() < finish:
+                time.sleep(2)
+                state = client.read_flow_run(run_id).state
+            print(f"{run.name}: {state.name if state is not None else 'unknown'}")
+
+
+def decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> int:
+    from fleetcast.config import capacity_backend
+    from fleetcast.stages.approval import (
+        ApprovalNotApplied,
+        NothingPending,
+        decide_change,
+        describe_change,
+    )
+    from models.clock import utcnow
+
+    changes = _waiting(settings, args)
+    verb = "approve" if approve else "reject"
+    if not changes:
+        scope = f"fleet {args.fleet}" if args.fleet else f"game type {args.game_type}"
+        print(f"nothing to {verb}: no change waits for {scope}")
+        return 2
+    backend = capacity_backend(settings)
+    decided, failed = [], 0
+    for c in changes:
+        try:
+            done = decide_change(
+                settings,
+                fleet=c.fleet,
+                approve=approve,
+                note=args.note,
+                decided_by=args.decided_by,
+                change_id=c.change_id,
+                backend=backend,
+            )
+        except NothingPending as exc:
+            print(f"nothing to {verb}: {exc}")
+            failed += 1
+            continue
+        except ApprovalNotApplied as exc:
+            print(str(exc))
+            failed += 1
+            continue
+        print(describe_change(done.change, utcnow()))
+        decided.append(c)
+    _resume(settings, decided, approve, args.note, args.finish_timeout)
+    return 2 if failed else 0
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return decide(args, settings, approve=True)

@@ -6,7 +6,10 @@ import argparse
 
 from fleetcast.config import Settings
 
-HELP = "show each fleet: last forecast, last decision and why, accuracy, overrides in force"
+HELP = (
+    "show each fleet: last forecast, last decision and why, accuracy, overrides in force, "
+    "changes waiting for approval"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +48,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         console.print(ov)
     else:
         console.print("overrides in force: none")
+
+    if status.approvals:
+        from fleetcast.stages.approval import describe_change
+
+        console.print("changes waiting for approval (fleetcast approve|reject --fleet F):")
+        for c in status.approvals:
+            console.print(f"  {describe_change(c, status.now or c.created_at)}", markup=False)
+    else:
+        console.print("changes waiting for approval: none")
 
     if status.accuracy is not None and status.accuracy.height:
         acc = status.accuracy.head(20)
