@@ -17,7 +17,8 @@ from fleetcast.interface.cli import main
 from fleetcast.resources import db
 from fleetcast.resources.logs import quiet_libraries
 from fleetcast.resources.registry import champion_sets, list_models
-from fleetcast.stages.forecasting import CSV_COLUMNS, forecast_all, latest_forecasts, train_all
+from fleetcast.stages.serving import CSV_COLUMNS, forecast_all, latest_forecasts
+from fleetcast.stages.training import train_all
 
 FAST = ("snaive24", "snaive168", "mstl")  # no Prophet fit where the test is not about Prophet
 START = datetime(1970, 1, 1)

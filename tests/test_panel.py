@@ -24,13 +24,13 @@ from fleetcast.resources.registry import (
     model_hash,
     store_panel,
 )
-from fleetcast.stages.forecasting import (
+from fleetcast.stages.serving import forecast_all
+from fleetcast.stages.training import (
     LARGE_PANEL,
     PANEL,
     _fit_panel,
     _panel_forecast_from,
     _plan_candidates,
-    forecast_all,
     train_all,
 )
 from models import global_gbm

@@ -629,7 +629,7 @@ def _train_small(settings: Settings, end: datetime) -> None:
     import numpy as np
     import polars as pl
 
-    from fleetcast.stages.forecasting import train_all
+    from fleetcast.stages.training import train_all
 
     ts = [end - timedelta(hours=120 - h) for h in range(120)]
     y = 1500 + 500 * np.sin(np.arange(120) * 2 * np.pi / 24)
@@ -658,7 +658,7 @@ def _tamper_all(settings: Settings) -> dict[str, str]:
 
 
 def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings) -> None:
-    from fleetcast.stages.forecasting import forecast_all
+    from fleetcast.stages.serving import forecast_all
     from models.clock import utcnow
 
     url = aws_settings.aws_endpoint_url or ""
@@ -683,7 +683,7 @@ def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings)
 def test_r15_r04_refused_models_alone_keep_the_fleet_in_the_hourly_cycle(
     aws_settings: Settings,
 ) -> None:
-    from fleetcast.stages.forecasting import forecast_all
+    from fleetcast.stages.serving import forecast_all
     from models.clock import utcnow
 
     url = aws_settings.aws_endpoint_url or ""
