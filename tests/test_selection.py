@@ -160,7 +160,9 @@ def test_regularize_fills_gaps_and_truncates_to_hour() -> None:
     )
     out = regularize(frame)
     assert list(out["ds"].dt.hour) == [0, 1, 2, 3]
-    assert out["y"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    # the missing hour 2 is filled from the past only (the last value: no day back yet), not
+    # interpolated towards hour 3's value
+    assert out["y"].tolist() == [1.0, 2.0, 2.0, 4.0]
     assert frame["ds"].iloc[0].minute == 10  # the argument is not mutated
 
 
