@@ -50,7 +50,12 @@ from fleetcast.resources.aws import AwsBackend, botocore_config
 from fleetcast.resources.db import DatabaseBusy
 from fleetcast.resources.landing import PathRefused
 from fleetcast.resources.locking import RunLockTimeout, run_lock
-from fleetcast.resources.registry import ModelIntegrityError, champion_sets, load_model
+from fleetcast.resources.registry import (
+    ModelIntegrityError,
+    champion_sets,
+    load_model,
+    model_key,
+)
 from fleetcast.stages.allocate import allocate
 from fleetcast.stages.ingest import ingest_paths
 from fleetcast.stages.orchestration import is_transient_error
@@ -654,7 +659,8 @@ def _tamper_all(settings: Settings) -> dict[str, str]:
                              params=[mid]).fetchall()  # fmt: skip
         with pytest.raises(ModelIntegrityError, match="sha256"):
             load_model(text2, sha, mid)
-        return dict(next(iter(champion_sets(con).values())).refused)
+        sets = champion_sets(con, mac_key=model_key(settings))
+        return dict(next(iter(sets.values())).refused)
 
 
 def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings) -> None:

@@ -31,6 +31,7 @@ from fleetcast.resources.registry import (
     SeriesKey,
     champion_sets,
     load_panel,
+    model_key,
 )
 from fleetcast.stages.histories import events_for, load_events, load_histories
 from fleetcast.stages.training import PANEL, long_series, panel_frame
@@ -40,6 +41,7 @@ from models.selection import (
     FORECASTERS,
     PrecomputedForecaster,
     SeriesForecast,
+    base_of,
     forecast_series,
 )
 
@@ -75,6 +77,7 @@ def _panel_forecasts(
     sets: dict[SeriesKey, object],
     histories: dict[SeriesKey, pd.DataFrame],
     horizon: int,
+    mac_key: bytes,
 ) -> dict[SeriesKey, PrecomputedForecaster]:
     """Forecast every series whose chain holds a panel model, one prediction pass per panel from
     the stored model (hash checked; no refit). A refused model goes into the series' ``refused``
@@ -89,7 +92,7 @@ def _panel_forecasts(
     out: dict[SeriesKey, PrecomputedForecaster] = {}
     for (panel_id, sha), keys in groups.items():
         try:
-            fitted = global_gbm.loads(load_panel(con, panel_id, sha))
+            fitted = global_gbm.loads(load_panel(con, panel_id, sha, mac_key=mac_key))
         except ModelIntegrityError as exc:
             for k in keys:
                 sets[k].refused[PANEL] = str(exc)  # type: ignore[attr-defined]
@@ -135,14 +138,15 @@ def forecast_all(
     if horizon < 1 or horizon > 24 * 60:
         raise ValueError(f"horizon must be 1..1440 hours, got {horizon}")
     quiet_libraries()
+    mac_key = model_key(settings)
     with db.session(settings.db_path) as con:
-        sets = champion_sets(con, game_type, metric)
+        sets = champion_sets(con, game_type, metric, mac_key=mac_key)
         histories = load_histories(con, game_type, metric)
         events = load_events(con)
         if metrics is not None:
             chosen = set(metrics)
             sets = {k: v for k, v in sets.items() if k.metric in chosen}
-        panel = _panel_forecasts(con, sets, histories, horizon)  # type: ignore[arg-type]
+        panel = _panel_forecasts(con, sets, histories, horizon, mac_key)  # type: ignore[arg-type]
     if not sets:
         raise RuntimeError(
             "no trained models"
@@ -162,7 +166,7 @@ def forecast_all(
         if isinstance(res, Exception):
             failures.append(f"{cs.key.label()}: {res}")
             continue
-        base = res.model.split("+")[0]
+        model_id = cs.model_ids.get(res.model) or cs.model_ids.get(base_of(res.model))
         f = res.frame
         parts.append(
             pl.DataFrame(
@@ -176,7 +180,7 @@ def forecast_all(
                     "yhat_upper": f["yhat_upper"].to_numpy(dtype=float),
                     "model": [res.model] * len(f),
                     "yhat_q90": f["yhat_q90"].to_numpy(dtype=float),
-                    "model_id": [cs.model_ids.get(base)] * len(f),
+                    "model_id": [model_id] * len(f),
                     "note": ["; ".join(res.notes)[:1000] or None] * len(f),
                 },
                 schema_overrides={"model_id": pl.String, "note": pl.String},

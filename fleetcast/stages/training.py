@@ -37,6 +37,7 @@ from fleetcast.resources.logs import quiet_libraries
 from fleetcast.resources.pool import run_jobs
 from fleetcast.resources.registry import (
     SeriesKey,
+    model_key,
     prune_panels,
     store_panel,
     store_training,
@@ -339,6 +340,7 @@ def train_all(
         cost=lambda job: len(job[1]),  # a fit's cost grows with its history
     )
     trained_at, train_run = db.utcnow(), uuid.uuid4().hex
+    mac_key = model_key(settings)
     with db.session(settings.db_path) as con, db.transaction(con):
         refs: dict[str, dict[str, object]] = {}
         for fit in panels:
@@ -357,6 +359,7 @@ def train_all(
                 },  # fmt: skip
                 train_run=train_run,
                 trained_at=trained_at,
+                mac_key=mac_key,
                 note=fit.note[:500],
             )
             refs[fit.metric] = {"kind": PANEL, "panel_id": fit.panel_id, "panel_sha256": fit.sha256,
@@ -369,7 +372,12 @@ def train_all(
                 ref = refs.get(result.key.metric)
                 cand.model = dict(ref) if ref is not None else None
             result.model_ids = store_training(
-                con, result.key, training, train_run=train_run, trained_at=trained_at
+                con,
+                result.key,
+                training,
+                train_run=train_run,
+                trained_at=trained_at,
+                mac_key=mac_key,
             )
         prune_panels(con)
     return [r for r, _ in done]
