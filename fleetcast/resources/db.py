@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -16,11 +15,6 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 class DatabaseBusy(RuntimeError):
     """Another process holds the DuckDB file's write lock."""
-
-
-def utcnow() -> datetime:
-    """Now as the database stores timestamps: UTC, naive."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @cache

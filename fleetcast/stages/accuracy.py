@@ -14,6 +14,7 @@ from fleetcast.config import Settings
 from fleetcast.resources import db
 from fleetcast.resources.registry import SeriesKey
 from models.accuracy import RetrainPolicy, realised_accuracy, retrain_flags
+from models.clock import utcnow
 
 
 def series_needing_retrain(con: duckdb.DuckDBPyConnection) -> list[tuple[SeriesKey, str]]:
@@ -35,7 +36,7 @@ def score_accuracy(settings: Settings, policy: RetrainPolicy | None = None) -> p
             scales,
         )
         scored = retrain_flags(realised, backtest, policy or RetrainPolicy()).with_columns(
-            pl.lit(db.utcnow()).cast(pl.Datetime("us")).alias("scored_at")
+            pl.lit(utcnow()).cast(pl.Datetime("us")).alias("scored_at")
         )
         if scored.height:
             with db.transaction(con):

@@ -36,6 +36,7 @@ from fleetcast.resources.registry import (
 from fleetcast.stages.histories import events_for, load_events, load_histories
 from fleetcast.stages.training import PANEL, long_series, panel_frame
 from models import global_gbm
+from models.clock import utcnow
 from models.names import check_name
 from models.selection import (
     FORECASTERS,
@@ -160,7 +161,7 @@ def forecast_all(
                 lambda j: _forecast_one(j[0], j[1], events, horizon, panel.get(j[0].key)), jobs
             )
         )
-    run_id, created_at = uuid.uuid4().hex, db.utcnow()
+    run_id, created_at = uuid.uuid4().hex, utcnow()
     parts, failures = [], []
     for (cs, _), res in zip(jobs, results, strict=True):
         if isinstance(res, Exception):

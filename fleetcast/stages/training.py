@@ -45,6 +45,7 @@ from fleetcast.resources.registry import (
 from fleetcast.stages.accuracy import series_needing_retrain
 from fleetcast.stages.histories import events_for, load_events, load_histories
 from models import global_gbm
+from models.clock import utcnow
 from models.selection import (
     CHEAP_CANDIDATES,
     ENSEMBLES,
@@ -339,7 +340,7 @@ def train_all(
         slow=any(slow_candidates(c) for _, _, c, _ in jobs),
         cost=lambda job: len(job[1]),  # a fit's cost grows with its history
     )
-    trained_at, train_run = db.utcnow(), uuid.uuid4().hex
+    trained_at, train_run = utcnow(), uuid.uuid4().hex
     mac_key = model_key(settings)
     with db.session(settings.db_path) as con, db.transaction(con):
         refs: dict[str, dict[str, object]] = {}
