@@ -37,7 +37,7 @@ import polars as pl
 if __package__ in (None, ""):  # run as a script: make the repo importable (no effect on import)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.m4_product import run_step  # noqa: E402
+from benchmarks.m4_product import read_forecasts, run_step  # noqa: E402
 from models.baselines import MSTLForecaster, SeasonalNaive, regularize  # noqa: E402
 from models.hourly import to_hourly  # noqa: E402
 from models.m4_scoring import score_frame  # noqa: E402
@@ -121,25 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     timings = [run_step(name, cmd, env) for name, cmd in steps.items()]
 
-    product = pl.read_csv(out, try_parse_dates=True).select(
-        pl.col("game_type").alias("unique_id"),
-        pl.col("ts").cast(pl.Datetime("us")).alias("ds"),
-        "yhat",
-        "yhat_lower",
-        "yhat_upper",
-        "model",
-    )
-    import duckdb  # noqa: PLC0415 - only needed here
-
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        q90 = con.sql(
-            "select game_type as unique_id, cast(ts as timestamp) as ds, yhat_q90 as q90 "
-            "from forecasts where run_id = (select run_id from forecasts "
-            "order by created_at desc limit 1)"
-        ).pl()
-    product = product.join(
-        q90.with_columns(pl.col("ds").cast(pl.Datetime("us"))), on=["unique_id", "ds"]
-    )
+    product = read_forecasts(out, db_path, pl.col("game_type"))
     history, fc = baselines(train)
     intervals = [("q90_upper", None, "q90"), ("80_two_sided", "yhat_lower", "yhat_upper")]
     rows = []

@@ -353,6 +353,44 @@ def _forecasters(names: Sequence[str] | None) -> dict[str, Forecaster]:
     return {n: FORECASTERS[n]() for n in chosen}
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """One CV origin: whether it is scored, its actuals and in-sample part, and when it is."""
+
+    scored: bool
+    actual: np.ndarray
+    insample: np.ndarray
+    season: int
+    when: str
+
+    def keep(
+        self,
+        name: str,
+        got: pd.DataFrame | Exception,
+        per_origin: dict[str, list[pd.DataFrame | None]],
+        scores: dict[str, list[tuple[float, float, float]]],
+        errors: dict[str, str],
+    ) -> None:
+        """Record a candidate's forecast at this origin (scored if the origin is), or its
+        failure: at a scored origin it sinks the candidate; at a calibration-only origin it
+        only costs the intervals."""
+        if isinstance(got, Exception):
+            per_origin[name].append(None)
+            if self.scored:
+                errors.setdefault(name, f"CV at {self.when}: {got}")
+            return
+        per_origin[name].append(got)
+        if self.scored:
+            scores[name].append(_score(got, self.actual, self.insample, self.season))
+
+
+def _fit_forecast(
+    fc: Forecaster, past: pd.DataFrame, horizon: int, events: pd.DataFrame | None
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    model = fc.fit(past, events)
+    return model, _usable(fc.predict(model, past, horizon, events), horizon)
+
+
 def train_series(
     history: pd.DataFrame,
     events: pd.DataFrame | None = None,
@@ -404,46 +442,31 @@ def train_series(
         actual = y[cut : cut + config.horizon]
         insample = y[:cut]
         past = hist.iloc[:cut].reset_index(drop=True)
-        prophet_model: dict[str, Any] | None = None
+        fitted_here: dict[str, dict[str, Any]] = {}  # models fitted at this origin
+        at = _Origin(scored, actual, insample, config.season, str(hist["ds"].iloc[cut - 1]))
+        h = config.horizon
         for name, fc in cands.items():
             try:
-                fitted = fc.fit(past, events)
-                if name == EVENT_SOURCE:
-                    prophet_model = fitted
-                frame = _usable(fc.predict(fitted, past, config.horizon, events), config.horizon)
-                per_origin[name].append(frame)
-                if scored:
-                    scores[name].append(_score(frame, actual, insample, config.season))
+                fitted_here[name], got = _fit_forecast(fc, past, h, events)
             except Exception as exc:  # any failure sinks the candidate, recorded
-                per_origin[name].append(None)
-                if scored:  # a calibration-only origin failing only costs the intervals
-                    errors.setdefault(name, f"CV at {hist['ds'].iloc[cut - 1]}: {exc}")
+                got = exc
+            at.keep(name, got, per_origin, scores, errors)
         for name in variants:
             try:
-                if prophet_model is None:
+                source = fitted_here.get(EVENT_SOURCE)
+                if source is None:
                     raise CandidateFailed(f"no {EVENT_SOURCE} model at this origin")
-                frame = _lifted(
-                    cands[base_of(name)], past, config.horizon, events,
-                    cands[EVENT_SOURCE], prophet_model,
-                )  # fmt: skip
-                per_origin[name].append(frame)
-                if scored:
-                    scores[name].append(_score(frame, actual, insample, config.season))
+                got = _lifted(cands[base_of(name)], past, h, events, cands[EVENT_SOURCE], source)
             except Exception as exc:
-                per_origin[name].append(None)
-                if scored:  # a calibration-only origin failing only costs the intervals
-                    errors.setdefault(name, f"CV at {hist['ds'].iloc[cut - 1]}: {exc}")
+                got = exc
+            at.keep(name, got, per_origin, scores, errors)
         for name, members in ens.items():
             frames = [per_origin[m][-1] for m in members if m in per_origin and per_origin[m]]
             try:
-                frame = _ensemble([f for f in frames if f is not None])
-                per_origin[name].append(frame)
-                if scored:
-                    scores[name].append(_score(frame, actual, insample, config.season))
+                got = _ensemble([f for f in frames if f is not None])
             except Exception as exc:
-                per_origin[name].append(None)
-                if scored:  # a calibration-only origin failing only costs the intervals
-                    errors.setdefault(name, f"CV at {hist['ds'].iloc[cut - 1]}: {exc}")
+                got = exc
+            at.keep(name, got, per_origin, scores, errors)
 
     cv_actuals = [y[cut : cut + config.horizon] for cut in all_cuts]
     cv_scales = [mase_scale(y[:cut], config.season) for cut in all_cuts]
