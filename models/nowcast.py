@@ -38,8 +38,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-WEEK = 168
-DAY = 24
+from models.hourly import DAY, WEEK
+
 _TINY = 1e-9
 # Upper quantile of past errors used for sizing. 0.95 rather than 0.9: on the replay (sample
 # fleets, M4 H1-H20) it gives fewer hours short at the same idle than 0.9 (idle +7%), most

@@ -40,6 +40,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
+from models.hourly import DAY, WEEK
 from models.nowcast import EventWindow, NowcastConfig, Nowcaster
 from models.policy import (
     Decision,
@@ -50,8 +51,6 @@ from models.policy import (
     decide,
 )
 
-WEEK = 168
-DAY = 24
 _EPS = 1e-9
 
 

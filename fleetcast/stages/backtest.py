@@ -22,8 +22,9 @@ import polars as pl
 
 from fleetcast.resources import db
 from fleetcast.stages.fleets import load_fleets
+from models.hourly import WEEK, to_hourly
 from models.names import check_name
-from models.nowcast import DEFAULT_QUANTILE, WEEK, EventWindow, NowcastConfig
+from models.nowcast import DEFAULT_QUANTILE, EventWindow, NowcastConfig
 from models.policy import FleetSpec
 from models.replay import ReplayResult, replay
 
@@ -94,17 +95,12 @@ def load_series(
             f"no {req.metric!r} data for {req.game_type}/{req.region} between {since} and "
             f"{until}: check --game-type/--region/--metric or ingest data first"
         )
-    frame = (
-        frame.with_columns(pl.col("ts").dt.truncate("1h"))
-        .group_by("ts")
-        .agg(pl.col("value").mean())
-        .sort("ts")
-    )
-    first = frame["ts"][0]
-    grid = pl.DataFrame({"ts": pl.datetime_range(first, until, "1h", eager=True, time_unit="us")})
-    full = grid.join(frame.with_columns(pl.col("ts").cast(pl.Datetime("us"))), on="ts", how="left")
-    values = full["value"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-    return list(full["ts"].to_list()), values
+    values = frame["value"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    first, grid = to_hourly(frame["ts"].cast(pl.Datetime("us")).to_numpy(), values, end=until)
+    if first is None:
+        raise ValueError(f"no {req.metric!r} values for {req.game_type}/{req.region} by {until}")
+    start: datetime = first.astype("datetime64[us]").item()
+    return [start + timedelta(hours=i) for i in range(grid.size)], grid
 
 
 def load_events(
