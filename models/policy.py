@@ -7,7 +7,8 @@ Order of the rules in :func:`decide` (each one named in the decision's ``reason`
 
 1. fail-static checks (fleet config, forecast missing / stale / NaN / negative, model error);
 2. predictive need: the upper quantile of the forecast over the window that starts one lead
-   time ahead, times any multiplier override, plus the fixed margin
+   time ahead (every forecast period the window overlaps: the hours the new capacity will
+   actually serve, also for leads that are not whole hours), times any multiplier override, plus the fixed margin
    (``required = upper * (1 + margin)``), divided by one instance's capacity per resource,
    rounded up, largest over resources;
 3. reactive floor: below observed demand now x (1 + margin), scale up to it (target
@@ -274,14 +275,23 @@ def _bad(value: float) -> bool:
     return not math.isfinite(value) or value < 0
 
 
+def _point_step(fc: SeriesForecast, default: timedelta) -> timedelta:
+    """The forecast's grid step (smallest spacing of its points; ``default`` for one point)."""
+    times = sorted(p.ts for p in fc.points)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b > a]
+    return min(gaps) if gaps else default
+
+
 def _window_upper(
     fc: SeriesForecast, start: datetime, end: datetime, step: timedelta
 ) -> tuple[float | None, str | None]:
-    """Largest upper quantile over [start, end) (or the point whose step covers ``start``)."""
-    pts = [p for p in fc.points if start <= p.ts < end]
-    if not pts:
-        pts = [p for p in fc.points if start - step < p.ts <= start]
-        pts = pts[-1:]
+    """Largest upper quantile over the points whose period overlaps [start, end).
+
+    A point at ``ts`` stands for [ts, ts + grid step) (an hourly forecast sizes its whole
+    hour), so with a 45-minute lead at 05:20 the window [06:05, 07:05) is sized by the 06:00
+    and 07:00 points. ``step``: the period of a lone point (no grid to infer it from)."""
+    grid = _point_step(fc, step)
+    pts = [p for p in fc.points if p.ts < end and p.ts + grid > start]
     if not pts:
         return None, f"forecast of {fc.metric} does not cover {start:%Y-%m-%d %H:%M}"
     for p in pts:

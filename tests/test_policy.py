@@ -459,3 +459,33 @@ def test_default_stabilisation_holds_at_an_hourly_cadence() -> None:
     hist = [(NOW - 2 * H, 20), (NOW - H, 4)]
     d = decide(inp(fleet=f, current=20, forecasts=low, observed={"players": 300}, history=hist))
     assert d.target == 4
+
+
+def test_a_sub_hour_lead_sizes_every_hour_the_new_capacity_covers() -> None:
+    """At 05:20 with a 45-minute lead, capacity sent now serves from 06:05 to the next
+    decision's 07:05: the 06:00 hour (a 500-player peak) must be sized, not only 07:00."""
+    now = datetime(2024, 5, 1, 5, 20)
+    pts = tuple(
+        ForecastPoint(datetime(2024, 5, 1, h), v, v)
+        for h, v in ((5, 120.0), (6, 500.0), (7, 120.0), (8, 120.0))
+    )
+    fc = SeriesForecast("players", pts, now - timedelta(minutes=10), "prophet", "run-1")
+    d = decide(
+        PolicyInput(
+            fleet=fleet(lead_time_minutes=45, safety_margin=0.0),
+            now=now,
+            current=2,
+            forecasts={"players": fc},
+        )
+    )
+    assert d.target == 5  # 500 players / 100 per instance, not 120 / 100 -> 2
+    # a whole-hour lead at the hour still sizes exactly one hour (07:00 from 06:00)
+    d = decide(
+        PolicyInput(
+            fleet=fleet(lead_time_minutes=60, safety_margin=0.0),
+            now=datetime(2024, 5, 1, 6, 0),
+            current=2,
+            forecasts={"players": fc},
+        )
+    )
+    assert d.target == 2
