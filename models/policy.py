@@ -8,9 +8,9 @@ Order of the rules in :func:`decide` (each one named in the decision's ``reason`
 1. fail-static checks (fleet config, forecast missing / stale / NaN / negative, model error);
 2. predictive need: the upper quantile of the forecast over the window that starts one lead
    time ahead (every forecast period the window overlaps: the hours the new capacity will
-   actually serve, also for leads that are not whole hours), times any multiplier override, plus the fixed margin
-   (``required = upper * (1 + margin)``), divided by one instance's capacity per resource,
-   rounded up, largest over resources;
+   actually serve, also for leads that are not whole hours), times any multiplier override,
+   plus the fixed margin (``required = upper * (1 + margin)``), divided by one instance's
+   capacity per resource, rounded up, largest over resources;
 3. reactive floor: below observed demand now x (1 + margin), scale up to it (target
    tracking); otherwise never below what observed demand needs now (no margin);
 4. scale-in only with observed demand, after the stabilisation window (highest recommendation

@@ -33,22 +33,23 @@ hours short / unserved are reported there.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
-from models.nowcast import EventWindow, NowcastConfig, Nowcaster
-from models.policy import (
-    Decision,
-    FleetSpec,
-    ForecastPoint,
-    PolicyInput,
-    SeriesForecast,
-    decide,
+from models.decision import (
+    DecisionData,
+    DecisionForecaster,
+    FleetState,
+    decide_fleet,
+    lead_offsets,
+    observed_demand,
 )
+from models.nowcast import EventWindow, NowcastConfig
+from models.policy import Decision, FleetSpec, Override, SeriesForecast
 
 WEEK = 168
 DAY = 24
@@ -223,6 +224,16 @@ def _check_grid(ts: Sequence[datetime]) -> None:
             )
 
 
+def serving_window(lead_minutes: int, decision_minute: int) -> tuple[int, int]:
+    """Offsets (lo, hi) such that the capacity serving hour ``t`` is the smallest target
+    decided at hours ``t + lo .. t + hi``: the capacity at the middle of the hour (``t:30``)
+    is what was requested at least one lead earlier (scale-out arrives after the lead), lowered
+    by any later decision made before ``t:30`` (scale-in takes effect when it is sent)."""
+    hi = math.floor((30 - decision_minute) / 60)
+    lo = math.floor((30 - lead_minutes - decision_minute) / 60)
+    return lo, hi
+
+
 def replay(
     ts: Sequence[datetime],
     demand: Sequence[float],
@@ -236,77 +247,97 @@ def replay(
     events: Sequence[EventWindow] = (),
     warmup: int = 24,
     calibrate_to_plan: bool = False,
+    lead_minutes: int | None = None,
+    decision_minute: int = 0,
+    initial: int | None = None,
+    overrides: Sequence[Override] = (),
+    stored: Callable[[datetime], Mapping[str, SeriesForecast]] | None = None,
+    observed_max_age: timedelta = timedelta(minutes=120),
+    max_forecast_age: timedelta = timedelta(hours=6),
 ) -> ReplayResult:
-    """Replay hours ``start..end`` (inclusive); see the module docstring."""
+    """Replay hours ``start..end`` (inclusive); see the module docstring.
+
+    Each decision is :func:`models.decision.decide_fleet`, the function ``fleetcast scale``
+    calls, at ``ts[d] + decision_minute`` with the forecaster fed to hour ``d``. ``lead_minutes``
+    (default ``lead`` hours) is the fleet's lead; ``initial`` the desired capacity before the
+    first decision (default: none known); ``stored``: the stored forecasts at a time (used
+    while the series is too short for the nowcast); ``events`` only with the what-if
+    ``NowcastConfig`` path (they are not part of the live decision)."""
     ts = list(ts)
     y = np.asarray(demand, dtype=float)
     if len(ts) != y.size or not ts:
         raise ValueError("ts and demand must be non-empty and of equal length")
-    if lead < 1:
-        raise ValueError(f"lead must be at least 1 hour, got {lead}")
+    lead_min = lead * 60 if lead_minutes is None else lead_minutes
+    if lead_min < 1:
+        raise ValueError(f"lead must be at least 1 minute, got {lead_min}")
+    if not 0 <= decision_minute < 60:
+        raise ValueError(f"decision_minute must be in [0, 60), got {decision_minute}")
     _check_grid(ts)
     if start not in ts or end not in ts or end < start:
         raise ValueError(f"start {start} and end {end} must be hours of the series, start <= end")
     i0, i1 = ts.index(start), ts.index(end)
     unit = spec.capacity_players
-    fleet = replace(spec, lead_time_minutes=lead * 60, window_minutes=60)
+    fleet = replace(spec, lead_time_minutes=lead_min)
     metric = fleet.demand_metric
+    ref_lead = max(1, math.ceil((lead_min + decision_minute) / 60))  # hours the references lead
+    lo, hi = serving_window(lead_min, decision_minute)
 
     cfg = config or NowcastConfig()
     if calibrate_to_plan and cfg.plan_margin is None:
-        # size the forecast's margin for the plan the policy makes from it: the larger of the
-        # upper quantile and the observed-demand floor, both times (1 + safety margin)
         cfg = replace(cfg, plan_margin=fleet.safety_margin)
-    nc = Nowcaster(lead, cfg, events)
-    first_decision = max(0, i0 - lead - warmup)
+    offsets = lead_offsets(lead_min, fleet.window_minutes, decision_minute)
+    fcr = DecisionForecaster(offsets, cfg, events)  # events: what-if only (not used live)
+    first_decision = max(0, i0 + lo - warmup)
     cap_inst = np.full(y.size, np.nan)
     fc_yhat = np.full(y.size, np.nan)
     fc_upper = np.full(y.size, np.nan)
-    current: int | None = None
+    current: int | None = initial
     history: list[tuple[datetime, int]] = []
     decisions: list[Decision] = []
     stab = timedelta(minutes=fleet.scale_in_stabilisation_minutes + 60)
-    for d in range(0, i1 - lead + 1):
-        nc.observe(ts[d], float(y[d]))
-        fc = nc.forecast()
+    age_h = math.ceil(observed_max_age.total_seconds() / 3600) + 1
+    last = min(i1 + hi, y.size - 1)
+    for d in range(0, last + 1):
+        fcr.observe(ts[d], float(y[d]))
         if d < first_decision:
             continue
-        now = ts[d]
-        target_ts = now + timedelta(hours=lead)
-        forecasts = {}
-        error = None
-        if fc is None:
-            error = "no forecast yet (no history)"
-        else:
-            forecasts[metric] = SeriesForecast(
-                metric=metric,
-                points=(ForecastPoint(target_ts, fc.yhat, fc.upper),),
-                created_at=now,
-                model=f"nowcast-{fc.shape_source}",
-            )
-            fc_yhat[d + lead] = fc.yhat
-            fc_upper[d + lead] = fc.upper
-        observed = {metric: float(y[d])} if math.isfinite(y[d]) else {}
-        dec = decide(
-            PolicyInput(
-                fleet=fleet,
-                now=now,
-                current=current,
-                forecasts=forecasts,
-                observed=observed,
-                history=tuple(history),
-                forecast_error=error,
-            )
+        now = ts[d] + timedelta(minutes=decision_minute)
+        a = max(0, d - age_h)
+        obs = observed_demand(ts[a : d + 1], y[a : d + 1].tolist(), now, observed_max_age)
+        data = DecisionData(
+            forecaster=fcr,
+            stored=stored(now) if stored is not None and not fcr.ready() else {},
+            observed={metric: obs} if obs is not None else {},
+        )
+        dec = decide_fleet(
+            fleet,
+            now,
+            data,
+            FleetState(current=current, overrides=overrides, history=tuple(history)),
+            max_forecast_age=max_forecast_age,
         )
         decisions.append(dec)
         current = dec.target
         history.append((now, dec.recommended))
         history = [(t, r) for t, r in history if t >= now - stab]
-        cap_inst[d + lead] = dec.target
+        cap_inst[d] = dec.target
+        if fcr.ready() and d + ref_lead < y.size:
+            point = fcr.series_forecast(metric).points[min(ref_lead, max(offsets)) - 1]
+            fc_yhat[d + ref_lead] = point.yhat
+            fc_upper[d + ref_lead] = point.upper
 
+    # serving capacity of hour t: the smallest target decided at t + lo .. t + hi
+    before = initial if initial is not None else (decisions[0].target if decisions else 0)
+    filled = np.where(np.isnan(cap_inst), np.nan, cap_inst)
+    filled[:first_decision] = before
+    serving = np.full(y.size, np.nan)
+    for t in range(i0, i1 + 1):
+        window = filled[max(0, t + lo) : min(y.size, t + hi + 1)]
+        serving[t] = np.nanmin(window) if window.size and not np.isnan(window).all() else before
+    lead = ref_lead
     sl = slice(i0, i1 + 1)
     dem = y[sl]
-    cap = cap_inst[sl] * unit
+    cap = serving[sl] * unit
     lo, hi = fleet.min_size, fleet.max_size
     r_base = reactive_base(y, lead)[sl]
     s_base = seasonal_base(y, lead)[sl]

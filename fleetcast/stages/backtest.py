@@ -21,10 +21,12 @@ import numpy as np
 import polars as pl
 
 from fleetcast.resources import db
+from fleetcast.stages.allocate import list_overrides, load_forecast
+from fleetcast.stages.decide import load_hourly
 from fleetcast.stages.fleets import load_fleets
 from models.names import check_name
 from models.nowcast import DEFAULT_QUANTILE, WEEK, EventWindow, NowcastConfig
-from models.policy import FleetSpec
+from models.policy import FleetSpec, SeriesForecast
 from models.replay import ReplayResult, replay
 
 CSV_COLUMNS = ("ts", "game_type", "region", "metric", "demand", "forecast", "capacity")
@@ -41,18 +43,26 @@ class BacktestRequest:
     end: datetime | None = None  # last scored hour (default: the newest hour of the series)
     unit_capacity: float | None = None  # metric units one instance serves (no fleets row)
     margin: float = 0.1  # the references' margin (and the policy's when no fleets row)
-    history_hours: int = 5 * WEEK  # history loaded before start (shape weeks + warm-up)
+    history_hours: int = 7 * WEEK  # history loaded before start (the nowcast's memory)
     policy_margin: float | None = None  # what-if: the policy's safety margin (default: fleet's)
     tolerance: float | None = None  # what-if: the policy's tolerance band (default: fleet's)
     quantile: float = DEFAULT_QUANTILE  # the nowcast's upper quantile used for sizing
     use_events: bool = False  # mask event hours from the shape, learn an uplift per kind
+    lead_minutes: int | None = None  # the lead in minutes (replaces ``lead``; e.g. 45)
+    decision_minute: int = 0  # minute of the hour the decisions are taken at
+    warmup_hours: int = 24  # decisions replayed before the first scored hour
+    initial_capacity: int | None = None  # desired capacity before the first decision
 
     def __post_init__(self) -> None:
         check_name("game type", self.game_type)
         check_name("region", self.region)
         check_name("metric", self.metric)
-        if self.lead < 1:
+        if self.lead_minutes is None and self.lead < 1:
             raise ValueError(f"--lead must be at least 1 hour, got {self.lead}")
+        if self.lead_minutes is not None and self.lead_minutes < 1:
+            raise ValueError(f"--lead-minutes must be at least 1, got {self.lead_minutes}")
+        if not 0 <= self.decision_minute < 60:
+            raise ValueError(f"--decision-minute must be in [0, 60), got {self.decision_minute}")
         if self.unit_capacity is not None and not (
             math.isfinite(self.unit_capacity) and self.unit_capacity > 0
         ):
@@ -78,33 +88,15 @@ def load_series(
     con: duckdb.DuckDBPyConnection, req: BacktestRequest, since: datetime, until: datetime
 ) -> tuple[list[datetime], np.ndarray]:
     """The series on a full hourly grid from ``since`` (or its first hour) to ``until``;
-    missing hours are NaN. Values within one hour are averaged (sub-hourly input)."""
-    frame = con.sql(
-        db.sql("backtest_series"),
-        params={
-            "game_type": req.game_type,
-            "region": req.region,
-            "metric": req.metric,
-            "since": since,
-            "until": until,
-        },
-    ).pl()
-    if frame.is_empty():
+    missing hours are NaN. Values within one hour are averaged (sub-hourly input). The same
+    loader as the live decision (:func:`fleetcast.stages.decide.load_hourly`)."""
+    ts, values = load_hourly(con, req.game_type, req.region, req.metric, since, until)
+    if not ts:
         raise ValueError(
             f"no {req.metric!r} data for {req.game_type}/{req.region} between {since} and "
             f"{until}: check --game-type/--region/--metric or ingest data first"
         )
-    frame = (
-        frame.with_columns(pl.col("ts").dt.truncate("1h"))
-        .group_by("ts")
-        .agg(pl.col("value").mean())
-        .sort("ts")
-    )
-    first = frame["ts"][0]
-    grid = pl.DataFrame({"ts": pl.datetime_range(first, until, "1h", eager=True, time_unit="us")})
-    full = grid.join(frame.with_columns(pl.col("ts").cast(pl.Datetime("us"))), on="ts", how="left")
-    values = full["value"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-    return list(full["ts"].to_list()), values
+    return ts, values
 
 
 def load_events(
@@ -188,6 +180,12 @@ def run_backtest(
     spec = fleet_spec(con, req)
     if config is None:
         config = NowcastConfig(quantile=req.quantile)
+    overrides = list_overrides(con, start, fleet=spec.fleet, include_inactive=True)
+
+    def stored(now: datetime) -> dict[str, SeriesForecast]:
+        fc = load_forecast(con, req.game_type, req.region, req.metric, now)
+        return {req.metric: fc} if fc is not None else {}
+
     result = replay(
         ts,
         values.tolist(),
@@ -198,6 +196,12 @@ def run_backtest(
         margin=req.margin,
         config=config,
         events=events,
+        lead_minutes=req.lead_minutes,
+        decision_minute=req.decision_minute,
+        warmup=req.warmup_hours,
+        initial=req.initial_capacity,
+        overrides=overrides,
+        stored=stored,
     )
     return result, spec
 

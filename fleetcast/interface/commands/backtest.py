@@ -33,8 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first replayed hour, ISO 8601 (UTC if no offset)")  # fmt: skip
     parser.add_argument("--end", type=_iso, default=None,
                         help="last replayed hour (default: newest hour of the series)")  # fmt: skip
-    parser.add_argument("--lead", type=int, required=True,
-                        help="hours between a decision and the hour it sizes")  # fmt: skip
+    parser.add_argument("--lead", type=int, default=None,
+                        help="hours between a decision and the hour it sizes (or --lead-minutes)"
+                        )  # fmt: skip
+    parser.add_argument("--lead-minutes", type=int, default=None,
+                        help="the lead in minutes, e.g. 45 (sizes every hour the new capacity "
+                        "serves; replaces --lead)")  # fmt: skip
+    parser.add_argument("--decision-minute", type=int, default=0,
+                        help="minute of the hour the replayed decisions are taken at (default 0)"
+                        )  # fmt: skip
     parser.add_argument("--unit-capacity", type=float, default=None,
                         help="metric units one instance serves (needed without a fleets row; "
                         "overrides the row's capacity when given)")  # fmt: skip
@@ -60,13 +67,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from fleetcast.resources import db
     from fleetcast.stages.backtest import BacktestRequest, format_table, run_backtest, write_plan
 
+    if args.lead is None and args.lead_minutes is None:
+        raise ValueError("give --lead HOURS or --lead-minutes MINUTES")
     req = BacktestRequest(
         game_type=args.game_type,
         region=args.region,
         metric=args.metric,
         start=args.start,
         end=args.end,
-        lead=args.lead,
+        lead=args.lead if args.lead is not None else 0,
+        lead_minutes=args.lead_minutes,
+        decision_minute=args.decision_minute,
         unit_capacity=args.unit_capacity,
         margin=args.margin,
         policy_margin=args.policy_margin,
@@ -80,9 +91,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     path = write_plan(result, req, args.out)
     took = time.perf_counter() - t0
     f = result.frame
+    lead = f"{req.lead} h" if req.lead_minutes is None else f"{req.lead_minutes} min"
     print(
         f"backtest {req.game_type}/{req.region} {req.metric}: {f['ts'][0]:%Y-%m-%d %H:%M} .. "
-        f"{f['ts'][-1]:%Y-%m-%d %H:%M} UTC ({f.height} h), lead {req.lead} h, "
+        f"{f['ts'][-1]:%Y-%m-%d %H:%M} UTC ({f.height} h), lead {lead}, "
         f"unit {spec.capacity_players:g}, policy margin {spec.safety_margin:g}, "
         f"tolerance {spec.tolerance:g}, quantile {req.quantile:g}, reference margin {req.margin:g}"
     )
