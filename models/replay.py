@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -76,6 +76,12 @@ class ReplayResult:
     reactive_at_idle: Score  # reactive with its margin bisected to the policy's idle
     seasonal_at_idle: Score
     decisions: tuple[Decision, ...]
+    # planned demand of each reference over the scored hours, margin aside (for the curve):
+    # reactive, seasonal, forecast (the decision forecaster's point forecast one lead ahead)
+    bases: Mapping[str, np.ndarray] = field(default_factory=dict)
+    unit: float = 1.0
+    min_size: int = 0
+    max_size: int = 1_000_000
 
     def table(self) -> pl.DataFrame:
         rows = [
@@ -372,4 +378,8 @@ def replay(
         reactive_at_idle=at_idle(r_base, dem, unit, lo, hi, pol.idle),
         seasonal_at_idle=at_idle(s_base, dem, unit, lo, hi, pol.idle),
         decisions=tuple(decisions),
+        bases={"reactive": r_base, "seasonal": s_base, "forecast": fc_yhat[sl]},
+        unit=unit,
+        min_size=lo,
+        max_size=hi,
     )

@@ -12,6 +12,8 @@ capacity``; ``capacity`` is the policy's capacity in effect at ``ts`` in the met
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from fleetcast.resources import db
 from fleetcast.stages.allocate import list_overrides, load_forecast
 from fleetcast.stages.decide import load_hourly
 from fleetcast.stages.fleets import load_fleets
+from models.curve import LEVELS, CurvePoint, CurveRow, point, policy_at, reference_at
 from models.names import check_name
 from models.nowcast import DEFAULT_QUANTILE, WEEK, EventWindow, NowcastConfig
 from models.policy import FleetSpec, SeriesForecast
@@ -241,3 +244,64 @@ def format_table(result: ReplayResult) -> str:
             f"{r['changes']:>8}"
         )
     return "\n".join(lines)
+
+
+# The policy's knob settings swept by ``--sweep`` (upper quantile of the nowcast, safety margin).
+SWEEP: tuple[tuple[float, float], ...] = (
+    (0.5, 0.0),
+    (0.7, 0.0),
+    (0.8, 0.0),
+    (0.9, 0.0),
+    (0.95, 0.0),
+    (0.95, 0.1),
+    (0.95, 0.2),
+    (0.95, 0.3),
+)
+REFERENCES = (
+    ("forecast x (1+m)", "forecast"),
+    ("reactive", "reactive"),
+    ("seasonal rule", "seasonal"),
+)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    rows: tuple[CurveRow, ...]  # policy, forecast x (1+m), reactive, seasonal rule
+    points: tuple[CurvePoint, ...]  # the policy's settings
+    seconds_per_setting: float
+
+
+def run_sweep(
+    con: duckdb.DuckDBPyConnection,
+    req: BacktestRequest,
+    settings: Sequence[tuple[float, float]] = SWEEP,
+    levels: Sequence[float] = LEVELS,
+) -> SweepResult:
+    """Replay the policy at each knob setting and price it against the references at equal
+    over-provisioning (:mod:`models.curve`)."""
+    points = []
+    last: ReplayResult | None = None
+    t0 = time.perf_counter()
+    for i, (q, m) in enumerate(settings):
+        result, _ = run_backtest(con, replace(req, quantile=q, policy_margin=m))
+        dem = result.frame["demand"].fill_null(float("nan")).to_numpy()
+        points.append(point(dem, result.frame["capacity"].to_numpy(), float(i)))
+        last = result
+    took = (time.perf_counter() - t0) / max(1, len(settings))
+    assert last is not None
+    dem = last.frame["demand"].fill_null(float("nan")).to_numpy()
+    rows = [
+        CurveRow(
+            plan="policy",
+            lowest=min(p.over for p in points),
+            at={lv: policy_at(points, lv) for lv in levels},
+        )
+    ]
+    for name, key in REFERENCES:
+        base = last.bases[key]
+        at = {
+            lv: reference_at(base, dem, last.unit, last.min_size, last.max_size, lv)
+            for lv in levels
+        }
+        rows.append(CurveRow(plan=name, lowest=None, at=at))
+    return SweepResult(tuple(rows), tuple(points), took)

@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", action="store_true",
                         help="use the events table (mask event hours, learn an uplift per kind; "
                         "measured worse on the sample, off by default)")  # fmt: skip
+    parser.add_argument("--sweep", action="store_true",
+                        help="also sweep the policy's knob and print hours short and unserved "
+                        "at +5%%, +10%% and +20%% over-provisioning (sum capacity / sum demand - "
+                        "1) for the policy, its forecaster x (1+m), reactive and the seasonal "
+                        "rule")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="CSV file to write the plan to")
 
 
@@ -100,4 +105,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(format_table(result))
     print(f"plan written to {path} ({f.height} rows) in {took:.1f} s")
+    if args.sweep:
+        from fleetcast.stages.backtest import run_sweep
+        from models.curve import format_rows
+
+        with db.session(settings.db_path, read_only=True) as con:
+            sweep = run_sweep(con, req)
+        print(
+            f"\ncurve: {len(sweep.points)} policy settings, "
+            f"{sweep.seconds_per_setting:.1f} s each; hours short and unserved (share of demand)"
+            " at equal over-provisioning"
+        )
+        print(format_rows(sweep.rows))
     return 0
