@@ -62,6 +62,10 @@ class NowcastConfig:
     median: bool = False  # median over weeks (robust to unlisted one-offs); False = mean of logs
     plan_margin: float | None = None  # calibrate to the plan max(upper, y(d)) x (1 + margin)
     blend: str = "max"  # "max": the larger of the weekly and daily steps; "mean": weekly_weight
+    # margin where the risk is: the quantile over past errors whose target hour of the day is
+    # within +-local_hours of this target's (0 = over all past errors); the global quantile
+    # while fewer than min_errors such errors are known
+    local_hours: int = 0
 
     def __post_init__(self) -> None:
         if self.weeks < 1 or self.days < 1:
@@ -293,6 +297,11 @@ class Nowcaster:
             ):
                 logf += float(np.median(learned))
         errs = [e for _, e in self._errors]
+        if self.cfg.local_hours > 0:
+            w = self.cfg.local_hours
+            local = [e for h, e in self._errors if abs((h - target + 12) % DAY - 12) <= w]
+            if len(local) >= self.cfg.min_errors:
+                errs = local
         if len(errs) >= self.cfg.min_errors:
             finite = np.maximum(np.asarray(errs, dtype=float), -10.0)  # -inf: floor covered it
             q = float(np.quantile(finite, self.cfg.quantile))

@@ -117,3 +117,50 @@ def test_scale_over_a_replayed_clock_sets_what_the_backtest_plans(
     assert chosen == {"nowcast"}
     if lead_minutes == 45:
         assert lead_offsets(45, 60, 20) == (1, 2)  # 06:05-07:05 from 05:20: hours 06 and 07
+
+
+def test_a_failed_ingest_validation_of_the_fleets_series_keeps_capacity_and_says_why(
+    aws_settings: Settings,
+) -> None:
+    """R4 wired in: the newest rows of the fleet's demand series were quarantined by ingest
+    validation (nothing of the series stored since): scale keeps the capacity and says why; once
+    a clean batch lands, it decides again."""
+    from helpers_reliability import seed
+    from helpers_reliability import spec as rel_spec
+
+    from fleetcast.stages.allocate import utcnow
+    from fleetcast.stages.ingest import ingest_paths
+
+    url = aws_settings.aws_endpoint_url or ""
+    landing = aws_settings.landing_dir
+    landing.mkdir(parents=True, exist_ok=True)
+    fleet = rel_spec()
+    now = utcnow()
+    make_group(url, fleet.asg_name, desired=10)
+    # the stored forecast alone would shrink the fleet to 2 instances
+    seed(aws_settings, [fleet], players=200.0, created=now - timedelta(minutes=30))
+
+    def land(name: str, minutes_ago: int, value: float) -> None:
+        ts = (utcnow() - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%S")
+        path = landing / name
+        path.write_text(
+            f"ts,game_type,region,metric,value\n{ts},battle_royale,eu,players,{value}\n"
+        )
+        ingest_paths(aws_settings, [path], data_docs=False)
+
+    land("good.csv", 90, 900.0)
+    land("bad.csv", 20, -5.0)  # a negative player count: quarantined
+    backend = AwsBackend(aws_settings)
+    [d] = allocate(aws_settings, now=utcnow(), backend=backend, run_id="r1")
+    assert d.status == "fail_static"
+    assert "ingest validation failed for battle_royale/eu players" in d.reason
+    assert "quarantined" in d.reason
+    assert desired(url, fleet.asg_name) == 10
+    with db.session(aws_settings.db_path, read_only=True) as con:
+        [(status, reason)] = con.sql("select status, reason from allocations").fetchall()
+    assert status == "fail_static" and "ingest validation failed" in reason
+
+    land("good2.csv", 5, 300.0)  # a clean batch of the series: trusted again
+    [d] = allocate(aws_settings, now=utcnow(), backend=backend, run_id="r2")
+    assert "ingest validation" not in d.reason
+    assert d.status != "fail_static"

@@ -87,6 +87,31 @@ def forecaster_at(
     return feed(ts, values.tolist(), offsets, cfg), ts, values
 
 
+def ingest_failure(
+    con: duckdb.DuckDBPyConnection, spec: FleetSpec, now: datetime, window: timedelta
+) -> str | None:
+    """Why the fleet's demand series cannot be trusted now: its newest input rows failed
+    ingest validation (quarantined, nothing of the series stored since), or None."""
+    rows = con.sql(
+        db.sql("decide_ingest_failure"),
+        params={
+            "game_type": spec.game_type,
+            "region": spec.region,
+            "metric": spec.demand_metric,
+            "now": now,
+            "since": now - window,
+        },
+    ).fetchall()
+    if not rows:
+        return None
+    at, reason, batch, n = rows[0]
+    return (
+        f"ingest validation failed for {spec.game_type}/{spec.region} {spec.demand_metric}: "
+        f"{n} row(s) of batch {batch} quarantined at {at:%Y-%m-%d %H:%M} ({reason}), "
+        "nothing of the series stored since"
+    )
+
+
 def decide_live(
     con: duckdb.DuckDBPyConnection,
     spec: FleetSpec,
@@ -102,8 +127,11 @@ def decide_live(
 ) -> Decision:
     """One fleet's decision at ``now`` from the database (reads only). ``stored``: the stored
     forecasts per metric; ``observed``: the newest raw observations per metric (the demand
-    metric's is replaced by the newest hourly value, as the replay sees it)."""
+    metric's is replaced by the newest hourly value, as the replay sees it). The newest rows of
+    the series having failed ingest validation is a ``forecast_error`` (fail-static: capacity is
+    kept, the reason says why); the replay of history has no such check."""
     forecaster, ts, values = forecaster_at(con, spec, now, config)
+    forecast_error = forecast_error or ingest_failure(con, spec, now, max_forecast_age)
     obs = {k: v for k, v in observed.items() if k != spec.demand_metric}
     if ts:
         demand = observed_demand(ts, values.tolist(), now, observed_max_age)
