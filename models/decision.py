@@ -64,6 +64,15 @@ def lead_offsets(lead_minutes: int, window_minutes: int, decision_minute: int) -
     return tuple(range(1, max(last, 1) + 1))
 
 
+def decision_config(spec: FleetSpec, **changes: object) -> NowcastConfig:
+    """The decision forecaster's configuration for a fleet: sized at its service level, free to
+    size below the point forecast at a low one (the observed-demand floor still holds)."""
+    return replace(
+        NowcastConfig(quantile=spec.service_level, min_log_margin=None),
+        **changes,  # type: ignore[arg-type]
+    )
+
+
 def feed_hours(config: NowcastConfig, max_offset: int) -> int:
     """Hours of history fed before a decision: the nowcast's memory (shape weeks, error window,
     refit alignment, lead), so that any earlier start gives the same state."""

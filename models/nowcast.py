@@ -66,6 +66,9 @@ class NowcastConfig:
     # within +-local_hours of this target's (0 = over all past errors); the global quantile
     # while fewer than min_errors such errors are known
     local_hours: int = 0
+    # floor of the log margin (0: upper >= yhat); None lets a low service level size below the
+    # point forecast when the forecaster's errors say it runs high (the decision path does)
+    min_log_margin: float | None = 0.0
 
     def __post_init__(self) -> None:
         if self.weeks < 1 or self.days < 1:
@@ -307,7 +310,8 @@ class Nowcaster:
             q = float(np.quantile(finite, self.cfg.quantile))
         else:
             q = self.cfg.default_log_margin
-        q = max(q, 0.0)
+        if self.cfg.min_log_margin is not None:
+            q = max(q, self.cfg.min_log_margin)
         logfloor = (
             math.log(self._last_obs[1]) if self._last_obs and self._last_obs[1] > 0 else (-math.inf)
         )

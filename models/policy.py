@@ -89,6 +89,9 @@ class FleetSpec:
     # recommendation in it wins); 60 = two hourly decisions (the previous one and this one)
     scale_in_stabilisation_minutes: int = 60
     cost_per_hour: float = 0.0
+    # the knob: the upper quantile of the decision forecaster's own past errors that sizes the
+    # fleet (a service level per forecast hour); higher = fewer hours short, more idle
+    service_level: float = 0.95
 
     def capacities(self) -> dict[str, float]:
         """Capacity of one instance per configured resource."""
@@ -221,6 +224,8 @@ def validate_fleet(spec: FleetSpec) -> list[str]:
             errors.append(f"{name} must be >= 1 or empty (got {step})")
     if not (0 <= spec.tolerance < 1):
         errors.append(f"tolerance must be in [0, 1) (got {spec.tolerance})")
+    if not (isinstance(spec.service_level, int | float) and 0 < spec.service_level < 1):
+        errors.append(f"service_level must be in (0, 1) (got {spec.service_level})")
     if spec.max_breach_buffer_pct < 0:
         errors.append("max_breach_buffer_pct must be >= 0")
     if spec.processes_per_instance < 1:
@@ -285,7 +290,8 @@ def _point_step(fc: SeriesForecast, default: timedelta) -> timedelta:
 def _window_upper(
     fc: SeriesForecast, start: datetime, end: datetime, step: timedelta
 ) -> tuple[float | None, str | None]:
-    """Largest upper quantile over the points whose period overlaps [start, end).
+    """Largest upper quantile (the sizing value) over the points whose period overlaps
+    [start, end).
 
     A point at ``ts`` stands for [ts, ts + grid step) (an hourly forecast sizes its whole
     hour), so with a 45-minute lead at 05:20 the window [06:05, 07:05) is sized by the 06:00
@@ -297,7 +303,7 @@ def _window_upper(
     for p in pts:
         if _bad(p.yhat) or _bad(p.upper):
             return None, f"forecast of {fc.metric} at {p.ts:%Y-%m-%d %H:%M} is NaN or negative"
-    return max(max(p.upper, p.yhat) for p in pts), None
+    return max(p.upper for p in pts), None
 
 
 def _predictive(

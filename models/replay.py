@@ -45,6 +45,7 @@ from models.decision import (
     DecisionForecaster,
     FleetState,
     decide_fleet,
+    decision_config,
     lead_offsets,
     observed_demand,
 )
@@ -288,7 +289,7 @@ def replay(
     ref_lead = max(1, math.ceil((lead_min + decision_minute) / 60))  # hours the references lead
     lo, hi = serving_window(lead_min, decision_minute)
 
-    cfg = config or NowcastConfig()
+    cfg = config or decision_config(fleet)
     if calibrate_to_plan and cfg.plan_margin is None:
         cfg = replace(cfg, plan_margin=fleet.safety_margin)
     offsets = lead_offsets(lead_min, fleet.window_minutes, decision_minute)

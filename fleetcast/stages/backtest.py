@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,8 +27,9 @@ from fleetcast.stages.allocate import list_overrides, load_forecast
 from fleetcast.stages.decide import load_hourly
 from fleetcast.stages.fleets import load_fleets
 from models.curve import LEVELS, CurvePoint, CurveRow, point, policy_at, reference_at
+from models.decision import decision_config
 from models.names import check_name
-from models.nowcast import DEFAULT_QUANTILE, WEEK, EventWindow, NowcastConfig
+from models.nowcast import WEEK, EventWindow, NowcastConfig
 from models.policy import FleetSpec, SeriesForecast
 from models.replay import ReplayResult, replay
 
@@ -49,7 +50,7 @@ class BacktestRequest:
     history_hours: int = 7 * WEEK  # history loaded before start (the nowcast's memory)
     policy_margin: float | None = None  # what-if: the policy's safety margin (default: fleet's)
     tolerance: float | None = None  # what-if: the policy's tolerance band (default: fleet's)
-    quantile: float = DEFAULT_QUANTILE  # the nowcast's upper quantile used for sizing
+    quantile: float | None = None  # what-if: the service level (default: the fleet's)
     use_events: bool = False  # mask event hours from the shape, learn an uplift per kind
     lead_minutes: int | None = None  # the lead in minutes (replaces ``lead``; e.g. 45)
     decision_minute: int = 0  # minute of the hour the decisions are taken at
@@ -76,7 +77,7 @@ class BacktestRequest:
             raise ValueError(f"--policy-margin must be >= 0, got {self.policy_margin}")
         if self.tolerance is not None and not 0 <= self.tolerance < 1:
             raise ValueError(f"--tolerance must be in [0, 1), got {self.tolerance}")
-        if not 0 < self.quantile < 1:
+        if self.quantile is not None and not 0 < self.quantile < 1:
             raise ValueError(f"--quantile must be in (0, 1), got {self.quantile}")
 
 
@@ -126,6 +127,8 @@ def fleet_spec(con: duckdb.DuckDBPyConnection, req: BacktestRequest) -> FleetSpe
         spec = replace(spec, safety_margin=req.policy_margin)
     if req.tolerance is not None:
         spec = replace(spec, tolerance=req.tolerance)
+    if req.quantile is not None:
+        spec = replace(spec, service_level=req.quantile)
     return spec
 
 
@@ -158,8 +161,10 @@ def run_backtest(
     con: duckdb.DuckDBPyConnection,
     req: BacktestRequest,
     config: NowcastConfig | None = None,
+    spec_changes: Mapping[str, object] | None = None,
 ) -> tuple[ReplayResult, FleetSpec]:
-    """Load, replay and score one fleet (reads only)."""
+    """Load, replay and score one fleet (reads only). ``spec_changes``: FleetSpec fields to
+    replace (what-if, e.g. a protective rule off)."""
     start = _hour(req.start)
     if req.end is None:
         rows = con.sql(
@@ -181,8 +186,10 @@ def run_backtest(
         )
     events = load_events(con, req, since, end + timedelta(hours=req.lead)) if req.use_events else []
     spec = fleet_spec(con, req)
+    if spec_changes:
+        spec = replace(spec, **spec_changes)  # type: ignore[arg-type]
     if config is None:
-        config = NowcastConfig(quantile=req.quantile)
+        config = decision_config(spec)
     overrides = list_overrides(con, start, fleet=spec.fleet, include_inactive=True)
 
     def stored(now: datetime) -> dict[str, SeriesForecast]:
@@ -265,10 +272,22 @@ REFERENCES = (
 
 
 @dataclass(frozen=True)
+class RuleEffect:
+    """What one protective rule did at the fleet's own setting: the replay with the rule as
+    configured against the same replay with it off."""
+
+    rule: str
+    setting: str  # as configured ("off" when it is off: nothing to measure)
+    over_added: float  # over-provisioning (sum capacity / sum demand - 1) it added
+    short_prevented: int  # hours short it prevented (negative: it caused them)
+
+
+@dataclass(frozen=True)
 class SweepResult:
     rows: tuple[CurveRow, ...]  # policy, forecast x (1+m), reactive, seasonal rule
     points: tuple[CurvePoint, ...]  # the policy's settings
     seconds_per_setting: float
+    rules: tuple[RuleEffect, ...] = ()
 
 
 def run_sweep(
@@ -304,4 +323,47 @@ def run_sweep(
             for lv in levels
         }
         rows.append(CurveRow(plan=name, lowest=None, at=at))
-    return SweepResult(tuple(rows), tuple(points), took)
+    return SweepResult(tuple(rows), tuple(points), took, tuple(rule_effects(con, req)))
+
+
+# protective rules and how to switch each off (FleetSpec fields)
+RULES: tuple[tuple[str, dict[str, object]], ...] = (
+    ("tolerance", {"tolerance": 0.0}),
+    ("stabilisation", {"scale_in_stabilisation_minutes": 0}),
+    ("step limits", {"max_step_up": None, "max_step_down": None}),
+)
+
+
+def rule_effects(con: duckdb.DuckDBPyConnection, req: BacktestRequest) -> list[RuleEffect]:
+    """Each protective rule's cost (over-provisioning added) and benefit (hours short
+    prevented) at the fleet's own setting, against the same replay with that rule off."""
+    base, spec = run_backtest(con, req)
+    dem = base.frame["demand"].fill_null(float("nan")).to_numpy()
+    on = point(dem, base.frame["capacity"].to_numpy(), 0.0)
+    out = []
+    for name, off in RULES:
+        current = {k: getattr(spec, k) for k in off}
+        if current == off or all(v in (None, 0, 0.0) for v in current.values()):
+            out.append(RuleEffect(name, "off", 0.0, 0))
+            continue
+        result, _ = run_backtest(con, req, spec_changes=off)
+        p = point(dem, result.frame["capacity"].to_numpy(), 0.0)
+        setting = ", ".join(f"{k}={v}" for k, v in current.items() if v is not None)
+        out.append(
+            RuleEffect(
+                name,
+                setting,
+                on.over - p.over,
+                result.policy.hours_short - base.policy.hours_short,
+            )
+        )
+    return out
+
+
+def format_rules(effects: Sequence[RuleEffect]) -> str:
+    lines = [f"{'rule':<14} {'setting':<36} {'over added':>11} {'short h prevented':>18}"]
+    for e in effects:
+        lines.append(
+            f"{e.rule:<14} {e.setting:<36} {e.over_added:>+11.2%} {e.short_prevented:>18d}"
+        )
+    return "\n".join(lines)

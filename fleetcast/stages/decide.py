@@ -19,6 +19,7 @@ from models.decision import (
     DecisionForecaster,
     FleetState,
     decide_fleet,
+    decision_config,
     feed,
     feed_hours,
     floor_hour,
@@ -77,8 +78,9 @@ def forecaster_at(
     now: datetime,
     config: NowcastConfig | None = None,
 ) -> tuple[DecisionForecaster | None, list[datetime], np.ndarray]:
-    """The decision forecaster fed the fleet's demand series up to ``now`` (None: no data)."""
-    cfg = config or NowcastConfig()
+    """The decision forecaster fed the fleet's demand series up to ``now`` (None: no data),
+    sized at the fleet's service level unless ``config`` says otherwise."""
+    cfg = config or decision_config(spec)
     offsets = offsets_for(spec, now)
     since = floor_hour(now) - timedelta(hours=feed_hours(cfg, max(offsets)))
     ts, values = load_hourly(con, spec.game_type, spec.region, spec.demand_metric, since, now)

@@ -54,9 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=float, default=None,
                         help="what-if: the policy's tolerance band (default: the fleets row's, "
                         "else 0.15)")  # fmt: skip
-    parser.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
-                        help="upper quantile of the nowcast's past errors used for sizing "
-                        f"(default {DEFAULT_QUANTILE:g})")  # fmt: skip
+    parser.add_argument("--quantile", type=float, default=None,
+                        help="what-if: the service level, the upper quantile of the decision "
+                        "forecaster's past errors used for sizing (default: the fleets row's "
+                        f"service_level, else {DEFAULT_QUANTILE:g})")  # fmt: skip
     parser.add_argument("--events", action="store_true",
                         help="use the events table (mask event hours, learn an uplift per kind; "
                         "measured worse on the sample, off by default)")  # fmt: skip
@@ -101,12 +102,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"backtest {req.game_type}/{req.region} {req.metric}: {f['ts'][0]:%Y-%m-%d %H:%M} .. "
         f"{f['ts'][-1]:%Y-%m-%d %H:%M} UTC ({f.height} h), lead {lead}, "
         f"unit {spec.capacity_players:g}, policy margin {spec.safety_margin:g}, "
-        f"tolerance {spec.tolerance:g}, quantile {req.quantile:g}, reference margin {req.margin:g}"
+        f"tolerance {spec.tolerance:g}, service level {spec.service_level:g}, "
+        f"reference margin {req.margin:g}"
     )
     print(format_table(result))
     print(f"plan written to {path} ({f.height} rows) in {took:.1f} s")
     if args.sweep:
-        from fleetcast.stages.backtest import run_sweep
+        from fleetcast.stages.backtest import format_rules, run_sweep
         from models.curve import format_rows
 
         with db.session(settings.db_path, read_only=True) as con:
@@ -117,4 +119,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             " at equal over-provisioning"
         )
         print(format_rows(sweep.rows))
+        print("\nprotective rules at the fleet's setting (each against the same replay without it)")
+        print(format_rules(sweep.rules))
     return 0
