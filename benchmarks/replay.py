@@ -18,8 +18,9 @@ the players metric, events and fleets loaded into a temporary DuckDB with plain 
 last ``weeks`` weeks of each fleet are replayed with its fleets row (unit capacity, margin,
 tolerance).
 M4: each series (train + the 48 test values, hourly from 1970-01-01) is loaded into the same
-temporary DuckDB as game type ``m4``, region = the series id; the last ``weeks`` weeks are
-replayed with a unit capacity of mean / 1000, min 0, margin 0.1.
+temporary DuckDB as game type ``m4``, region = the series id; the last ``weeks`` weeks (from 14
+days after the first hour at the earliest) are replayed with a unit capacity of mean / 1000,
+min 0, margin 0.1.
 The data stays outside the repository: the M4 folder is an argument.
 """
 
@@ -248,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                     params=[name.lower()],
                 ).fetchall()[0][0]
                 end = datetime(1970, 1, 1) + timedelta(hours=lengths[name] - 1)
-                start_m4 = end - timedelta(hours=args.weeks * 168 - 1)
+                # the last ``weeks`` weeks, at most: scored from 14 days after the first hour
+                start_m4 = max(end - timedelta(hours=args.weeks * 168 - 1), datetime(1970, 1, 15))
                 req = BacktestRequest(
                     "m4", "players", start_m4, args.lead, name.lower(), end,
                     unit_capacity=float(mean) / 1000, margin=0.1,

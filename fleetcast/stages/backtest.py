@@ -253,16 +253,21 @@ def format_table(result: ReplayResult) -> str:
     return "\n".join(lines)
 
 
-# The policy's knob settings swept by ``--sweep`` (upper quantile of the nowcast, safety margin).
+# The policy's knob settings swept by ``--sweep``: (service level, safety margin). The service
+# level (upper quantile of the decision forecaster's own past errors) is the knob; past 0.99 the
+# safety margin of the original spec continues the curve to higher over-provisioning.
 SWEEP: tuple[tuple[float, float], ...] = (
+    (0.2, 0.0),
+    (0.35, 0.0),
     (0.5, 0.0),
-    (0.7, 0.0),
+    (0.65, 0.0),
     (0.8, 0.0),
     (0.9, 0.0),
     (0.95, 0.0),
-    (0.95, 0.1),
-    (0.95, 0.2),
-    (0.95, 0.3),
+    (0.98, 0.0),
+    (0.99, 0.0),
+    (0.99, 0.1),
+    (0.99, 0.25),
 )
 REFERENCES = (
     ("forecast x (1+m)", "forecast"),
