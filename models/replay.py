@@ -3,17 +3,21 @@
 Pure: arrays and dataclasses in, a frame and figures out; no DuckDB, no Prefect, no clock.
 
 Timing convention. The series is an hourly grid ``ts[0..n)`` with demand ``y`` (NaN =
-missing). The decision labelled hour ``d`` is taken once ``y[d]`` is known and sees only
-``y[0..d]``; with lead ``L`` it sets the capacity in effect at hour ``d + L``. Capacity is in
-the metric's units: instances x unit capacity. Hours ``start..end`` are scored; decisions
-start ``warmup`` hours before ``start - L`` so the policy has a current capacity and history.
+missing). The decision labelled hour ``d`` is taken at ``ts[d] + decision_minute`` once
+``y[d]`` is known and sees only ``y[0..d]``. Its target is sent then: a scale-out serves one
+lead ``L`` (minutes) later, a scale-in at once. The capacity serving hour ``t`` is the smallest
+target decided between ``t:30 - L`` and ``t:30`` (:func:`serving_window`); for a whole-hour lead
+decided at the hour that is ``min(target(t - L), ..., target(t))``. Capacity is in the metric's
+units: instances x unit capacity. Hours ``start..end`` are scored; decisions start ``warmup``
+hours before the first one that serves ``start``.
 
-Policy: :func:`models.policy.decide` with the fleet's spec (lead set to ``L`` hours, a window
-of one hour), the current capacity = its own previous target (the group's desired capacity),
-observed demand = ``y[d]``, and one forecast point for ``d + L`` from :class:`Nowcaster`
-(``upper`` = its calibrated quantile).
+Policy: :func:`models.decision.decide_fleet`, the function ``fleetcast scale`` calls, with the
+fleet's spec (lead ``L``), the current capacity = its own previous target (the group's desired
+capacity), observed demand = the newest hourly value, and the decision forecaster fed to hour
+``d`` (one nowcast per hour the new capacity serves).
 
-References, same lead, same instance rounding (ceil) and the same min / max:
+References, the same lead rounded up to whole hours (``ceil((L + decision_minute) / 60)``),
+the same instance rounding (ceil) and the same min / max:
 
 - reactive target tracking: ``capacity(d+L) = y_last(d) * (1 + m)``;
 - seasonal rule: ``capacity(d+L) = y_last(d) * y(d+L-168) / y(d-168) * (1 + m)``; when the
