@@ -44,6 +44,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
+from models.clock import lead_hours
 from models.decision import (
     DecisionData,
     DecisionForecaster,
@@ -290,7 +291,7 @@ def replay(
     unit = spec.capacity_players
     fleet = replace(spec, lead_time_minutes=lead_min)
     metric = fleet.demand_metric
-    ref_lead = max(1, math.ceil((lead_min + decision_minute) / 60))  # hours the references lead
+    ref_lead = lead_hours(lead_min + decision_minute)  # whole hours the references lead
     lo, hi = serving_window(lead_min, decision_minute)
 
     cfg = config or decision_config(fleet)
