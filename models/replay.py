@@ -266,13 +266,15 @@ def replay(
     stored: Callable[[datetime], Mapping[str, SeriesForecast]] | None = None,
     observed_max_age: timedelta = timedelta(minutes=120),
     max_forecast_age: timedelta = timedelta(hours=6),
+    busy: Mapping[datetime, int] | None = None,
 ) -> ReplayResult:
     """Replay hours ``start..end`` (inclusive); see the module docstring.
 
     Each decision is :func:`models.decision.decide_fleet`, the function ``fleetcast scale``
     calls, at ``ts[d] + decision_minute`` with the forecaster fed to hour ``d``. ``lead_minutes``
     (default ``lead`` hours) is the fleet's lead; ``initial`` the desired capacity before the
-    first decision (default: none known); ``stored``: the stored forecasts at a time (used
+    first decision (default: none known); ``busy``: busy instances by decision time (default
+    0); ``stored``: the stored forecasts at a time (used
     while the series is too short for the nowcast); ``events`` only with the what-if
     ``NowcastConfig`` path (they are not part of the live decision)."""
     ts = list(ts)
@@ -325,7 +327,12 @@ def replay(
             fleet,
             now,
             data,
-            FleetState(current=current, overrides=overrides, history=tuple(history)),
+            FleetState(
+                current=current,
+                busy=(busy or {}).get(now, 0),
+                overrides=overrides,
+                history=tuple(history),
+            ),
             max_forecast_age=max_forecast_age,
         )
         decisions.append(dec)

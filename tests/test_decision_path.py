@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import boto3
 import numpy as np
 import pytest
-from helpers_reliability import desired, make_group
+from helpers_reliability import REGION, desired, group, make_group
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
-from fleetcast.resources.aws import AwsBackend
+from fleetcast.resources.aws import BUSY_TAG, AwsBackend
 from fleetcast.stages.allocate import allocate, set_override
 from fleetcast.stages.backtest import BacktestRequest, run_backtest
 from fleetcast.stages.fleets import upsert_fleets
@@ -82,6 +83,12 @@ def test_scale_over_a_replayed_clock_sets_what_the_backtest_plans(
     live: list[tuple[datetime, int]] = []
     for d in range(first, y.size):
         now = ts[d] + timedelta(minutes=minute)
+        if d == first + 3:  # the evening peak: sessions start on 8 servers and outlast the night
+            ids = [i["InstanceId"] for i in group(url, spec.asg_name)["Instances"]][:8]
+            assert len(ids) == 8
+            boto3.client("ec2", region_name=REGION, endpoint_url=url).create_tags(
+                Resources=ids, Tags=[{"Key": BUSY_TAG, "Value": "true"}]
+            )
         [dec] = allocate(aws_settings, now=now, backend=backend, run_id=f"r{d}")
         assert "error" not in dec.outcome and "refused" not in dec.outcome, dec.outcome
         live.append((now, desired(url, spec.asg_name)))
@@ -107,11 +114,16 @@ def test_scale_over_a_replayed_clock_sets_what_the_backtest_plans(
         ).fetchall()
     planned = [(d.decided_at, d.target) for d in result.decisions]
     assert planned == live
-    # the case is not trivial: capacity moves both ways, the max and the override bind,
+    # the case is not trivial: capacity moves both ways, the max, the override and the busy
+    # servers bind,
     # and the nowcast (not a stored forecast) decided, recorded on every row
     targets = [t for _, t in live]
     assert len(set(targets)) >= 5
     assert 22 in targets and 20 in targets
+    reasons = [d.reason for d in result.decisions]
+    assert any("8 busy instances kept" in r for r in reasons)
+    late = [t for (at, t) in live if at > ts[first + 3] + timedelta(minutes=minute)]
+    assert min(late) == 8 < min(targets[:3] + [99])  # the busy floor binds at night
     assert any(b < a for a, b in zip(targets, targets[1:], strict=False))
     chosen = {json.loads(r[0])["decision_forecaster"].split(" ")[0] for r in recorded}
     assert chosen == {"nowcast"}

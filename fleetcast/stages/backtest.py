@@ -163,8 +163,10 @@ def run_backtest(
     config: NowcastConfig | None = None,
     spec_changes: Mapping[str, object] | None = None,
 ) -> tuple[ReplayResult, FleetSpec]:
-    """Load, replay and score one fleet (reads only). ``spec_changes``: FleetSpec fields to
-    replace (what-if, e.g. a protective rule off)."""
+    """Load, replay and score one fleet (reads only). The fleet state is the live one: its
+    fleets row (min / max, knobs), its overrides, and at hours a live decision was recorded the
+    busy-instance count that decision saw (0 elsewhere: history keeps no busy counts).
+    ``spec_changes``: FleetSpec fields to replace (what-if, e.g. a protective rule off)."""
     start = _hour(req.start)
     if req.end is None:
         rows = con.sql(
@@ -191,6 +193,12 @@ def run_backtest(
     if config is None:
         config = decision_config(spec)
     overrides = list_overrides(con, start, fleet=spec.fleet, include_inactive=True)
+    busy = dict(
+        con.sql(
+            db.sql("backtest_recorded_busy"),
+            params={"fleet": spec.fleet, "since": since, "until": end + timedelta(hours=1)},
+        ).fetchall()
+    )
 
     def stored(now: datetime) -> dict[str, SeriesForecast]:
         fc = load_forecast(con, req.game_type, req.region, req.metric, now)
@@ -212,6 +220,7 @@ def run_backtest(
         initial=req.initial_capacity,
         overrides=overrides,
         stored=stored,
+        busy=busy,
     )
     return result, spec
 
