@@ -175,8 +175,12 @@ def test_cli_sweep_prints_the_curve_at_equal_over_provisioning(
     printed = capsys.readouterr().out
     table = printed[printed.index("curve:") :].splitlines()
     assert "short@+5%" in table[1] and "unserv@+20%" in table[1]
-    rows = {line.split("  ")[0].strip(): line for line in table[2:]}
+    body = table[2 : table.index("")]
+    rows = {line.split("  ")[0].strip(): line for line in body}
     assert set(rows) == {"policy", "forecast x (1+m)", "reactive", "seasonal rule"}
     # each reference reaches every level (a margin), so it prints a figure at each
     for name in ("reactive", "seasonal rule", "forecast x (1+m)"):
         assert rows[name].count("%") == 6
+    # each protective rule, with what it added and prevented (off by default: nothing)
+    rules = printed[printed.index("protective rules") :].splitlines()
+    assert [line.split()[0] for line in rules[2:5]] == ["tolerance", "stabilisation", "step"]
