@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import boto3
 import numpy as np
 import pytest
-from helpers_reliability import REGION, desired, group, make_group
+from helpers_aws import REGION, desired, group, make_group
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
