@@ -32,7 +32,7 @@ def setup(folder: Path, fleets: int, url: str, days: int, candidates: str | None
     from fleetcast.resources import db
     from fleetcast.resources.local_aws import provision_groups
     from fleetcast.stages.fleets import upsert_fleets
-    from fleetcast.stages.forecasting import train_all
+    from fleetcast.stages.training import train_all
     from models.clock import utcnow
     from models.policy import FleetSpec
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from fleetcast.resources.aws import AwsBackend
     from fleetcast.resources.local_aws import moto_server
     from fleetcast.stages.allocate import apply_and_record, plan
-    from fleetcast.stages.forecasting import forecast_all
+    from fleetcast.stages.serving import forecast_all
     from models.clock import utcnow
 
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp, moto_server() as moto:

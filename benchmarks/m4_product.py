@@ -59,6 +59,30 @@ def run_step(name: str, cmd: list[str], env: dict[str, str]) -> dict[str, object
     return {"step": name, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
 
 
+def read_forecasts(out: Path, db_path: Path, series_id: pl.Expr) -> pl.DataFrame:
+    """The forecast CSV as ``unique_id`` (``series_id`` of ``game_type``), ``ds, yhat,
+    yhat_lower, yhat_upper, model``, with ``q90`` read back from the ``forecasts`` table (the
+    capacity bound lives there, not in the CSV contract)."""
+    fc = pl.read_csv(out, try_parse_dates=True).select(
+        series_id.alias("unique_id"),
+        pl.col("ts").cast(pl.Datetime("us")).alias("ds"),
+        "yhat",
+        "yhat_lower",
+        "yhat_upper",
+        "model",
+    )
+    import duckdb  # noqa: PLC0415 - only needed here
+
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        q90 = con.sql(
+            "select game_type, cast(ts as timestamp) as ds, yhat_q90 as q90 "
+            "from forecasts where run_id = (select run_id from forecasts "
+            "order by created_at desc limit 1)"
+        ).pl()
+    q90 = q90.select(series_id.alias("unique_id"), pl.col("ds").cast(pl.Datetime("us")), "q90")
+    return fc.join(q90, on=["unique_id", "ds"])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data_dir", type=Path)
@@ -91,24 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     timings = [run_step(s, commands[s], env) for s in steps]
 
-    fc = pl.read_csv(out, try_parse_dates=True).select(
-        pl.col("game_type").str.to_uppercase().alias("unique_id"),
-        pl.col("ts").cast(pl.Datetime("us")).alias("ds"),
-        "yhat",
-        "yhat_lower",
-        "yhat_upper",
-        "model",
-    )
-    # q90 (capacity bound) lives in the forecasts table, not in the CSV contract: read it back
-    import duckdb  # noqa: PLC0415 - only needed here
-
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        q90 = con.sql(
-            "select upper(game_type) as unique_id, cast(ts as timestamp) as ds, yhat_q90 as q90 "
-            "from forecasts where run_id = (select run_id from forecasts "
-            "order by created_at desc limit 1)"
-        ).pl()
-    fc = fc.join(q90.with_columns(pl.col("ds").cast(pl.Datetime("us"))), on=["unique_id", "ds"])
+    fc = read_forecasts(out, db_path, pl.col("game_type").str.to_uppercase())
     intervals = [("q90_upper", None, "q90"), ("80_two_sided", "yhat_lower", "yhat_upper")]
     _, summary = score_frame(fc, actuals, history, season=24, interval_columns=intervals)
     models = fc.group_by("unique_id").agg(pl.col("model").first())["model"].value_counts()

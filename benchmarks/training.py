@@ -1,4 +1,4 @@
-"""Training throughput: series/s of `fleetcast.stages.forecasting.train_all` on N generated
+"""Training throughput: series/s of `fleetcast.stages.training.train_all` on N generated
 hourly series with 1 worker (in-process) and with 2 workers (the pool `train_all` chooses:
 spawned processes for this many series with a slow candidate such as Prophet), and the speed-up.
 
@@ -110,7 +110,8 @@ class PeakTreeRss:
 
 def stage(db_path: Path, workers: int, candidates: str) -> dict:
     from fleetcast.config import Settings
-    from fleetcast.stages.forecasting import slow_candidates, train_all, training_pool
+    from fleetcast.resources.pool import training_pool
+    from fleetcast.stages.training import slow_candidates, train_all
 
     settings = Settings(db_path=db_path, work_dir=db_path.parent / "work")
     chosen = None if candidates == DEFAULT else tuple(candidates.split(","))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -56,6 +56,9 @@ class Settings:
     process_headroom: float = 0.2
     # a Dask scheduler to spread per-game-type stages over (None = this worker's threads)
     dask_address: str | None = None
+    # the secret the model registry's HMACs are keyed with (None: a key file under work_dir,
+    # generated on first use); never printed
+    model_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -85,6 +88,11 @@ class Settings:
     @property
     def docs_dir(self) -> Path:
         return (self.work_dir / "gx_docs").resolve()
+
+    @property
+    def model_key_path(self) -> Path:
+        """The local default of ``model_key``: a key file generated on first use (mode 0600)."""
+        return (self.work_dir / "model.key").resolve()
 
     @property
     def reports_dir(self) -> Path:
@@ -165,4 +173,5 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "process_quantile": ("FLEETCAST_PROCESS_QUANTILE", _fraction(0.5, 1.0)),
     "process_headroom": ("FLEETCAST_PROCESS_HEADROOM", _fraction(0.0, 1.0)),
     "dask_address": ("FLEETCAST_DASK_ADDRESS", str),
+    "model_key": ("FLEETCAST_MODEL_KEY", str),
 }

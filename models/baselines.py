@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.hourly import DAY, fill_gaps, to_hourly
+
 HOUR = pd.Timedelta(hours=1)
 DEFAULT_LEVEL = 80  # two-sided interval level (%): yhat_lower = q10, yhat_upper = q90
 
@@ -30,16 +32,27 @@ def z_for(quantile: float) -> float:
 
 
 def regularize(history: pd.DataFrame) -> pd.DataFrame:
-    """``ds, y`` on a complete hourly grid from the first to the last hour: timestamps truncated to
-    the hour (mean of duplicates), missing hours linearly interpolated. Returns a new frame."""
+    """``ds, y`` on a complete hourly grid from the first to the last hour with a value:
+    timestamps floored to the hour (mean of duplicates), missing hours filled from the past only
+    (``models.hourly.fill_gaps``: a filled hour never depends on a later one). A new frame."""
     if history.empty:
         return pd.DataFrame({"ds": pd.Series(dtype="datetime64[ns]"), "y": pd.Series(dtype=float)})
-    frame = history[["ds", "y"]].copy()
-    frame["ds"] = pd.to_datetime(frame["ds"]).dt.floor("h")
-    frame = frame.groupby("ds", as_index=True)["y"].mean().sort_index()
-    grid = pd.date_range(frame.index[0], frame.index[-1], freq="h")
-    y = frame.reindex(grid).interpolate(method="linear", limit_direction="both")
-    return pd.DataFrame({"ds": grid, "y": y.to_numpy(dtype=float)})
+    start, y = to_hourly(pd.to_datetime(history["ds"]).to_numpy(), history["y"].to_numpy(float))
+    if start is None:
+        return pd.DataFrame({"ds": pd.Series(dtype="datetime64[ns]"), "y": pd.Series(dtype=float)})
+    grid = pd.date_range(pd.Timestamp(start), periods=y.size, freq="h")
+    return pd.DataFrame({"ds": grid, "y": fill_gaps(y)})
+
+
+def seasonal_naive(y: np.ndarray, horizon: int, season: int = DAY) -> np.ndarray:
+    """The seasonal naive forecast: the last ``season`` values repeated over ``horizon`` steps
+    (the last value repeated when the history is shorter; zeros when it is empty)."""
+    y = np.asarray(y, dtype=float)
+    if y.size == 0:
+        return np.zeros(horizon)
+    if y.size < season:
+        return np.full(horizon, float(y[-1]))
+    return np.resize(y[-season:], horizon)
 
 
 def future_index(last: pd.Timestamp, horizon: int) -> pd.DatetimeIndex:
@@ -121,9 +134,8 @@ class SeasonalNaive:
         y = history["y"].to_numpy(dtype=float)
         if y.size < m:
             raise ValueError(f"{self.name} needs at least {m} hours of history, got {y.size}")
-        last = y[-m:]
         steps = np.arange(horizon)
-        mean = last[steps % m]
+        mean = seasonal_naive(y, horizon, m)
         diffs = y[m:] - y[:-m] if y.size > m else np.array([0.0])
         sigma1 = float(np.nanstd(diffs)) if diffs.size > 1 else 0.0
         sigma = sigma1 * np.sqrt(steps // m + 1)

@@ -22,7 +22,7 @@ forecast uses the same model with features from the full history, so the newest 
 always used: `predict` is the cheap hourly path (no refit).
 
 Gaps: each series is put on a regular hourly grid from its first to its last timestamp; missing
-or null values are filled by linear interpolation (then forward/backward fill); duplicate
+or null values are filled from the past only (``models.hourly.fill_gaps``); duplicate
 timestamps are averaged. Rows after `cutoff` (if given) are ignored, so appending future rows
 never changes a forecast made at that cutoff.
 
@@ -45,6 +45,9 @@ from datetime import datetime, timedelta
 import lightgbm as lgb
 import numpy as np
 import polars as pl
+
+from models.baselines import seasonal_naive
+from models.hourly import fill_gaps, to_hourly
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +110,8 @@ class FittedGBM:
 def regularize(
     history: pl.DataFrame, cutoff: datetime | None = None
 ) -> dict[str, tuple[datetime, np.ndarray]]:
-    """Hourly grid per series with gaps filled; returns {unique_id: (first_ds, values)}.
+    """Hourly grid per series with gaps filled from the past only; returns {unique_id:
+    (first_ds, values)}.
 
     Rows with `ds > cutoff` are ignored; trailing null values are dropped; duplicates averaged.
     """
@@ -121,21 +125,13 @@ def regularize(
     ).filter(pl.col("ds").is_not_null())
     if cutoff is not None:
         df = df.filter(pl.col("ds") <= pl.lit(cutoff).cast(pl.Datetime("us")))
-    df = df.group_by("unique_id", "ds").agg(pl.col("y").mean()).sort("unique_id", "ds")
+    df = df.filter(pl.col("y").is_not_null()).sort("unique_id", "ds")
     out: dict[str, tuple[datetime, np.ndarray]] = {}
     for (uid,), g in df.group_by("unique_id", maintain_order=True):
-        g = g.filter(pl.col("y").is_not_null())
-        if g.height == 0:
+        start, y = to_hourly(g["ds"].to_numpy(), g["y"].to_numpy())
+        if start is None:
             continue
-        start, end = g["ds"][0], g["ds"][-1]
-        n = int((end - start) / timedelta(hours=1)) + 1
-        idx = ((g["ds"] - start).dt.total_hours()).to_numpy().astype(int)
-        y = np.full(n, np.nan)
-        y[idx] = g["y"].to_numpy()
-        if np.isnan(y).any():
-            ok = ~np.isnan(y)
-            y = np.interp(np.arange(n), np.flatnonzero(ok), y[ok])
-        out[str(uid)] = (start, y)
+        out[str(uid)] = (start.astype("datetime64[us]").item(), fill_gaps(y))
     return out
 
 
@@ -215,15 +211,6 @@ def _training_rows(
     if not xs:
         return np.empty((0, len(FEATURE_NAMES))), np.empty(0)
     return np.concatenate(xs), np.concatenate(ts)
-
-
-def seasonal_naive(y: np.ndarray, horizon: int, season: int = 24) -> np.ndarray:
-    """Repeat the last `season` values (or the last value if the history is shorter)."""
-    if y.size == 0:
-        return np.zeros(horizon)
-    if y.size < season:
-        return np.full(horizon, float(y[-1]))
-    return np.resize(y[-season:], horizon).astype(float)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,8 +38,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-WEEK = 168
-DAY = 24
+from models.hourly import DAY, WEEK
+
 _TINY = 1e-9
 # Upper quantile of past errors used for sizing. 0.95 rather than 0.9: on the replay (sample
 # fleets, M4 H1-H20) it gives fewer hours short at the same idle than 0.9 (idle +7%), most
@@ -62,6 +62,16 @@ class NowcastConfig:
     median: bool = False  # median over weeks (robust to unlisted one-offs); False = mean of logs
     plan_margin: float | None = None  # calibrate to the plan max(upper, y(d)) x (1 + margin)
     blend: str = "max"  # "max": the larger of the weekly and daily steps; "mean": weekly_weight
+    # margin where the risk is: the quantile over past errors whose target hour of the day is
+    # within +-local_hours of this target's (0 = over all past errors); the global quantile
+    # while fewer than min_errors such errors are known
+    local_hours: int = 0
+    # floor of the log margin (0: upper >= yhat); None lets a low service level size below the
+    # point forecast when the forecaster's errors say it runs high (the decision path does)
+    min_log_margin: float | None = 0.0
+    # margin on ramps: the quantile over past errors of forecasts that rose (or fell) from the
+    # newest observation as this one does (False = all past errors)
+    ramp_split: bool = False
 
     def __post_init__(self) -> None:
         if self.weeks < 1 or self.days < 1:
@@ -176,6 +186,7 @@ class Nowcaster:
         # (target hour, log forecast, log of the newest observation when it was made)
         self._pending: deque[tuple[int, float, float]] = deque()
         self._errors: deque[tuple[int, float]] = deque()  # (target hour, log error)
+        self._rising: dict[int, bool] = {}  # target hour -> the forecast rose from the newest
         self._uplift: dict[tuple[str, int], list[float]] = {}
 
     # ------------------------------------------------------------------ feeding
@@ -207,8 +218,10 @@ class Nowcaster:
             target, logf, logfloor = self._pending.popleft()
             if target == h and ok:
                 self._errors.append((h, self._needed(logv, logf, logfloor)))
+            else:
+                self._rising.pop(target, None)
         while self._errors and self._errors[0][0] <= h - cfg.error_hours:
-            self._errors.popleft()
+            self._rising.pop(self._errors.popleft()[0], None)
         # level: smoothed log(actual / shape), outside event hours
         shape, _ = self._shape.at(h) if self._shape else (math.nan, "none")
         if ok and math.isfinite(shape):
@@ -293,16 +306,28 @@ class Nowcaster:
             ):
                 logf += float(np.median(learned))
         errs = [e for _, e in self._errors]
+        if self.cfg.local_hours > 0:
+            w = self.cfg.local_hours
+            local = [e for h, e in self._errors if abs((h - target + 12) % DAY - 12) <= w]
+            if len(local) >= self.cfg.min_errors:
+                errs = local
+        rising = bool(self._last_obs is not None and logf > math.log(max(self._last_obs[1], _TINY)))
+        if self.cfg.ramp_split:
+            same = [e for h, e in self._errors if self._rising.get(h) == rising]
+            if len(same) >= self.cfg.min_errors:
+                errs = same
         if len(errs) >= self.cfg.min_errors:
             finite = np.maximum(np.asarray(errs, dtype=float), -10.0)  # -inf: floor covered it
             q = float(np.quantile(finite, self.cfg.quantile))
         else:
             q = self.cfg.default_log_margin
-        q = max(q, 0.0)
+        if self.cfg.min_log_margin is not None:
+            q = max(q, self.cfg.min_log_margin)
         logfloor = (
             math.log(self._last_obs[1]) if self._last_obs and self._last_obs[1] > 0 else (-math.inf)
         )
         self._pending.append((target, logf, logfloor))
+        self._rising[target] = rising
         yhat = math.exp(logf)
         return Nowcast(made_at, target_ts, yhat, yhat * math.exp(q), q, source)
 

@@ -7,9 +7,10 @@ Order of the rules in :func:`decide` (each one named in the decision's ``reason`
 
 1. fail-static checks (fleet config, forecast missing / stale / NaN / negative, model error);
 2. predictive need: the upper quantile of the forecast over the window that starts one lead
-   time ahead, times any multiplier override, plus the fixed margin
-   (``required = upper * (1 + margin)``), divided by one instance's capacity per resource,
-   rounded up, largest over resources;
+   time ahead (every forecast period the window overlaps: the hours the new capacity will
+   actually serve, also for leads that are not whole hours), times any multiplier override,
+   plus the fixed margin (``required = upper * (1 + margin)``), divided by one instance's
+   capacity per resource, rounded up, largest over resources;
 3. reactive floor: below observed demand now x (1 + margin), scale up to it (target
    tracking); otherwise never below what observed demand needs now (no margin);
 4. scale-in only with observed demand, after the stabilisation window (highest recommendation
@@ -81,13 +82,19 @@ class FleetSpec:
     max_breach_buffer_pct: float = 10.0
     max_step_up: int | None = None
     max_step_down: int | None = None
-    # no scale-in when current - target <= tolerance * current (never blocks scale-up); 0.15
-    # keeps every sample fleet below reactive's number of changes with the band off scale-up
-    tolerance: float = 0.15
+    # no scale-in when current - target <= tolerance * current (never blocks scale-up). Off by
+    # default: on steam-dev's validation weeks the 0.15 band added more over-provisioning than
+    # the short hours it prevented were worth at equal cost (docs/performance.md), and the
+    # policy still changes capacity less often than reactive without it
+    tolerance: float = 0.0
     # scale in only once the need has stayed lower over this window (the highest
-    # recommendation in it wins); 60 = two hourly decisions (the previous one and this one)
-    scale_in_stabilisation_minutes: int = 60
+    # recommendation in it wins). Off by default for the same reason (60 = two hourly
+    # decisions); a scale-in never goes below what observed demand needs now either way
+    scale_in_stabilisation_minutes: int = 0
     cost_per_hour: float = 0.0
+    # the knob: the upper quantile of the decision forecaster's own past errors that sizes the
+    # fleet (a service level per forecast hour); higher = fewer hours short, more idle
+    service_level: float = 0.95
 
     def capacities(self) -> dict[str, float]:
         """Capacity of one instance per configured resource."""
@@ -220,6 +227,8 @@ def validate_fleet(spec: FleetSpec) -> list[str]:
             errors.append(f"{name} must be >= 1 or empty (got {step})")
     if not (0 <= spec.tolerance < 1):
         errors.append(f"tolerance must be in [0, 1) (got {spec.tolerance})")
+    if not (isinstance(spec.service_level, int | float) and 0 < spec.service_level < 1):
+        errors.append(f"service_level must be in (0, 1) (got {spec.service_level})")
     if spec.max_breach_buffer_pct < 0:
         errors.append("max_breach_buffer_pct must be >= 0")
     if spec.processes_per_instance < 1:
@@ -274,20 +283,30 @@ def _bad(value: float) -> bool:
     return not math.isfinite(value) or value < 0
 
 
+def _point_step(fc: SeriesForecast, default: timedelta) -> timedelta:
+    """The forecast's grid step (smallest spacing of its points; ``default`` for one point)."""
+    times = sorted(p.ts for p in fc.points)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b > a]
+    return min(gaps) if gaps else default
+
+
 def _window_upper(
     fc: SeriesForecast, start: datetime, end: datetime, step: timedelta
 ) -> tuple[float | None, str | None]:
-    """Largest upper quantile over [start, end) (or the point whose step covers ``start``)."""
-    pts = [p for p in fc.points if start <= p.ts < end]
-    if not pts:
-        pts = [p for p in fc.points if start - step < p.ts <= start]
-        pts = pts[-1:]
+    """Largest upper quantile (the sizing value) over the points whose period overlaps
+    [start, end).
+
+    A point at ``ts`` stands for [ts, ts + grid step) (an hourly forecast sizes its whole
+    hour), so with a 45-minute lead at 05:20 the window [06:05, 07:05) is sized by the 06:00
+    and 07:00 points. ``step``: the period of a lone point (no grid to infer it from)."""
+    grid = _point_step(fc, step)
+    pts = [p for p in fc.points if p.ts < end and p.ts + grid > start]
     if not pts:
         return None, f"forecast of {fc.metric} does not cover {start:%Y-%m-%d %H:%M}"
     for p in pts:
         if _bad(p.yhat) or _bad(p.upper):
             return None, f"forecast of {fc.metric} at {p.ts:%Y-%m-%d %H:%M} is NaN or negative"
-    return max(max(p.upper, p.yhat) for p in pts), None
+    return max(p.upper for p in pts), None
 
 
 def _predictive(

@@ -35,8 +35,6 @@ from models.baselines import (
     is_multiplicative,
 )
 
-EVENT_KINDS = ("tournament", "game_update", "holiday", "promotion", "other")
-
 
 @dataclass(frozen=True)
 class ProphetConfig:

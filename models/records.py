@@ -50,7 +50,6 @@ KNOWN_METRICS: tuple[str, ...] = (
     "latency_ms",
     "storage_pct",
 )
-EVENT_KINDS: tuple[str, ...] = ("tournament", "game_update", "holiday", "promotion", "other")
 DEFAULT_REGION = "global"
 DEFAULT_SERVER_CONFIG = "default"
 

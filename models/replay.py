@@ -3,17 +3,21 @@
 Pure: arrays and dataclasses in, a frame and figures out; no DuckDB, no Prefect, no clock.
 
 Timing convention. The series is an hourly grid ``ts[0..n)`` with demand ``y`` (NaN =
-missing). The decision labelled hour ``d`` is taken once ``y[d]`` is known and sees only
-``y[0..d]``; with lead ``L`` it sets the capacity in effect at hour ``d + L``. Capacity is in
-the metric's units: instances x unit capacity. Hours ``start..end`` are scored; decisions
-start ``warmup`` hours before ``start - L`` so the policy has a current capacity and history.
+missing). The decision labelled hour ``d`` is taken at ``ts[d] + decision_minute`` once
+``y[d]`` is known and sees only ``y[0..d]``. Its target is sent then: a scale-out serves one
+lead ``L`` (minutes) later, a scale-in at once. The capacity serving hour ``t`` is the smallest
+target decided between ``t:30 - L`` and ``t:30`` (:func:`serving_window`); for a whole-hour lead
+decided at the hour that is ``min(target(t - L), ..., target(t))``. Capacity is in the metric's
+units: instances x unit capacity. Hours ``start..end`` are scored; decisions start ``warmup``
+hours before the first one that serves ``start``.
 
-Policy: :func:`models.policy.decide` with the fleet's spec (lead set to ``L`` hours, a window
-of one hour), the current capacity = its own previous target (the group's desired capacity),
-observed demand = ``y[d]``, and one forecast point for ``d + L`` from :class:`Nowcaster`
-(``upper`` = its calibrated quantile).
+Policy: :func:`models.decision.decide_fleet`, the function ``fleetcast scale`` calls, with the
+fleet's spec (lead ``L``), the current capacity = its own previous target (the group's desired
+capacity), observed demand = the newest hourly value, and the decision forecaster fed to hour
+``d`` (one nowcast per hour the new capacity serves).
 
-References, same lead, same instance rounding (ceil) and the same min / max:
+References, the same lead rounded up to whole hours (``ceil((L + decision_minute) / 60)``),
+the same instance rounding (ceil) and the same min / max:
 
 - reactive target tracking: ``capacity(d+L) = y_last(d) * (1 + m)``;
 - seasonal rule: ``capacity(d+L) = y_last(d) * y(d+L-168) / y(d-168) * (1 + m)``; when the
@@ -33,25 +37,27 @@ hours short / unserved are reported there.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
-from models.nowcast import EventWindow, NowcastConfig, Nowcaster
-from models.policy import (
-    Decision,
-    FleetSpec,
-    ForecastPoint,
-    PolicyInput,
-    SeriesForecast,
-    decide,
+from models.clock import lead_hours
+from models.decision import (
+    DecisionData,
+    DecisionForecaster,
+    FleetState,
+    decide_fleet,
+    decision_config,
+    lead_offsets,
+    observed_demand,
 )
+from models.hourly import DAY, WEEK
+from models.nowcast import EventWindow, NowcastConfig
+from models.policy import Decision, FleetSpec, Override, SeriesForecast
 
-WEEK = 168
-DAY = 24
 _EPS = 1e-9
 
 
@@ -75,6 +81,12 @@ class ReplayResult:
     reactive_at_idle: Score  # reactive with its margin bisected to the policy's idle
     seasonal_at_idle: Score
     decisions: tuple[Decision, ...]
+    # planned demand of each reference over the scored hours, margin aside (for the curve):
+    # reactive, seasonal, forecast (the decision forecaster's point forecast one lead ahead)
+    bases: Mapping[str, np.ndarray] = field(default_factory=dict)
+    unit: float = 1.0
+    min_size: int = 0
+    max_size: int = 1_000_000
 
     def table(self) -> pl.DataFrame:
         rows = [
@@ -223,6 +235,16 @@ def _check_grid(ts: Sequence[datetime]) -> None:
             )
 
 
+def serving_window(lead_minutes: int, decision_minute: int) -> tuple[int, int]:
+    """Offsets (lo, hi) such that the capacity serving hour ``t`` is the smallest target
+    decided at hours ``t + lo .. t + hi``: the capacity at the middle of the hour (``t:30``)
+    is what was requested at least one lead earlier (scale-out arrives after the lead), lowered
+    by any later decision made before ``t:30`` (scale-in takes effect when it is sent)."""
+    hi = math.floor((30 - decision_minute) / 60)
+    lo = math.floor((30 - lead_minutes - decision_minute) / 60)
+    return lo, hi
+
+
 def replay(
     ts: Sequence[datetime],
     demand: Sequence[float],
@@ -236,77 +258,104 @@ def replay(
     events: Sequence[EventWindow] = (),
     warmup: int = 24,
     calibrate_to_plan: bool = False,
+    lead_minutes: int | None = None,
+    decision_minute: int = 0,
+    initial: int | None = None,
+    overrides: Sequence[Override] = (),
+    stored: Callable[[datetime], Mapping[str, SeriesForecast]] | None = None,
+    observed_max_age: timedelta = timedelta(minutes=120),
+    max_forecast_age: timedelta = timedelta(hours=6),
+    busy: Mapping[datetime, int] | None = None,
 ) -> ReplayResult:
-    """Replay hours ``start..end`` (inclusive); see the module docstring."""
+    """Replay hours ``start..end`` (inclusive); see the module docstring.
+
+    Each decision is :func:`models.decision.decide_fleet`, the function ``fleetcast scale``
+    calls, at ``ts[d] + decision_minute`` with the forecaster fed to hour ``d``. ``lead_minutes``
+    (default ``lead`` hours) is the fleet's lead; ``initial`` the desired capacity before the
+    first decision (default: none known); ``busy``: busy instances by decision time (default
+    0); ``stored``: the stored forecasts at a time (used
+    while the series is too short for the nowcast); ``events`` only with the what-if
+    ``NowcastConfig`` path (they are not part of the live decision)."""
     ts = list(ts)
     y = np.asarray(demand, dtype=float)
     if len(ts) != y.size or not ts:
         raise ValueError("ts and demand must be non-empty and of equal length")
-    if lead < 1:
-        raise ValueError(f"lead must be at least 1 hour, got {lead}")
+    lead_min = lead * 60 if lead_minutes is None else lead_minutes
+    if lead_min < 1:
+        raise ValueError(f"lead must be at least 1 minute, got {lead_min}")
+    if not 0 <= decision_minute < 60:
+        raise ValueError(f"decision_minute must be in [0, 60), got {decision_minute}")
     _check_grid(ts)
     if start not in ts or end not in ts or end < start:
         raise ValueError(f"start {start} and end {end} must be hours of the series, start <= end")
     i0, i1 = ts.index(start), ts.index(end)
     unit = spec.capacity_players
-    fleet = replace(spec, lead_time_minutes=lead * 60, window_minutes=60)
+    fleet = replace(spec, lead_time_minutes=lead_min)
     metric = fleet.demand_metric
+    ref_lead = lead_hours(lead_min + decision_minute)  # whole hours the references lead
+    lo, hi = serving_window(lead_min, decision_minute)
 
-    cfg = config or NowcastConfig()
+    cfg = config or decision_config(fleet)
     if calibrate_to_plan and cfg.plan_margin is None:
-        # size the forecast's margin for the plan the policy makes from it: the larger of the
-        # upper quantile and the observed-demand floor, both times (1 + safety margin)
         cfg = replace(cfg, plan_margin=fleet.safety_margin)
-    nc = Nowcaster(lead, cfg, events)
-    first_decision = max(0, i0 - lead - warmup)
+    offsets = lead_offsets(lead_min, fleet.window_minutes, decision_minute)
+    fcr = DecisionForecaster(offsets, cfg, events)  # events: what-if only (not used live)
+    first_decision = max(0, i0 + lo - warmup)
     cap_inst = np.full(y.size, np.nan)
     fc_yhat = np.full(y.size, np.nan)
     fc_upper = np.full(y.size, np.nan)
-    current: int | None = None
+    current: int | None = initial
     history: list[tuple[datetime, int]] = []
     decisions: list[Decision] = []
     stab = timedelta(minutes=fleet.scale_in_stabilisation_minutes + 60)
-    for d in range(0, i1 - lead + 1):
-        nc.observe(ts[d], float(y[d]))
-        fc = nc.forecast()
+    age_h = math.ceil(observed_max_age.total_seconds() / 3600) + 1
+    last = min(i1 + hi, y.size - 1)
+    for d in range(0, last + 1):
+        fcr.observe(ts[d], float(y[d]))
         if d < first_decision:
             continue
-        now = ts[d]
-        target_ts = now + timedelta(hours=lead)
-        forecasts = {}
-        error = None
-        if fc is None:
-            error = "no forecast yet (no history)"
-        else:
-            forecasts[metric] = SeriesForecast(
-                metric=metric,
-                points=(ForecastPoint(target_ts, fc.yhat, fc.upper),),
-                created_at=now,
-                model=f"nowcast-{fc.shape_source}",
-            )
-            fc_yhat[d + lead] = fc.yhat
-            fc_upper[d + lead] = fc.upper
-        observed = {metric: float(y[d])} if math.isfinite(y[d]) else {}
-        dec = decide(
-            PolicyInput(
-                fleet=fleet,
-                now=now,
+        now = ts[d] + timedelta(minutes=decision_minute)
+        a = max(0, d - age_h)
+        obs = observed_demand(ts[a : d + 1], y[a : d + 1].tolist(), now, observed_max_age)
+        data = DecisionData(
+            forecaster=fcr,
+            stored=stored(now) if stored is not None and not fcr.ready() else {},
+            observed={metric: obs} if obs is not None else {},
+        )
+        dec = decide_fleet(
+            fleet,
+            now,
+            data,
+            FleetState(
                 current=current,
-                forecasts=forecasts,
-                observed=observed,
+                busy=(busy or {}).get(now, 0),
+                overrides=overrides,
                 history=tuple(history),
-                forecast_error=error,
-            )
+            ),
+            max_forecast_age=max_forecast_age,
         )
         decisions.append(dec)
         current = dec.target
         history.append((now, dec.recommended))
         history = [(t, r) for t, r in history if t >= now - stab]
-        cap_inst[d + lead] = dec.target
+        cap_inst[d] = dec.target
+        if fcr.ready() and d + ref_lead < y.size:
+            point = fcr.series_forecast(metric).points[min(ref_lead, max(offsets)) - 1]
+            fc_yhat[d + ref_lead] = point.yhat
+            fc_upper[d + ref_lead] = point.upper
 
+    # serving capacity of hour t: the smallest target decided at t + lo .. t + hi
+    before = initial if initial is not None else (decisions[0].target if decisions else 0)
+    filled = np.where(np.isnan(cap_inst), np.nan, cap_inst)
+    filled[:first_decision] = before
+    serving = np.full(y.size, np.nan)
+    for t in range(i0, i1 + 1):
+        window = filled[max(0, t + lo) : min(y.size, t + hi + 1)]
+        serving[t] = np.nanmin(window) if window.size and not np.isnan(window).all() else before
+    lead = ref_lead
     sl = slice(i0, i1 + 1)
     dem = y[sl]
-    cap = cap_inst[sl] * unit
+    cap = serving[sl] * unit
     lo, hi = fleet.min_size, fleet.max_size
     r_base = reactive_base(y, lead)[sl]
     s_base = seasonal_base(y, lead)[sl]
@@ -341,4 +390,8 @@ def replay(
         reactive_at_idle=at_idle(r_base, dem, unit, lo, hi, pol.idle),
         seasonal_at_idle=at_idle(s_base, dem, unit, lo, hi, pol.idle),
         decisions=tuple(decisions),
+        bases={"reactive": r_base, "seasonal": s_base, "forecast": fc_yhat[sl]},
+        unit=unit,
+        min_size=lo,
+        max_size=hi,
     )

@@ -17,13 +17,22 @@ origins: at each cutoff a candidate sees only the history before it (no look-ahe
 on the next ``horizon`` hours. Candidates that fail or return NaN score infinity and sink to the
 end of the fallback chain; at forecast time the chain is walked until a candidate gives a finite
 forecast, and every skip is recorded in the result's note.
+
+Events enter a forecast once, and the variant served is the variant scored. When the series has
+events and Prophet (which learns an uplift per event kind) is a candidate, each other local
+candidate ``c`` also competes as ``c+events``: ``c`` fitted on the history with Prophet's learned
+past event effect taken out, with Prophet's effect of the scheduled events laid on top. Both are
+scored at every CV origin (Prophet fitted on the data before that origin only); the champion's
+name says which one is served, and a plain ``c`` is served without any event effect. A panel
+model (``extra_candidates``) is served as scored: plain, from the raw history (recurring events
+reach it through its lags).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,10 +40,23 @@ import pandas as pd
 
 from models.accuracy import coverage, mase, mase_scale, smape
 from models.baselines import MSTLForecaster, SeasonalNaive, regularize
+from models.hourly import DAY
 from models.prophet_model import ProphetForecaster, event_overlay, remove_events
 
 MIN_HISTORY_HOURS = 48
 FORECAST_COLUMNS = ("ds", "yhat", "yhat_lower", "yhat_upper", "yhat_q90")
+EVENTS_SUFFIX = "+events"  # the variant of a candidate with Prophet's event effect (see below)
+EVENT_SOURCE = "prophet"  # the candidate whose learned event effect the variants use
+
+
+def events_variant(name: str) -> str:
+    """The name of a candidate's events variant: ``mstl`` -> ``mstl+events``."""
+    return f"{name}{EVENTS_SUFFIX}"
+
+
+def base_of(name: str) -> str:
+    """The candidate a variant is made from: ``mstl+events`` -> ``mstl``."""
+    return name.removesuffix(EVENTS_SUFFIX)
 
 
 class Forecaster(Protocol):
@@ -133,6 +155,10 @@ class CVConfig:
     n_origins: int = 2  # cutoffs, one horizon apart, ending one horizon before the last hour
     min_train: int = MIN_HISTORY_HOURS  # hours a candidate must see before a cutoff
     season: int = 24  # MASE scale: in-sample seasonal naive with this period
+    # origins whose errors calibrate the conformal intervals: the scored ones and the ones
+    # before them, one horizon apart (errors within one origin are correlated: a few origins
+    # are needed; measured on AR(1) noise: 2 origins cover 0.61-0.66, 6 cover 0.82-0.85)
+    calibration_origins: int = 6
 
 
 @dataclass
@@ -144,6 +170,7 @@ class CandidateResult:
     cv_coverage: float  # share of actuals inside the interval in CV
     origins: int
     error: str | None = None
+    origin_mase: list[float] = field(default_factory=list)  # MASE at each CV origin, oldest first
 
 
 @dataclass
@@ -160,7 +187,7 @@ class SeriesTraining:
 @dataclass
 class SeriesForecast:
     frame: pd.DataFrame  # ds, yhat, yhat_lower, yhat_upper, yhat_q90
-    model: str  # the candidate that produced it (``+events`` when Prophet's event effect was added)
+    model: str  # the candidate that produced it (a ``+events`` variant carries Prophet's effect)
     notes: list[str] = field(default_factory=list)
 
 
@@ -212,6 +239,27 @@ def forecast_at(
     return _usable(forecaster.predict(model, past, horizon, events), horizon)
 
 
+def _lifted(
+    forecaster: Forecaster,
+    past: pd.DataFrame,
+    horizon: int,
+    events: pd.DataFrame | None,
+    prophet: Forecaster,
+    prophet_model: dict[str, Any],
+) -> pd.DataFrame:
+    """The ``+events`` variant of ``forecaster`` from ``past``: fitted on ``past`` with Prophet's
+    learned past event effect taken out, Prophet's effect of the events in the horizon on top
+    (``prophet_model`` was fitted on ``past`` or on less)."""
+    log = bool(prophet_model.get("log"))
+    past_effect = prophet.history_effect(prophet_model, past, events)  # type: ignore[attr-defined]
+    plain = remove_events(past, past_effect, log=log)
+    _, effect = prophet.predict_components(prophet_model, past, horizon, events)  # type: ignore[attr-defined]
+    model = forecaster.fit(plain, events)
+    frame = _usable(forecaster.predict(model, plain, horizon, events), horizon)
+    nonneg = bool(prophet_model.get("nonnegative"))
+    return event_overlay(frame, effect, log=log, nonnegative=nonneg)
+
+
 def _ensemble(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     if len(frames) < 2:
         raise CandidateFailed(f"ensemble needs at least 2 member forecasts, got {len(frames)}")
@@ -232,9 +280,115 @@ def _score(
     )
 
 
+# Conformal intervals: quantiles of a candidate's own CV errors (scaled by the series' MASE scale at
+# each origin) per horizon step, pooled over +-CONFORMAL_POOL neighbouring steps.
+CONFORMAL_PROBS = (0.05, 0.1, 0.9, 0.95)  # 90% = [0.05, 0.95], 80% = [0.1, 0.9], q90 = 0.9
+CONFORMAL_POOL = 12
+
+
+def conformal(errors: np.ndarray, pool: int = CONFORMAL_POOL) -> dict[str, list[float]]:
+    """Scaled error quantiles per horizon step from ``errors`` (origins x steps), each step
+    pooled over its +-``pool`` neighbours; tails never narrow with the step."""
+    e = np.atleast_2d(np.asarray(errors, dtype=float))
+    steps = e.shape[1]
+    out: dict[str, list[float]] = {}
+    for p in CONFORMAL_PROBS:
+        q = np.array(
+            [np.nanquantile(e[:, max(0, h - pool) : h + pool + 1], p) for h in range(steps)]
+        )
+        q = np.maximum.accumulate(q) if p > 0.5 else np.minimum.accumulate(q)
+        out[repr(p)] = [float(v) for v in q]
+    return out
+
+
+def apply_conformal(
+    frame: pd.DataFrame, cal: Mapping[str, Sequence[float]], scale: float, *, nonnegative: bool
+) -> pd.DataFrame:
+    """The frame with its intervals replaced by the conformal ones (a new frame): ``yhat_lower``
+    and ``yhat_upper`` the 80% interval, ``yhat_q90`` the 0.9 quantile. Steps past the calibrated
+    ones use the last calibrated step."""
+    out = frame.copy()
+    if not math.isfinite(scale):
+        return out
+    yhat = out["yhat"].to_numpy(dtype=float)
+    n = len(yhat)
+
+    def q(p: float) -> np.ndarray:
+        vals = np.asarray(cal[repr(p)], dtype=float)
+        return vals[np.minimum(np.arange(n), vals.size - 1)]
+
+    lower, upper = yhat + scale * q(0.1), yhat + scale * q(0.9)
+    out["yhat_lower"] = np.minimum(lower, yhat)
+    out["yhat_upper"] = np.maximum(upper, yhat)
+    out["yhat_q90"] = out["yhat_upper"]
+    if nonnegative:
+        for col in ("yhat_lower", "yhat_upper", "yhat_q90"):
+            out[col] = out[col].clip(lower=0.0)
+    return out
+
+
+def _calibration(
+    frames: Sequence[pd.DataFrame], actuals: Sequence[np.ndarray], scales: Sequence[float]
+) -> tuple[dict[str, list[float]] | None, float]:
+    """(conformal quantiles from every origin's errors, leave-one-origin-out coverage of the
+    80% interval: each origin's interval calibrated on the other origins' errors only)."""
+    ok = [i for i, s in enumerate(scales) if math.isfinite(s)]
+    if not ok:
+        return None, math.nan
+    errors = np.stack(
+        [(actuals[i] - frames[i]["yhat"].to_numpy(dtype=float)) / scales[i] for i in ok]
+    )
+    covered = []
+    for j, i in enumerate(ok):
+        if len(ok) < 2:
+            break
+        cal = conformal(np.delete(errors, j, axis=0))
+        f = apply_conformal(frames[i], cal, scales[i], nonnegative=False)
+        covered.append(coverage(actuals[i], f["yhat_lower"].to_numpy(), f["yhat_upper"].to_numpy()))
+    return conformal(errors), float(np.mean(covered)) if covered else math.nan
+
+
 def _forecasters(names: Sequence[str] | None) -> dict[str, Forecaster]:
     chosen = list(FORECASTERS) if names is None else [n for n in names if n in FORECASTERS]
     return {n: FORECASTERS[n]() for n in chosen}
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """One CV origin: whether it is scored, its actuals and in-sample part, and when it is."""
+
+    scored: bool
+    actual: np.ndarray
+    insample: np.ndarray
+    season: int
+    when: str
+
+    def keep(
+        self,
+        name: str,
+        got: pd.DataFrame | Exception,
+        per_origin: dict[str, list[pd.DataFrame | None]],
+        scores: dict[str, list[tuple[float, float, float]]],
+        errors: dict[str, str],
+    ) -> None:
+        """Record a candidate's forecast at this origin (scored if the origin is), or its
+        failure: at a scored origin it sinks the candidate; at a calibration-only origin it
+        only costs the intervals."""
+        if isinstance(got, Exception):
+            per_origin[name].append(None)
+            if self.scored:
+                errors.setdefault(name, f"CV at {self.when}: {got}")
+            return
+        per_origin[name].append(got)
+        if self.scored:
+            scores[name].append(_score(got, self.actual, self.insample, self.season))
+
+
+def _fit_forecast(
+    fc: Forecaster, past: pd.DataFrame, horizon: int, events: pd.DataFrame | None
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    model = fc.fit(past, events)
+    return model, _usable(fc.predict(model, past, horizon, events), horizon)
 
 
 def train_series(
@@ -259,8 +413,19 @@ def train_series(
     check_history(hist, what)
     cands = dict(forecasters) if forecasters is not None else _forecasters(None)
     ens = dict(ENSEMBLES if ensembles is None else ensembles)
+    # events variants: every other local candidate (and ensemble) with Prophet's event effect
+    with_events = events is not None and not events.empty and EVENT_SOURCE in cands
+    variants = [events_variant(n) for n in cands if n != EVENT_SOURCE] if with_events else []
+    if with_events:
+        for name, members in list(ens.items()):
+            ens[events_variant(name)] = tuple(
+                m if m == EVENT_SOURCE or m not in cands else events_variant(m) for m in members
+            )
     y = hist["y"].to_numpy(dtype=float)
     cuts = cv_cutoffs(len(hist), config)
+    extra = max(0, config.calibration_origins - config.n_origins)
+    calib_only = cv_cutoffs(len(hist), replace(config, n_origins=config.n_origins + extra))
+    calib_only = [c for c in calib_only if c not in cuts]  # before the scored ones
     notes: list[str] = []
     if not cuts:
         notes.append(
@@ -268,30 +433,43 @@ def train_series(
             "champion by preference order"
         )
 
-    per_origin: dict[str, list[pd.DataFrame | None]] = {n: [] for n in [*cands, *ens]}
+    per_origin: dict[str, list[pd.DataFrame | None]] = {n: [] for n in [*cands, *variants, *ens]}
     scores: dict[str, list[tuple[float, float, float]]] = {n: [] for n in per_origin}
     errors: dict[str, str] = {}
-    for cut in cuts:
+    all_cuts = [*calib_only, *cuts]
+    for cut in all_cuts:
+        scored = cut in cuts
         actual = y[cut : cut + config.horizon]
         insample = y[:cut]
+        past = hist.iloc[:cut].reset_index(drop=True)
+        fitted_here: dict[str, dict[str, Any]] = {}  # models fitted at this origin
+        at = _Origin(scored, actual, insample, config.season, str(hist["ds"].iloc[cut - 1]))
+        h = config.horizon
         for name, fc in cands.items():
             try:
-                frame = forecast_at(fc, hist, cut, config.horizon, events)
-                per_origin[name].append(frame)
-                scores[name].append(_score(frame, actual, insample, config.season))
+                fitted_here[name], got = _fit_forecast(fc, past, h, events)
             except Exception as exc:  # any failure sinks the candidate, recorded
-                per_origin[name].append(None)
-                errors.setdefault(name, f"CV at {hist['ds'].iloc[cut - 1]}: {exc}")
+                got = exc
+            at.keep(name, got, per_origin, scores, errors)
+        for name in variants:
+            try:
+                source = fitted_here.get(EVENT_SOURCE)
+                if source is None:
+                    raise CandidateFailed(f"no {EVENT_SOURCE} model at this origin")
+                got = _lifted(cands[base_of(name)], past, h, events, cands[EVENT_SOURCE], source)
+            except Exception as exc:
+                got = exc
+            at.keep(name, got, per_origin, scores, errors)
         for name, members in ens.items():
             frames = [per_origin[m][-1] for m in members if m in per_origin and per_origin[m]]
             try:
-                frame = _ensemble([f for f in frames if f is not None])
-                per_origin[name].append(frame)
-                scores[name].append(_score(frame, actual, insample, config.season))
+                got = _ensemble([f for f in frames if f is not None])
             except Exception as exc:
-                per_origin[name].append(None)
-                errors.setdefault(name, f"CV at {hist['ds'].iloc[cut - 1]}: {exc}")
+                got = exc
+            at.keep(name, got, per_origin, scores, errors)
 
+    cv_actuals = [y[cut : cut + config.horizon] for cut in all_cuts]
+    cv_scales = [mase_scale(y[:cut], config.season) for cut in all_cuts]
     results: dict[str, CandidateResult] = {}
     for name in per_origin:
         model: dict[str, Any] | None = None
@@ -300,18 +478,33 @@ def train_series(
                 model = cands[name].fit(hist, events)
             except Exception as exc:
                 errors.setdefault(name, f"fit: {exc}")
+        elif name in variants:  # refitted on the de-evented history at forecast time
+            model = {"kind": name, "base": base_of(name), "events": EVENT_SOURCE}
         else:
             model = {"kind": name, "members": list(ens[name])}
         s = scores[name]
         failed = name in errors or (cuts and len(s) < len(cuts))
+        frames = per_origin[name]
+        cv_cov = math.nan if not s else float(np.mean([v[2] for v in s]))
+        ok = [i for i, f in enumerate(frames) if f is not None]
+        if model is not None and cuts and not failed and ok:
+            cal, loo = _calibration(
+                [frames[i] for i in ok],  # type: ignore[misc]
+                [cv_actuals[i] for i in ok],
+                [cv_scales[i] for i in ok],
+            )
+            if cal is not None:
+                model = {**model, "conformal": cal}
+                cv_cov = loo if math.isfinite(loo) else cv_cov
         results[name] = CandidateResult(
             name=name,
             model=model,
             cv_mase=math.inf if failed or not s else float(np.mean([v[0] for v in s])),
             cv_smape=math.inf if failed or not s else float(np.mean([v[1] for v in s])),
-            cv_coverage=math.nan if not s else float(np.mean([v[2] for v in s])),
+            cv_coverage=cv_cov,
             origins=len(s),
             error=errors.get(name),
+            origin_mase=[float(v[0]) for v in s],
         )
     for name, score in (extra_scores or {}).items():
         results[name] = CandidateResult(name, None, float(score), math.nan, math.nan, len(cuts))
@@ -369,37 +562,24 @@ def forecast_series(
     *,
     forecasters: Mapping[str, Forecaster] | None = None,
     refused: Mapping[str, str] | None = None,
-    event_effect: bool = True,
 ) -> SeriesForecast:
     """Forecast ``horizon`` hours after the history's last hour with the first candidate of
     ``chain`` that works. ``models``: name -> stored model; ``refused``: name -> why its stored
-    model could not be loaded (e.g. a hash mismatch). When the candidate used is not Prophet and
-    a Prophet model with event regressors exists, Prophet's learned event effect is applied to the
-    forecast (model name ``<used>+events``)."""
+    model could not be loaded (e.g. a hash mismatch). A ``<c>+events`` name is served as it was
+    scored (see the module doc): ``c`` on the history with Prophet's past event effect taken out,
+    Prophet's effect of the scheduled events on top; it needs the stored Prophet model. Any other
+    name is served plain: events are counted once, by the variant that was scored."""
     hist = regularize(history)
     cands = dict(forecasters) if forecasters is not None else _forecasters(None)
     refused = dict(refused or {})
     notes = [f"{n} refused: {why}" for n, why in refused.items()]
-    cache: dict[str, tuple[pd.DataFrame, bool]] = {}
-    effect = (
-        _event_effect(models["prophet"], cands["prophet"], hist, horizon, events, notes)
-        if event_effect and "prophet" in models and "prophet" in cands
-        and "prophet" not in refused
-        else None
-    )  # fmt: skip
+    cache: dict[str, pd.DataFrame] = {}
+    y = hist["y"].to_numpy(dtype=float)
+    scale = mase_scale(y, DAY)
+    nonneg = bool(y.size and np.nanmin(y) >= 0)
 
-    # Past events are in the history too: a model that copies the past (seasonal naive, MSTL)
-    # would repeat last week's tournament AND get Prophet's uplift on top. Take them out first.
-    plain_hist = hist
-    if effect is not None:
-        try:
-            past = cands["prophet"].history_effect(models["prophet"], hist, events)  # type: ignore[attr-defined]
-            plain_hist = remove_events(hist, past, log=bool(models["prophet"].get("log")))
-        except Exception as exc:
-            notes.append(f"past event effect not removed: {exc}")
-
-    def one(name: str) -> tuple[pd.DataFrame, bool]:
-        """The forecast of one candidate and whether the event effect was added to it."""
+    def one(name: str) -> pd.DataFrame:
+        """The forecast of one candidate of the chain."""
         if name in cache:
             return cache[name]
         if name in refused:
@@ -407,7 +587,6 @@ def forecast_series(
         model = models.get(name)
         if model is None:
             raise CandidateFailed("no stored model")
-        lifted = False
         if "members" in model:
             parts = []
             for m in model["members"]:
@@ -415,34 +594,32 @@ def forecast_series(
                     parts.append(one(m))
                 except Exception:  # noqa: S112 - a failed member is left out; _ensemble raises
                     continue  # CandidateFailed (named) when fewer than 2 members are left
-            frame = _ensemble([f for f, _ in parts])
-            lifted = any(flag for _, flag in parts)
+            frame = _ensemble(parts)
+        elif "base" in model:  # an events variant
+            base, source = str(model["base"]), str(model.get("events", EVENT_SOURCE))
+            if source in refused or source not in models or source not in cands:
+                raise CandidateFailed(f"needs the {source} model for the event effect")
+            if base not in cands:
+                raise CandidateFailed(f"unknown candidate {base!r}")
+            frame = _lifted(cands[base], hist, horizon, events, cands[source], models[source])
         elif name in cands:
-            lift = effect is not None and name != "prophet"
-            base_hist = plain_hist if lift else hist
-            frame = _usable(cands[name].predict(model, base_hist, horizon, events), horizon)
-            if lift and effect is not None:
-                frame = event_overlay(
-                    frame,
-                    effect,
-                    log=bool(models["prophet"].get("log")),
-                    nonnegative=bool(models["prophet"].get("nonnegative")),
-                )
-                lifted = True
+            frame = _usable(cands[name].predict(model, hist, horizon, events), horizon)
         else:
             raise CandidateFailed(f"unknown candidate {name!r}")
-        cache[name] = (frame, lifted)
-        return frame, lifted
+        if model.get("conformal"):
+            frame = apply_conformal(frame, model["conformal"], scale, nonnegative=nonneg)
+        cache[name] = frame
+        return frame
 
     for name in [*chain, *([LAST_RESORT] if LAST_RESORT not in chain else [])]:
         try:
-            frame, lifted = one(name)
+            frame = one(name)
         except Exception as exc:
             notes.append(f"{name} failed: {exc}")
             continue
         if notes:
             notes.append(f"fell back to {name}")
-        return SeriesForecast(frame=frame, model=f"{name}+events" if lifted else name, notes=notes)
+        return SeriesForecast(frame=frame, model=name, notes=notes)
     if LAST_RESORT not in models and LAST_RESORT in cands:
         try:  # nothing stored worked: the last resort needs no fitted state
             spec = cands[LAST_RESORT].fit(hist, events)
@@ -452,25 +629,6 @@ def forecast_series(
         except Exception as exc:
             notes.append(f"{LAST_RESORT} failed: {exc}")
     raise CandidateFailed("; ".join(notes) or "no candidate in the chain")
-
-
-def _event_effect(
-    prophet_model: dict[str, Any],
-    prophet: Forecaster,
-    hist: pd.DataFrame,
-    horizon: int,
-    events: pd.DataFrame | None,
-    notes: list[str],
-) -> np.ndarray | None:
-    """Prophet's learned effect of the scheduled events in the horizon, or None if there is none."""
-    if not prophet_model.get("regressors") or events is None or events.empty:
-        return None
-    try:
-        _, effect = prophet.predict_components(prophet_model, hist, horizon, events)  # type: ignore[attr-defined]
-    except Exception as exc:
-        notes.append(f"event effect skipped: {exc}")
-        return None
-    return effect if np.any(np.abs(effect) > 1e-9) else None
 
 
 def panel_candidate(
@@ -514,4 +672,5 @@ def panel_candidate(
         cv_coverage=float(np.mean([v[2] for v in scores])) if scores else math.nan,
         origins=len(scores),
         error=error,
+        origin_mase=[float(v[0]) for v in scores],
     )

@@ -35,8 +35,9 @@ from typing import Any
 
 import polars as pl
 
+from models.hourly import EVENT_KINDS
 from models.names import NAME_PATTERN
-from models.records import EVENT_KINDS, NATURAL_KEYS, ROW, UNPARSEABLE
+from models.records import NATURAL_KEYS, ROW, UNPARSEABLE
 
 POS = "_pos"
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"

@@ -6,7 +6,7 @@ import polars as pl
 from prefect import task
 
 from fleetcast.config import Settings
-from fleetcast.stages.forecasting import score_accuracy
+from fleetcast.stages.accuracy import score_accuracy
 from fleetcast.stages.orchestration import is_transient
 
 

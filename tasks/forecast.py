@@ -8,7 +8,7 @@ import polars as pl
 from prefect import task
 
 from fleetcast.config import Settings
-from fleetcast.stages.forecasting import forecast_all
+from fleetcast.stages.serving import forecast_all
 
 
 @task(name="forecast-series")

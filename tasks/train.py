@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 
 from fleetcast.config import Settings
-from fleetcast.stages.forecasting import TrainResult, train_all, train_if_needed
+from fleetcast.stages.training import TrainResult, train_all, train_if_needed
 
 
 @task(name="train-models")

@@ -14,12 +14,9 @@ from fleetcast.config import Settings
 from fleetcast.interface.cli import main
 from fleetcast.resources import db
 from fleetcast.resources.logs import quiet_libraries
-from fleetcast.stages.forecasting import (
-    forecast_all,
-    series_needing_retrain,
-    train_all,
-    train_if_needed,
-)
+from fleetcast.stages.accuracy import series_needing_retrain
+from fleetcast.stages.serving import forecast_all
+from fleetcast.stages.training import train_all, train_if_needed
 from models.accuracy import RetrainPolicy, coverage, mase, mase_scale, retrain_flags, smape
 
 START = datetime(1970, 1, 1)

@@ -165,3 +165,22 @@ def test_task_fn_writes_the_plan_and_returns_the_table(settings: Settings, tmp_p
     assert pl.read_csv(out).columns == list(CSV_COLUMNS)
     plans = [row["plan"] for row in summary["table"]]  # type: ignore[union-attr]
     assert plans[:3] == ["policy", "reactive", "seasonal"]
+
+
+def test_cli_sweep_prints_the_curve_at_equal_over_provisioning(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _load(settings, _values())
+    assert _run(settings, tmp_path / "p.csv", "--unit-capacity", "20", "--sweep") == 0
+    printed = capsys.readouterr().out
+    table = printed[printed.index("curve:") :].splitlines()
+    assert "short@+5%" in table[1] and "unserv@+20%" in table[1]
+    body = table[2 : table.index("")]
+    rows = {line.split("  ")[0].strip(): line for line in body}
+    assert set(rows) == {"policy", "forecast x (1+m)", "reactive", "seasonal rule"}
+    # each reference reaches every level (a margin), so it prints a figure at each
+    for name in ("reactive", "seasonal rule", "forecast x (1+m)"):
+        assert rows[name].count("%") == 6
+    # each protective rule, with what it added and prevented (off by default: nothing)
+    rules = printed[printed.index("protective rules") :].splitlines()
+    assert [line.split()[0] for line in rules[2:5]] == ["tolerance", "stabilisation", "step"]

@@ -9,7 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from helpers_reliability import NOW, desired, seed, spec
+from helpers_aws import desired
+from helpers_reliability import NOW, seed, spec
 
 from fleetcast.config import Settings
 from fleetcast.interface.cli import main

@@ -14,9 +14,9 @@ import pytest
 from fleetcast.config import Settings
 from fleetcast.interface.sample import generate
 from fleetcast.stages.fleets import import_fleets
-from fleetcast.stages.forecasting import train_all
 from fleetcast.stages.ingest import ingest_paths
 from fleetcast.stages.orchestration import DASK_ADDRESS_ENV, settings_for, task_runner
+from fleetcast.stages.training import train_all
 from flows.params import ForecastAndScaleParams
 
 GAMES = ("casual_puzzle", "ranked_arena")

@@ -16,8 +16,9 @@ from fleetcast.config import Settings
 from fleetcast.interface.cli import main
 from fleetcast.resources import db
 from fleetcast.resources.logs import quiet_libraries
-from fleetcast.resources.registry import champion_sets, list_models
-from fleetcast.stages.forecasting import CSV_COLUMNS, forecast_all, latest_forecasts, train_all
+from fleetcast.resources.registry import champion_sets, list_models, model_key
+from fleetcast.stages.serving import CSV_COLUMNS, forecast_all, latest_forecasts
+from fleetcast.stages.training import train_all
 
 FAST = ("snaive24", "snaive168", "mstl")  # no Prophet fit where the test is not about Prophet
 START = datetime(1970, 1, 1)
@@ -139,7 +140,7 @@ def test_tampered_champion_is_refused_and_fallback_recorded(settings: Settings) 
         con.execute(
             "update models set model_json = replace(model_json, '24', '23') where is_champion"
         ).fetchall()
-        sets = champion_sets(con)
+        sets = champion_sets(con, mac_key=model_key(settings))
     (cs,) = sets.values()
     assert champion in cs.refused and "sha256" in cs.refused[champion]
     frame = forecast_all(settings, 12)

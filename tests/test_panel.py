@@ -22,15 +22,16 @@ from fleetcast.resources.registry import (
     SeriesKey,
     load_panel,
     model_hash,
+    model_key,
     store_panel,
 )
-from fleetcast.stages.forecasting import (
+from fleetcast.stages.serving import forecast_all
+from fleetcast.stages.training import (
     LARGE_PANEL,
     PANEL,
     _fit_panel,
     _panel_forecast_from,
     _plan_candidates,
-    forecast_all,
     train_all,
 )
 from models import global_gbm
@@ -90,20 +91,21 @@ def test_gbm_text_round_trip_and_registry_hash(settings: Settings) -> None:
     with db.session(settings.db_path) as con, db.transaction(con):
         pid, sha = store_panel(
             con, kind=PANEL, metric="players", model_json=text, n_series=4, horizon=24,
-            params={}, train_run="r", trained_at=START,
+            params={}, train_run="r", trained_at=START, mac_key=model_key(settings),
         )  # fmt: skip
     assert sha == model_hash(text)
     with db.session(settings.db_path) as con:
-        assert load_panel(con, pid, sha) == text
+        key = model_key(settings)
+        assert load_panel(con, pid, sha, mac_key=key) == text
         with pytest.raises(ModelIntegrityError, match="expected|differs"):
-            load_panel(con, pid, "0" * 64)
+            load_panel(con, pid, "0" * 64, mac_key=key)
         con.execute(
             "update panel_models set model_json = replace(model_json, '\"horizon\": 24', "
             "'\"horizon\": 23') where panel_id = ?",
             [pid],
         ).fetchall()
         with pytest.raises(ModelIntegrityError, match="changed after training"):
-            load_panel(con, pid, sha)
+            load_panel(con, pid, sha, mac_key=key)
 
 
 def test_panel_cv_has_no_look_ahead() -> None:

@@ -129,9 +129,10 @@ def test_scale_in_waits_for_a_stabilisation_window_highest_wins() -> None:
 
 
 def test_tolerance_band_holds() -> None:
-    d = decide(inp(current=11, forecasts={"players": forecast([1000] * 3)}))  # wants 11
+    f = fleet(tolerance=0.15)  # off by default (docs/performance.md): configured here
+    d = decide(inp(fleet=f, current=11, forecasts={"players": forecast([1000] * 3)}))  # wants 11
     assert d.status == "hold"
-    d = decide(inp(current=12, forecasts={"players": forecast([1000] * 3)}))
+    d = decide(inp(fleet=f, current=12, forecasts={"players": forecast([1000] * 3)}))
     assert d.target == 12 and "tolerance" in d.reason
 
 
@@ -447,8 +448,8 @@ def test_reactive_floor_margin_on_the_way_up_bare_need_on_the_way_down() -> None
     assert d.target == 10 and d.reactive_floor == 10
 
 
-def test_default_stabilisation_holds_at_an_hourly_cadence() -> None:
-    f = fleet(scale_in_stabilisation_minutes=FleetSpec.scale_in_stabilisation_minutes)
+def test_a_60_min_stabilisation_holds_at_an_hourly_cadence() -> None:
+    f = fleet(scale_in_stabilisation_minutes=60)  # off by default (docs/performance.md)
     low = {"players": forecast([300] * 3)}
     # the previous hourly decision still wanted 20: hold this hour
     d = decide(
@@ -459,3 +460,33 @@ def test_default_stabilisation_holds_at_an_hourly_cadence() -> None:
     hist = [(NOW - 2 * H, 20), (NOW - H, 4)]
     d = decide(inp(fleet=f, current=20, forecasts=low, observed={"players": 300}, history=hist))
     assert d.target == 4
+
+
+def test_a_sub_hour_lead_sizes_every_hour_the_new_capacity_covers() -> None:
+    """At 05:20 with a 45-minute lead, capacity sent now serves from 06:05 to the next
+    decision's 07:05: the 06:00 hour (a 500-player peak) must be sized, not only 07:00."""
+    now = datetime(2024, 5, 1, 5, 20)
+    pts = tuple(
+        ForecastPoint(datetime(2024, 5, 1, h), v, v)
+        for h, v in ((5, 120.0), (6, 500.0), (7, 120.0), (8, 120.0))
+    )
+    fc = SeriesForecast("players", pts, now - timedelta(minutes=10), "prophet", "run-1")
+    d = decide(
+        PolicyInput(
+            fleet=fleet(lead_time_minutes=45, safety_margin=0.0),
+            now=now,
+            current=2,
+            forecasts={"players": fc},
+        )
+    )
+    assert d.target == 5  # 500 players / 100 per instance, not 120 / 100 -> 2
+    # a whole-hour lead at the hour still sizes exactly one hour (07:00 from 06:00)
+    d = decide(
+        PolicyInput(
+            fleet=fleet(lead_time_minutes=60, safety_margin=0.0),
+            now=datetime(2024, 5, 1, 6, 0),
+            current=2,
+            forecasts={"players": fc},
+        )
+    )
+    assert d.target == 2

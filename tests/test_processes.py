@@ -11,7 +11,8 @@ from typing import Any
 import boto3
 import polars as pl
 import pytest
-from helpers_reliability import NOW, desired, seed, spec
+from helpers_aws import desired
+from helpers_reliability import NOW, seed, spec
 
 from fleetcast.config import Settings
 from fleetcast.resources import db

@@ -111,10 +111,15 @@ def test_event_uplift_is_forecast_for_a_scheduled_tournament() -> None:
     ratio = during.mean() / plain_day.mean()
     assert 1.4 < ratio < 2.3, ratio  # true lift 1.8 (weekday effects aside)
 
-    # A non-Prophet champion gets Prophet's learned event effect on top (model "+events").
+    # The events variant of a non-Prophet champion gets Prophet's learned event effect on top.
+    variant = {"kind": "snaive24+events", "base": "snaive24", "events": "prophet"}
     base = forecast_series(
-        {"snaive24": {"kind": "snaive24", "season": 24}, "prophet": model},
-        ["snaive24"],
+        {
+            "snaive24": {"kind": "snaive24", "season": 24},
+            "snaive24+events": variant,
+            "prophet": model,
+        },
+        ["snaive24+events"],
         history,
         48,
         events,
@@ -168,9 +173,14 @@ def test_past_events_are_not_counted_twice_by_a_model_that_copies_the_past() -> 
         ignore_index=True,
     )
     model = ProphetForecaster().fit(history, events)
+    variant = {"kind": "snaive168+events", "base": "snaive168", "events": "prophet"}
     result = forecast_series(
-        {"snaive168": {"kind": "snaive168", "season": 168}, "prophet": model},
-        ["snaive168"],
+        {
+            "snaive168": {"kind": "snaive168", "season": 168},
+            "snaive168+events": variant,
+            "prophet": model,
+        },
+        ["snaive168+events"],
         history,
         24 * 8,
         events,

@@ -54,7 +54,12 @@ from fleetcast.resources.aws import AwsBackend, GroupNotAllowed, botocore_config
 from fleetcast.resources.db import DatabaseBusy
 from fleetcast.resources.landing import PathRefused
 from fleetcast.resources.locking import RunLockTimeout, run_lock
-from fleetcast.resources.registry import ModelIntegrityError, champion_sets, load_model
+from fleetcast.resources.registry import (
+    ModelIntegrityError,
+    champion_sets,
+    load_model,
+    model_key,
+)
 from fleetcast.stages.allocate import (
     allocate,
     apply_and_record,
@@ -823,7 +828,7 @@ def _train_small(settings: Settings, end: datetime) -> None:
     import numpy as np
     import polars as pl
 
-    from fleetcast.stages.forecasting import train_all
+    from fleetcast.stages.training import train_all
 
     ts = [end - timedelta(hours=120 - h) for h in range(120)]
     y = 1500 + 500 * np.sin(np.arange(120) * 2 * np.pi / 24)
@@ -848,11 +853,12 @@ def _tamper_all(settings: Settings) -> dict[str, str]:
                              params=[mid]).fetchall()  # fmt: skip
         with pytest.raises(ModelIntegrityError, match="sha256"):
             load_model(text2, sha, mid)
-        return dict(next(iter(champion_sets(con).values())).refused)
+        sets = champion_sets(con, mac_key=model_key(settings))
+        return dict(next(iter(sets.values())).refused)
 
 
 def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings) -> None:
-    from fleetcast.stages.forecasting import forecast_all
+    from fleetcast.stages.serving import forecast_all
     from models.clock import utcnow
 
     url = aws_settings.aws_endpoint_url or ""
@@ -860,7 +866,9 @@ def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings)
     now = utcnow().replace(minute=0, second=0, microsecond=0)
     _train_small(aws_settings, now)
     refused = _tamper_all(aws_settings)
-    assert len(refused) == 2 and all("sha256" in why for why in refused.values())
+    # every stored model was changed (the ensemble's JSON now holds its conformal quantiles)
+    assert set(refused) == {"mstl", "snaive24", "ensemble"}
+    assert all("sha256" in why for why in refused.values())
     frame = forecast_all(aws_settings, 12)  # no stored model is used; the note says why
     assert "refused" in frame["note"][0] and frame["model_id"].null_count() == frame.height
     with db.session(aws_settings.db_path) as con:
@@ -877,7 +885,7 @@ def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings)
 def test_r15_r04_refused_models_alone_keep_the_fleet_in_the_hourly_cycle(
     aws_settings: Settings,
 ) -> None:
-    from fleetcast.stages.forecasting import forecast_all
+    from fleetcast.stages.serving import forecast_all
     from models.clock import utcnow
 
     url = aws_settings.aws_endpoint_url or ""

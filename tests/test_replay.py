@@ -122,17 +122,22 @@ def test_at_idle_finds_the_smallest_margin_reaching_the_idle() -> None:
 # --------------------------------------------------------------------------- the replay
 
 
-def test_capacity_at_ts_is_the_target_decided_one_lead_earlier() -> None:
+def test_capacity_at_ts_is_the_target_decided_one_lead_earlier_unless_cut_since() -> None:
+    """Scale-out arrives one lead after it is sent, scale-in at once: the capacity serving hour
+    t is the smallest target decided from t - lead to t."""
     ts, y = _series(24 * 16)
     lead = 2
     start, end = ts[24 * 14], ts[-1]
     r = replay(ts, y, start=start, end=end, spec=_spec(25.0), lead=lead, margin=0.1)
     assert r.frame.height == 24 * 2
     by_time = {d.decided_at: d for d in r.decisions}
+    cut_by_scale_in = 0
     for row in r.frame.iter_rows(named=True):
-        dec = by_time[row["ts"] - timedelta(hours=lead)]
-        assert row["capacity"] == dec.target * 25.0
+        targets = [by_time[row["ts"] - timedelta(hours=h)].target for h in range(lead, -1, -1)]
+        assert row["capacity"] == min(targets) * 25.0
         assert row["capacity"] % 25.0 == 0
+        cut_by_scale_in += min(targets) < targets[0]
+    assert cut_by_scale_in > 0  # the case is exercised
     # the scores are the scores of the frame's columns
     dem = r.frame["demand"].to_numpy()
     assert r.policy == score(dem, r.frame["capacity"].to_numpy())
@@ -169,8 +174,9 @@ def test_no_look_ahead_changing_later_data_changes_no_earlier_decision(lead: int
                 z.demand_forecast,
                 z.reason,
             )
-        # ... and so is every plan row those decisions set (ts <= cut + lead)
-        limit = ts[cut] + timedelta(hours=lead)
+        # ... and so is every plan row those decisions set alone (a decision after the cut
+        # may scale in at once, so rows up to the cut)
+        limit = ts[cut]
         cols = ["ts", "forecast", "upper", "capacity", "reactive", "seasonal"]
         pa = base.frame.filter(base.frame["ts"] <= limit).select(cols)
         pb = other.frame.filter(other.frame["ts"] <= limit).select(cols)

@@ -160,7 +160,9 @@ def test_regularize_fills_gaps_and_truncates_to_hour() -> None:
     )
     out = regularize(frame)
     assert list(out["ds"].dt.hour) == [0, 1, 2, 3]
-    assert out["y"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    # the missing hour 2 is filled from the past only (the last value: no day back yet), not
+    # interpolated towards hour 3's value
+    assert out["y"].tolist() == [1.0, 2.0, 2.0, 4.0]
     assert frame["ds"].iloc[0].minute == 10  # the argument is not mutated
 
 
@@ -187,4 +189,7 @@ def test_panel_forecaster_plugs_in_as_a_candidate() -> None:
     models = {n: r.model for n, r in training.candidates.items() if r.model is not None}
     result = forecast_series(models, ["global_gbm"], history, 6, forecasters=cands)
     assert result.model == "global_gbm"
-    assert (result.frame["yhat_q90"] - result.frame["yhat"]).round(6).eq(40).all()
+    # served with the intervals calibrated on its own CV errors (conformal), not its own ones
+    assert "conformal" in models["global_gbm"]
+    assert not (result.frame["yhat_q90"] - result.frame["yhat"]).round(6).eq(40).all()
+    assert (result.frame["yhat_q90"] >= result.frame["yhat"]).all()

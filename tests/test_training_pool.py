@@ -14,8 +14,9 @@ from helpers_data import store_metrics
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
+from fleetcast.resources.pool import _pool_kind, training_pool
 from fleetcast.resources.registry import list_models
-from fleetcast.stages.forecasting import _pool_kind, slow_candidates, train_all, training_pool
+from fleetcast.stages.training import slow_candidates, train_all
 
 CANDIDATES = ("prophet", "mstl", "snaive24")  # with the ensemble of the three
 

@@ -109,8 +109,9 @@ def _summarise(
             pl.col("forecast_peak").sum().round(0).alias("forecast_peak_players"),
             pl.col("capacity_before").sum(),
             pl.col("capacity_after").sum(),
-            pl.col("heldout_mase").mean().round(3),
-            pl.col("heldout_smape").mean().round(2),
+            pl.col("champion_cv_mase").mean().round(3),
+            pl.col("champion_cv_smape").mean().round(2),
+            pl.col("realised_mase").mean().round(3),
         )
         .sort("game_type")
     )
@@ -118,7 +119,8 @@ def _summarise(
 
 
 def fleet_summary(settings: Settings) -> pl.DataFrame:
-    """Per fleet: champion, held-out score, forecast peak, newest decision and its reason."""
+    """Per fleet: champion, its CV score, its realised (held-out) MASE where actuals arrived after
+    a stored forecast, forecast peak, newest decision and its reason."""
     with db.session(settings.db_path, read_only=True) as con:
         return con.sql(db.sql("demo_fleet_summary")).pl()
 
@@ -177,7 +179,8 @@ def write_fleet_report(
                             "game_type",
                             "region",
                             "champion",
-                            "heldout_mase",
+                            "champion_cv_mase",
+                            "realised_mase",
                             "forecast_peak",
                             "capacity_before",
                             "capacity_after",

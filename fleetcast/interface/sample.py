@@ -43,7 +43,6 @@ INJECTION_GAME_TYPE = "battle_royale'; DROP TABLE metrics; --"
 
 SYSTEM_METRICS = ("server_load", "latency_ms", "storage_pct")  # written as a long file
 WIDE_METRICS = tuple(m for m in KNOWN_METRICS if m not in SYSTEM_METRICS)  # the wide file
-EVENT_KINDS = ("tournament", "game_update", "holiday", "promotion", "other")
 FLEET_COLUMNS = (
     "fleet",
     "game_type",

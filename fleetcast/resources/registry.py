@@ -6,13 +6,23 @@ Panel models (one model trained across every series of a metric, e.g. the global
 stored once in ``panel_models`` (JSON text with LightGBM's ``model_to_string()`` inside, and its
 sha256); each series of the panel keeps its own ``models`` row (kind ``global_gbm``, its own CV
 score, champion flag and note) whose small JSON is ``{"kind", "panel_id", "panel_sha256"}``.
-``load_panel`` checks the panel text against both hashes before anything parses it."""
+``load_panel`` checks the panel text against both hashes before anything parses it.
+
+Hashes alone do not authenticate: they sit in the same database as the models, so whoever can
+rewrite a model can recompute its hash. Every model and panel model is therefore also stored with
+an HMAC-SHA256 of its JSON keyed with a secret kept outside the database (``model_key``:
+``FLEETCAST_MODEL_KEY``, else a key file generated on first use under the work dir with mode
+0600); a model whose HMAC does not verify, or that has none, is refused like a hash mismatch."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
+import os
+import secrets
+import stat
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +31,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from fleetcast.config import Settings
 from fleetcast.resources import db
 from models.names import check_name
 from models.prophet_model import dumps
@@ -66,8 +77,64 @@ def model_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def load_model(model_json: str, sha256: str, model_id: str = "?") -> dict[str, Any]:
-    """Parse a stored model only if its text hashes to the recorded sha256."""
+def model_key(settings: Settings) -> bytes:
+    """The registry's HMAC key: ``settings.model_key`` (``FLEETCAST_MODEL_KEY``), else the key
+    file ``settings.model_key_path``, generated on first use (32 random bytes, hex, mode 0600).
+    A key file that others may read or write is refused."""
+    if settings.model_key:
+        return settings.model_key.encode("utf-8")
+    path = settings.model_key_path
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first: use theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise PermissionError(
+            f"model key file {path} has mode {mode:o}: others may read or change it. "
+            f"`chmod 600 {path}` (or set FLEETCAST_MODEL_KEY)"
+        )
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ValueError(f"model key file {path} is too short: delete it to generate a new one")
+    return key.encode("utf-8")
+
+
+def model_mac(key: bytes, text: str) -> str:
+    """The HMAC-SHA256 (hex) of a model's stored text."""
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def check_mac(key: bytes, text: str, mac: str | None, what: str) -> None:
+    """Raise ``ModelIntegrityError`` unless ``mac`` is the HMAC of ``text`` under ``key``."""
+    if not mac:
+        raise ModelIntegrityError(
+            f"{what} refused: it carries no HMAC (stored before models were authenticated, or "
+            "its HMAC was removed). Retrain the series (`fleetcast train`) to replace it"
+        )
+    if not hmac.compare_digest(model_mac(key, text), mac):
+        raise ModelIntegrityError(
+            f"{what} refused: its HMAC does not verify with this installation's model key; it "
+            "was changed after training (or trained with another key). Retrain the series "
+            "(`fleetcast train`) to replace it"
+        )
+
+
+def load_model(
+    model_json: str,
+    sha256: str,
+    model_id: str = "?",
+    *,
+    key: bytes | None = None,
+    mac: str | None = None,
+) -> dict[str, Any]:
+    """Parse a stored model only if its text hashes to the recorded sha256 and, with ``key``,
+    only if ``mac`` is its HMAC under that key (the registry always passes one)."""
     actual = model_hash(model_json)
     if actual != sha256:
         raise ModelIntegrityError(
@@ -75,6 +142,8 @@ def load_model(model_json: str, sha256: str, model_id: str = "?") -> dict[str, A
             f"recorded {sha256[:12]}...; it was changed after training. Retrain the series "
             "(`fleetcast train`) to replace it"
         )
+    if key is not None:
+        check_mac(key, model_json, mac, f"model {model_id}")
     return json.loads(model_json)
 
 
@@ -89,6 +158,7 @@ def store_training(
     *,
     train_run: str,
     trained_at: datetime,
+    mac_key: bytes,
     keep: int = KEEP_VERSIONS,
 ) -> dict[str, str]:
     """Insert one row per candidate (a failed one is stored as a record without a model), make the
@@ -136,6 +206,7 @@ def store_training(
                 "train_run": train_run,
                 "cv_smape": _finite(cand.cv_smape),
                 "cv_coverage": _finite(cand.cv_coverage),
+                "hmac": model_mac(mac_key, text),
             },
         ).fetchall()
         ids[name] = model_id
@@ -144,10 +215,15 @@ def store_training(
 
 
 def champion_sets(
-    con: duckdb.DuckDBPyConnection, game_type: str | None = None, metric: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    game_type: str | None = None,
+    metric: str | None = None,
+    *,
+    mac_key: bytes,
 ) -> dict[SeriesKey, ChampionSet]:
     """Every series with a champion: its chain and its training run's models, each loaded only
-    after its hash is checked (a refused one is listed in ``refused`` and skipped)."""
+    after its hash and its HMAC under ``mac_key`` are checked (a refused one is listed in
+    ``refused`` with the reason and skipped)."""
     rows = con.sql(
         db.sql("model_champion_runs"), params={"game_type": game_type, "metric": metric}
     ).fetchall()
@@ -159,11 +235,12 @@ def champion_sets(
         runs = con.sql(
             db.sql("model_run_models"), params={**key.params(), "train_run": train_run}
         ).fetchall()
-        for mid, k, text, sha, _score, _champ, _note, _params in runs:
+        for mid, k, text, sha, _score, _champ, _note, _params, mac in runs:
             try:
-                body = load_model(text, sha, mid)
-            except ModelIntegrityError:
-                cs.refused[k] = f"sha256 mismatch (model {mid} changed after training)"
+                body = load_model(text, sha, mid, key=mac_key, mac=mac)
+            except ModelIntegrityError as exc:
+                why = "sha256 mismatch" if "sha256" in str(exc) else "HMAC not verified"
+                cs.refused[k] = f"{why} (model {mid} changed after training)"
                 continue
             if body.get("failed") or body.get("external"):
                 continue
@@ -196,9 +273,11 @@ def store_panel(
     params: dict[str, Any],
     train_run: str,
     trained_at: datetime,
+    mac_key: bytes,
     note: str | None = None,
 ) -> tuple[str, str]:
-    """Insert one panel model; returns (panel_id, sha256). Call inside a transaction."""
+    """Insert one panel model with its sha256 and its HMAC under ``mac_key``; returns (panel_id,
+    sha256). Call inside a transaction."""
     check_name("metric", metric)
     panel_id, sha = uuid.uuid4().hex, model_hash(model_json)
     con.execute(
@@ -215,6 +294,7 @@ def store_panel(
             "model_json": model_json,
             "sha256": sha,
             "note": note,
+            "hmac": model_mac(mac_key, model_json),
         },
     ).fetchall()
     return panel_id, sha
@@ -225,15 +305,18 @@ def prune_panels(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(db.sql("model_panel_prune")).fetchall()
 
 
-def load_panel(con: duckdb.DuckDBPyConnection, panel_id: str, expected_sha256: str) -> str:
+def load_panel(
+    con: duckdb.DuckDBPyConnection, panel_id: str, expected_sha256: str, *, mac_key: bytes
+) -> str:
     """The JSON text of a panel model, only if it hashes to the sha256 recorded with it and to
-    the one the series' row expects (raises ``ModelIntegrityError`` otherwise)."""
+    the one the series' row expects, and its HMAC verifies under ``mac_key`` (raises
+    ``ModelIntegrityError`` otherwise)."""
     rows = con.sql(db.sql("model_panel_get"), params={"panel_id": panel_id}).fetchall()
     if not rows:
         raise ModelIntegrityError(
             f"panel model {panel_id} is missing from the registry: retrain (`fleetcast train`)"
         )
-    _pid, _kind, _metric, _horizon, text, sha = rows[0]
+    _pid, _kind, _metric, _horizon, text, sha, mac = rows[0]
     if sha != expected_sha256:
         raise ModelIntegrityError(
             f"panel model {panel_id} refused: its recorded sha256 {sha[:12]}... differs from "
@@ -246,4 +329,5 @@ def load_panel(con: duckdb.DuckDBPyConnection, panel_id: str, expected_sha256: s
             f"registry recorded {sha[:12]}...; it was changed after training. Retrain "
             "(`fleetcast train`) to replace it"
         )
+    check_mac(mac_key, str(text), mac, f"panel model {panel_id}")
     return str(text)

@@ -31,10 +31,12 @@ from fleetcast.resources.aws import (
 )
 from fleetcast.stages import approval
 from fleetcast.stages.budgets import apply_budgets, run_rule
+from fleetcast.stages.decide import decide_live
 from fleetcast.stages.fleets import load_fleets
 from fleetcast.stages.processes import plan_processes, sized_spec
 from models.approval import Proposal
 from models.clock import utcnow
+from models.decision import FleetState
 from models.names import check_name
 from models.policy import (
     OVERRIDE_KINDS,
@@ -44,9 +46,7 @@ from models.policy import (
     FleetSpec,
     ForecastPoint,
     Override,
-    PolicyInput,
     SeriesForecast,
-    decide,
 )
 
 
@@ -333,20 +333,23 @@ def plan(
                     i.instance_id for i in state.instances if i.lifecycle_state != "Terminating"
                 }
                 busy_ids = (set(state.busy_ids) | set(busy_extra.get(spec.asg_name, ()))) & live
-            inp = PolicyInput(
-                fleet=spec,
-                now=now,
-                current=state.desired if state is not None else None,
-                busy=len(busy_ids),
-                forecasts=forecasts,
+            decision = decide_live(
+                con,
+                spec,
+                now,
+                FleetState(
+                    current=state.desired if state is not None else None,
+                    current_max=state.max_size if state is not None else None,
+                    busy=len(busy_ids),
+                    overrides=overrides,
+                    history=load_history(con, spec, now),
+                ),
+                stored=forecasts,
                 observed=load_observed(con, spec.game_type, spec.region, now, observed_age),
-                overrides=overrides,
-                history=load_history(con, spec, now),
-                current_max=state.max_size if state is not None else None,
+                observed_max_age=observed_age,
                 forecast_error=group_error or errors.get(spec.fleet) or errors.get(spec.game_type),
                 max_forecast_age=timedelta(hours=settings.freshness_hours),
             )
-            decision = decide(inp)
             decision = replace(
                 decision, inputs={**decision.inputs, "processes": fits[spec.fleet].as_record()}
             )

@@ -43,6 +43,7 @@ _FLOAT = {
     "max_breach_buffer_pct",
     "tolerance",
     "cost_per_hour",
+    "service_level",
 }
 # Auto Scaling group names: 1-255 characters, no ':' (a colon would make it an ARN).
 _ASG_FORBIDDEN = set(":\n\r\t")

@@ -1,6 +1,7 @@
--- demo_fleet_summary: per fleet, its demand series' champion and held-out (CV) score, the peak
--- of the newest forecast, and the newest capacity decision with its reason and the instances it
--- could not get (max or budget).
+-- demo_fleet_summary: per fleet, its demand series' champion, the champion's CV score (the score
+-- that chose it: not a held-out score), its realised MASE on actuals that arrived after a stored
+-- forecast (a true held-out score, where one exists), the peak of the newest forecast, and the
+-- newest capacity decision with its reason and the instances it could not get (max or budget).
 with newest_run as (
     select game_type, region, metric, arg_max(run_id, created_at) as run_id
     from forecasts
@@ -13,10 +14,15 @@ peak as (
     group by f.game_type, f.region, f.metric
 ),
 champion as (
-    select game_type, region, metric, kind as champion, score as heldout_mase,
-           cv_smape as heldout_smape
+    select game_type, region, metric, model_id, kind as champion, score as champion_cv_mase,
+           cv_smape as champion_cv_smape
     from models
     where is_champion
+),
+realised as (
+    select model_id, arg_max(mase, scored_at) as realised_mase
+    from accuracy
+    group by model_id
 ),
 decision as (
     select fleet, arg_max(reason, decided_at) as reason, arg_max(target_desired, decided_at) as target,
@@ -25,11 +31,13 @@ decision as (
     group by fleet
 )
 select fl.fleet, fl.game_type, fl.region, fl.asg_name, fl.lead_time_minutes,
-       c.champion, round(c.heldout_mase, 3) as heldout_mase, round(c.heldout_smape, 2) as heldout_smape,
+       c.champion, round(c.champion_cv_mase, 3) as champion_cv_mase,
+       round(c.champion_cv_smape, 2) as champion_cv_smape, round(r.realised_mase, 3) as realised_mase,
        round(p.forecast_peak, 0) as forecast_peak, d.target, d.unserved, d.reason
 from fleets fl
 left join champion c
     on c.game_type = fl.game_type and c.region = fl.region and c.metric = fl.demand_metric
+left join realised r on r.model_id = c.model_id
 left join peak p
     on p.game_type = fl.game_type and p.region = fl.region and p.metric = fl.demand_metric
 left join decision d on d.fleet = fl.fleet

@@ -5,14 +5,14 @@ insert into fleets (
     process_cpu, process_memory_gb, process_net_mbps, processes_per_instance,
     min_size, max_size, priority, session_type, lead_time_minutes, window_minutes,
     safety_margin, mode, max_breach, max_breach_buffer_pct, max_step_up, max_step_down,
-    tolerance, scale_in_stabilisation_minutes, cost_per_hour
+    tolerance, scale_in_stabilisation_minutes, cost_per_hour, service_level
 ) values (
     $fleet, $game_type, $region, $server_config, $asg_name, $demand_metric,
     $capacity_players, $capacity_cpu, $capacity_memory_gb, $capacity_net_mbps,
     $process_cpu, $process_memory_gb, $process_net_mbps, $processes_per_instance,
     $min_size, $max_size, $priority, $session_type, $lead_time_minutes, $window_minutes,
     $safety_margin, $mode, $max_breach, $max_breach_buffer_pct, $max_step_up, $max_step_down,
-    $tolerance, $scale_in_stabilisation_minutes, $cost_per_hour
+    $tolerance, $scale_in_stabilisation_minutes, $cost_per_hour, $service_level
 )
 on conflict (fleet) do update set
     game_type = excluded.game_type,
@@ -42,4 +42,5 @@ on conflict (fleet) do update set
     max_step_down = excluded.max_step_down,
     tolerance = excluded.tolerance,
     scale_in_stabilisation_minutes = excluded.scale_in_stabilisation_minutes,
-    cost_per_hour = excluded.cost_per_hour;
+    cost_per_hour = excluded.cost_per_hour,
+    service_level = excluded.service_level;

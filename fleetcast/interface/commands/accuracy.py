@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import polars as pl
 
-    from fleetcast.stages.forecasting import score_accuracy
+    from fleetcast.stages.accuracy import score_accuracy
     from models.accuracy import RetrainPolicy
 
     if args.game_type is not None:

@@ -25,12 +25,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     result = run_demo(settings, days=args.days, seed=args.seed)
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
-        print("\nper fleet (capacity in instances; held-out = rolling-origin CV, 24 h windows)")
+        print(
+            "\nper fleet (capacity in instances; champion_cv_mase = the CV score that chose the "
+            "champion, rolling 24 h windows: not a held-out score; realised_mase = scored on "
+            "actuals that arrived after a stored forecast, where any did)"
+        )
         print(
             result.fleets.select(
                 "fleet",
                 "champion",
-                "heldout_mase",
+                "champion_cv_mase",
+                "realised_mase",
                 "forecast_peak",
                 "capacity_before",
                 "capacity_after",

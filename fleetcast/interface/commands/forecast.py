@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast.stages.forecasting import forecast_all
+    from fleetcast.stages.serving import forecast_all
 
     for kind, value in (("game type", args.game_type), ("metric", args.metric)):
         if value is not None:

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast.stages.forecasting import train_all, train_if_needed
+    from fleetcast.stages.training import train_all, train_if_needed
 
     for kind, value in (("game type", args.game_type), ("metric", args.metric)):
         if value is not None:

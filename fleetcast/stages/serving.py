@@ -1,0 +1,227 @@
+"""Serve forecasts: each series' champion (or the next model of its chain) forecasts the hours
+after its own last observation; the run is stored in ``forecasts`` and can be written as CSV.
+
+- ``forecast_all(settings, horizon, game_type=None, out=None) -> polars.DataFrame``
+- ``latest_forecasts(con, game_type=None) -> polars.DataFrame``
+- ``write_csv(frame, out) -> Path`` (the CSV contract, ``CSV_COLUMNS``)
+
+A panel model (the global LightGBM, ``fleetcast.stages.training``) is loaded once per panel
+(hash checked) and predicts every series of the panel from its newest data without refitting;
+a series whose panel model is refused or fails falls back to the next candidate of its chain,
+recorded in the forecast's note.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import polars as pl
+
+from fleetcast.config import Settings
+from fleetcast.resources import db
+from fleetcast.resources.logs import quiet_libraries
+from fleetcast.resources.pool import workers_for
+from fleetcast.resources.progress import tracker
+from fleetcast.resources.registry import (
+    ModelIntegrityError,
+    SeriesKey,
+    champion_sets,
+    load_panel,
+    model_key,
+)
+from fleetcast.stages.histories import events_for, load_events, load_histories
+from fleetcast.stages.training import PANEL, long_series, panel_frame
+from models import global_gbm
+from models.clock import utcnow
+from models.names import check_name
+from models.selection import (
+    FORECASTERS,
+    PrecomputedForecaster,
+    SeriesForecast,
+    base_of,
+    forecast_series,
+)
+
+CSV_COLUMNS = ("game_type", "region", "metric", "ts", "yhat", "yhat_lower", "yhat_upper", "model")
+
+
+def _forecast_one(
+    cs: object,
+    history: pd.DataFrame,
+    events: pd.DataFrame,
+    horizon: int,
+    panel: PrecomputedForecaster | None = None,
+) -> SeriesForecast | Exception:
+    try:
+        forecasters = None
+        if panel is not None:
+            forecasters = {**{n: f() for n, f in FORECASTERS.items()}, PANEL: panel}
+        return forecast_series(
+            cs.models,  # type: ignore[attr-defined]
+            cs.chain,  # type: ignore[attr-defined]
+            history,
+            horizon,
+            events_for(events, cs.key),  # type: ignore[attr-defined]
+            refused=cs.refused,  # type: ignore[attr-defined]
+            forecasters=forecasters,
+        )
+    except Exception as exc:
+        return exc
+
+
+def _panel_forecasts(
+    con: duckdb.DuckDBPyConnection,
+    sets: dict[SeriesKey, object],
+    histories: dict[SeriesKey, pd.DataFrame],
+    horizon: int,
+    mac_key: bytes,
+) -> dict[SeriesKey, PrecomputedForecaster]:
+    """Forecast every series whose chain holds a panel model, one prediction pass per panel from
+    the stored model (hash checked; no refit). A refused model goes into the series' ``refused``
+    (its chain then falls back, recorded); a failed prediction becomes the candidate's error."""
+    groups: dict[tuple[str, str], list[SeriesKey]] = {}
+    for key, cs in sets.items():
+        ref = cs.models.get(PANEL)  # type: ignore[attr-defined]
+        if ref is not None and key in histories:
+            groups.setdefault((str(ref.get("panel_id")), str(ref.get("panel_sha256"))), []).append(
+                key
+            )
+    out: dict[SeriesKey, PrecomputedForecaster] = {}
+    for (panel_id, sha), keys in groups.items():
+        try:
+            fitted = global_gbm.loads(load_panel(con, panel_id, sha, mac_key=mac_key))
+        except ModelIntegrityError as exc:
+            for k in keys:
+                sets[k].refused[PANEL] = str(exc)  # type: ignore[attr-defined]
+            continue
+        except Exception as exc:  # unreadable model: recorded, the chain falls back
+            for k in keys:
+                out[k] = PrecomputedForecaster(PANEL, None, f"panel model unusable: {exc}")
+            continue
+        try:
+            grid = {
+                k.label(): global_gbm.regularize(long_series(k, histories[k]))[k.label()]
+                for k in keys
+            }
+            pred = global_gbm.predict(fitted, grid, horizon)
+        except Exception as exc:
+            for k in keys:
+                out[k] = PrecomputedForecaster(PANEL, None, f"panel prediction failed: {exc}")
+            continue
+        parts = {str(uid): part for (uid,), part in pred.group_by("unique_id")}
+        for k in keys:
+            part = parts.get(k.label())
+            if part is None or part["model"][0] != global_gbm.MODEL_NAME:
+                why = "no forecast" if part is None else f"gave {part['model'][0]}"
+                out[k] = PrecomputedForecaster(PANEL, None, f"panel model {why} for this series")
+            else:
+                out[k] = PrecomputedForecaster(PANEL, panel_frame(part.sort("ds")))
+    return out
+
+
+def forecast_all(
+    settings: Settings,
+    horizon: int,
+    game_type: str | None = None,
+    out: Path | None = None,
+    *,
+    metric: str | None = None,
+    metrics: Iterable[str] | None = None,
+    workers: int | None = None,
+) -> pl.DataFrame:
+    """Forecast ``horizon`` hours after each series' own last observation with its champion (or
+    the next in its chain), store the run in ``forecasts`` and, with ``out``, write the CSV.
+    Returns the run's rows (CSV columns plus yhat_q90, model_id, run_id, created_at, note)."""
+    if horizon < 1 or horizon > 24 * 60:
+        raise ValueError(f"horizon must be 1..1440 hours, got {horizon}")
+    quiet_libraries()
+    mac_key = model_key(settings)
+    with db.session(settings.db_path) as con:
+        sets = champion_sets(con, game_type, metric, mac_key=mac_key)
+        histories = load_histories(con, game_type, metric)
+        events = load_events(con)
+        if metrics is not None:
+            chosen = set(metrics)
+            sets = {k: v for k, v in sets.items() if k.metric in chosen}
+        panel = _panel_forecasts(con, sets, histories, horizon, mac_key)  # type: ignore[arg-type]
+    if not sets:
+        raise RuntimeError(
+            "no trained models"
+            + (f" for game type {game_type!r}" if game_type else "")
+            + ": run `fleetcast train` first"
+        )
+    jobs = [(cs, histories[k]) for k, cs in sets.items() if k in histories]
+    bump = tracker(len(jobs), "forecasting series")  # a bar on a terminal only
+    with ThreadPoolExecutor(max_workers=workers_for(len(jobs), workers)) as pool:
+        results = [
+            bump(r)
+            for r in pool.map(
+                lambda j: _forecast_one(j[0], j[1], events, horizon, panel.get(j[0].key)), jobs
+            )
+        ]
+    run_id, created_at = uuid.uuid4().hex, utcnow()
+    parts, failures = [], []
+    for (cs, _), res in zip(jobs, results, strict=True):
+        if isinstance(res, Exception):
+            failures.append(f"{cs.key.label()}: {res}")
+            continue
+        model_id = cs.model_ids.get(res.model) or cs.model_ids.get(base_of(res.model))
+        f = res.frame
+        parts.append(
+            pl.DataFrame(
+                {
+                    "game_type": [cs.key.game_type] * len(f),
+                    "region": [cs.key.region] * len(f),
+                    "metric": [cs.key.metric] * len(f),
+                    "ts": pd.to_datetime(f["ds"]).to_numpy(),
+                    "yhat": f["yhat"].to_numpy(dtype=float),
+                    "yhat_lower": f["yhat_lower"].to_numpy(dtype=float),
+                    "yhat_upper": f["yhat_upper"].to_numpy(dtype=float),
+                    "model": [res.model] * len(f),
+                    "yhat_q90": f["yhat_q90"].to_numpy(dtype=float),
+                    "model_id": [model_id] * len(f),
+                    "note": ["; ".join(res.notes)[:1000] or None] * len(f),
+                },
+                schema_overrides={"model_id": pl.String, "note": pl.String},
+            )
+        )
+    if not parts:
+        raise RuntimeError("no series could be forecast: " + "; ".join(failures))
+    frame = pl.concat(parts).with_columns(
+        pl.col("ts").cast(pl.Datetime("us")),
+        pl.lit(run_id).alias("run_id"),
+        pl.lit(created_at).cast(pl.Datetime("us")).alias("created_at"),
+    )
+    with db.session(settings.db_path) as con, db.transaction(con):
+        con.register("new_forecasts", frame)
+        try:
+            con.execute(db.sql("forecast_insert")).fetchall()
+        finally:
+            con.unregister("new_forecasts")
+    if out is not None:
+        write_csv(frame, out)
+    if failures:
+        frame = frame.with_columns(pl.lit(len(failures)).alias("failed_series"))
+    return frame
+
+
+def write_csv(frame: pl.DataFrame, out: Path) -> Path:
+    """The forecast CSV contract: exactly ``CSV_COLUMNS``, ts as ISO 8601 (naive UTC)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.select(CSV_COLUMNS).with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S")).write_csv(
+        out
+    )
+    return out
+
+
+def latest_forecasts(con: duckdb.DuckDBPyConnection, game_type: str | None = None) -> pl.DataFrame:
+    """The newest forecast run of every series (optionally one game type), all its hours."""
+    if game_type is not None:
+        check_name("game type", game_type)
+    return con.sql(db.sql("forecast_latest"), params={"game_type": game_type}).pl()

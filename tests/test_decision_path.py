@@ -1,0 +1,178 @@
+"""One decision path: ``fleetcast scale`` driven hour by hour over a replayed clock against a
+moto server sets exactly the capacity ``fleetcast backtest`` plans for the same hours (same
+forecaster, policy, window alignment and fleet state: min/max, an override)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import boto3
+import numpy as np
+import pytest
+from helpers_aws import REGION, desired, group, make_group
+
+from fleetcast.config import Settings
+from fleetcast.resources import db
+from fleetcast.resources.aws import BUSY_TAG, AwsBackend
+from fleetcast.stages.allocate import allocate, set_override
+from fleetcast.stages.backtest import BacktestRequest, run_backtest
+from fleetcast.stages.fleets import upsert_fleets
+from models.decision import lead_offsets
+from models.policy import FleetSpec
+
+T0 = datetime(2026, 3, 2)  # a Monday
+DAYS = 9
+LIVE_HOURS = 30
+
+
+def _demand(hours: int, seed: int = 5) -> np.ndarray:
+    """Daily and weekly cycle with noise, one evening spike a day (demand-like)."""
+    rng = np.random.default_rng(seed)
+    h = np.arange(hours)
+    daily = np.exp(0.9 * (np.cos(2 * np.pi * (h % 24 - 20) / 24) - 1))
+    weekly = 1 + 0.25 * ((h // 24) % 7 >= 5)
+    spike = 1 + 0.6 * (h % 24 == 21) * rng.uniform(0, 1, hours)
+    return np.round(1500 * daily * weekly * spike * np.exp(rng.normal(0, 0.05, hours)))
+
+
+def _fleet(lead_minutes: int) -> FleetSpec:
+    return FleetSpec(
+        fleet="arena-eu",
+        game_type="arena",
+        region="eu",
+        asg_name="arena-eu-asg",
+        capacity_players=100.0,
+        min_size=2,
+        max_size=22,  # below the evening peak: the max binds some hours
+        mode="scale",
+        lead_time_minutes=lead_minutes,
+    )
+
+
+@pytest.mark.parametrize(("lead_minutes", "minute"), [(45, 20), (60, 0)])
+def test_scale_over_a_replayed_clock_sets_what_the_backtest_plans(
+    aws_settings: Settings, lead_minutes: int, minute: int
+) -> None:
+    url = aws_settings.aws_endpoint_url or ""
+    y = _demand(24 * DAYS)
+    ts = [T0 + timedelta(hours=i) for i in range(y.size)]
+    spec = _fleet(lead_minutes)
+    first = y.size - LIVE_HOURS  # index of the first live decision's hour
+    with db.session(aws_settings.db_path) as con:
+        upsert_fleets(con, [spec])
+        con.executemany(
+            "insert into metrics (ts, game_type, region, metric, value, batch_id) "
+            "values (?, 'arena', 'eu', 'players', ?, 'b1')",
+            [(t, float(v)) for t, v in zip(ts, y, strict=True)],
+        )
+        # a human raises the min for four hours in the middle of the replayed day
+        made = ts[first + 8] + timedelta(minutes=minute)
+        set_override(
+            con,
+            fleet=spec.fleet,
+            kind="min",
+            value=20,
+            reason="launch event",
+            expires_at=made + timedelta(hours=4),
+            now=made,
+        )
+    make_group(url, spec.asg_name, desired=3, max_size=40)
+    backend = AwsBackend(aws_settings)
+
+    live: list[tuple[datetime, int]] = []
+    for d in range(first, y.size):
+        now = ts[d] + timedelta(minutes=minute)
+        if d == first + 3:  # the evening peak: sessions start on 8 servers and outlast the night
+            ids = [i["InstanceId"] for i in group(url, spec.asg_name)["Instances"]][:8]
+            assert len(ids) == 8
+            boto3.client("ec2", region_name=REGION, endpoint_url=url).create_tags(
+                Resources=ids, Tags=[{"Key": BUSY_TAG, "Value": "true"}]
+            )
+        [dec] = allocate(aws_settings, now=now, backend=backend, run_id=f"r{d}")
+        assert "error" not in dec.outcome and "refused" not in dec.outcome, dec.outcome
+        live.append((now, desired(url, spec.asg_name)))
+
+    # the backtest of the same hours: no warm-up, starting from the group's capacity
+    lo = min(0, (30 - lead_minutes - minute) // 60)
+    req = BacktestRequest(
+        "arena",
+        "players",
+        ts[first - lo],
+        1,
+        "eu",
+        ts[-1],
+        lead_minutes=lead_minutes,
+        decision_minute=minute,
+        warmup_hours=0,
+        initial_capacity=3,
+    )
+    with db.session(aws_settings.db_path, read_only=True) as con:
+        result, _ = run_backtest(con, req)
+        recorded = con.sql(
+            "select inputs from allocations order by decided_at", params=[]
+        ).fetchall()
+    planned = [(d.decided_at, d.target) for d in result.decisions]
+    assert planned == live
+    # the case is not trivial: capacity moves both ways, the max, the override and the busy
+    # servers bind,
+    # and the nowcast (not a stored forecast) decided, recorded on every row
+    targets = [t for _, t in live]
+    assert len(set(targets)) >= 5
+    assert 22 in targets and 20 in targets
+    reasons = [d.reason for d in result.decisions]
+    assert any("8 busy instances kept" in r for r in reasons)
+    late = [t for (at, t) in live if at > ts[first + 3] + timedelta(minutes=minute)]
+    assert min(late) == 8 < min(targets[:3] + [99])  # the busy floor binds at night
+    assert any(b < a for a, b in zip(targets, targets[1:], strict=False))
+    chosen = {json.loads(r[0])["decision_forecaster"].split(" ")[0] for r in recorded}
+    assert chosen == {"nowcast"}
+    if lead_minutes == 45:
+        assert lead_offsets(45, 60, 20) == (1, 2)  # 06:05-07:05 from 05:20: hours 06 and 07
+
+
+def test_a_failed_ingest_validation_of_the_fleets_series_keeps_capacity_and_says_why(
+    aws_settings: Settings,
+) -> None:
+    """R4 wired in: the newest rows of the fleet's demand series were quarantined by ingest
+    validation (nothing of the series stored since): scale keeps the capacity and says why; once
+    a clean batch lands, it decides again."""
+    from helpers_reliability import seed
+    from helpers_reliability import spec as rel_spec
+
+    from fleetcast.stages.allocate import utcnow
+    from fleetcast.stages.ingest import ingest_paths
+
+    url = aws_settings.aws_endpoint_url or ""
+    landing = aws_settings.landing_dir
+    landing.mkdir(parents=True, exist_ok=True)
+    fleet = rel_spec()
+    now = utcnow()
+    make_group(url, fleet.asg_name, desired=10)
+    # the stored forecast alone would shrink the fleet to 2 instances
+    seed(aws_settings, [fleet], players=200.0, created=now - timedelta(minutes=30))
+
+    def land(name: str, minutes_ago: int, value: float) -> None:
+        ts = (utcnow() - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%S")
+        path = landing / name
+        path.write_text(
+            f"ts,game_type,region,metric,value\n{ts},battle_royale,eu,players,{value}\n"
+        )
+        ingest_paths(aws_settings, [path], data_docs=False)
+
+    land("good.csv", 90, 900.0)
+    land("bad.csv", 20, -5.0)  # a negative player count: quarantined
+    backend = AwsBackend(aws_settings)
+    [d] = allocate(aws_settings, now=utcnow(), backend=backend, run_id="r1")
+    assert d.status == "fail_static"
+    assert "ingest validation failed for battle_royale/eu players" in d.reason
+    assert "quarantined" in d.reason
+    assert desired(url, fleet.asg_name) == 10
+    with db.session(aws_settings.db_path, read_only=True) as con:
+        [(status, reason)] = con.sql("select status, reason from allocations").fetchall()
+    assert status == "fail_static" and "ingest validation failed" in reason
+
+    land("good2.csv", 5, 300.0)  # a clean batch of the series: trusted again
+    [d] = allocate(aws_settings, now=utcnow(), backend=backend, run_id="r2")
+    assert "ingest validation" not in d.reason
+    assert d.status != "fail_static"
