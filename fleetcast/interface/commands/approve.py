@@ -45,14 +45,18 @@ def _waiting(settings: Settings, args: argparse.Namespace) -> list[Any]:
     deadline = time.monotonic() + max(0.0, args.wait)
     while True:
         changes: list[Any] = []
-        if settings.db_path.exists():
-            with db.session(settings.db_path, read_only=True) as con:
-                changes = [
-                    c
-                    for c in list_changes(con, fleet=args.fleet)
-                    if (args.game_type is None or c.game_type == args.game_type)
-                    and (args.change_id is None or c.change_id == args.change_id)
-                ]
+        try:
+            if settings.db_path.exists():
+                with db.session(settings.db_path, read_only=True, wait_seconds=5) as con:
+                    changes = [
+                        c
+                        for c in list_changes(con, fleet=args.fleet)
+                        if (args.game_type is None or c.game_type == args.game_type)
+                        and (args.change_id is None or c.change_id == args.change_id)
+                    ]
+        except db.DatabaseBusy:  # a run is writing; while waiting, look again
+            if time.monotonic() >= deadline:
+                raise
         if args.fleet:
             changes = changes[:1]  # the newest, as decide_change takes it
         if (changes and all(c.waiting for c in changes)) or time.monotonic() >= deadline:
