@@ -197,7 +197,7 @@ def test_plan_table_shows_unserved() -> None:
         decided_at=datetime(2024, 1, 1), current=1, target=2, recommended=5,
         processes_per_instance=1, status="capped", reason="x", unserved_instances=3,
     )  # fmt: skip
-    assert render_plan_table([d])[0]["unserved"] == 3
+    assert render_plan_table([d])[0]["unserved"] == "3 instances"  # with its unit
 
 
 def test_a_fail_static_fleet_is_never_lowered_by_a_budget(settings: Settings) -> None:
