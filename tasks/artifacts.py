@@ -459,7 +459,9 @@ def publish_plots(settings: Any, scope: str | None, forecast: pl.DataFrame | Non
     keys = series.select("game_type", "region", "metric").unique().sort(pl.all()).head(MAX_PLOTS)
     out = Path(settings.reports_dir) / "runs" / artifact_key("plots", scope)
     images = []
-    with db.session(settings.db_path, read_only=True) as con:
+    # Not read_only: this runs after the run lock is released, and DuckDB refuses a read-only
+    # connection in a process that holds a read-write one to the same file (another run's).
+    with db.session(settings.db_path) as con:
         for key in keys.iter_rows(named=True):
             actual = con.sql(db.sql("demo_actuals"), params=key).pl().tail(72)
             one = series.filter(
