@@ -378,7 +378,10 @@ def test_approval_holds_while_paused_past_a_lease_then_applies_once(
         stack.logs / "worker.log",
     )
     stack.processes.append(worker)
-    out = _prefect(["--no-prompt", "deploy", "--name", f"pipeline-{GAME_TYPE}"], env, timeout=180)
+    out = subprocess.run(  # the per-game-type deployments, schedules paused (issue 15)
+        [str(BIN / "fleetcast"), "deployments", "sync", "--game-type", GAME_TYPE],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     dep = _api(env, f"/deployments/name/pipeline/pipeline-{GAME_TYPE}")
     assert dep.get("global_concurrency_limit") is None  # a flow that can pause has no slot
