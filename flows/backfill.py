@@ -22,6 +22,7 @@ from tasks.artifacts import (
     RunSummary,
     publish_forecast,
     publish_links,
+    publish_replay_plots,
     publish_replays,
     publish_summary,
 )
@@ -98,6 +99,7 @@ def backfill(params: BackfillParams) -> RunSummary:
         publish_forecast(params.game_type, forecast)
     if summary.replays:
         publish_replays(params.game_type, summary.replays)
+        publish_replay_plots(params.game_type, summary.replays)
     publish_summary(summary)
     publish_links(params.game_type, settings.docs_dir, settings.reports_dir)
     return summary

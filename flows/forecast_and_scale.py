@@ -67,7 +67,7 @@ def publish_run(
     """Artifacts with stable keys per game type, and one log line."""
     publish_forecast(params.game_type, forecast)
     publish_capacity_plan(params.game_type, summary.decisions)
-    publish_plots(settings, params.game_type, forecast)
+    publish_plots(settings, params.game_type, forecast, summary.decisions)
     publish_summary(summary)
     publish_links(params.game_type, settings.docs_dir, settings.reports_dir)
     get_run_logger().info(

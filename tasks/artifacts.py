@@ -4,6 +4,8 @@
 - ``capacity-plan-<game-type>``: table, every fleet's decision (current, target, applied, why);
 - ``run-summary-<game-type>``: markdown, validation outcome, training, accuracy, margin applied,
   overrides in force, and why a fleet was not scaled;
+- ``plots-<game-type>``: markdown with PNGs inline, capacity vs demand per fleet and the
+  forecasts; ``backfill-plots-<game-type>``: each replay's capacity vs demand;
 - ``data-docs-<game-type>`` / ``report-<game-type>``: links to GX Data Docs and report plots.
 
 Artifact keys allow lowercase letters, digits and dashes only: ``battle_royale`` becomes
@@ -445,41 +447,136 @@ def plots_markdown(images: Sequence[tuple[str, bytes]], note: str = "") -> str:
     return "\n".join(parts) if parts else "_no plot_"
 
 
-@task(name="publish-plots", **_publish)
-def publish_plots(settings: Any, scope: str | None, forecast: pl.DataFrame | None) -> str | None:
-    """Forecast vs the last three days of actuals, per region of the capacity metric, as a
-    markdown artifact with the images inline (``plots-<game-type>``)."""
-    from fleetcast.resources import db
-    from fleetcast.resources.plots import plot_forecast_vs_actual
+def capacity_ahead(
+    history: pl.DataFrame,
+    decided_at: Any,
+    instances: int | None,
+    per_instance: float,
+    until: Any | None,
+) -> pl.DataFrame:
+    """Capacity in effect (ts, capacity) for a live run's plot: the recorded history, then what
+    this decision leaves in effect (``instances``: applied, or as it was when forecast-only) from
+    ``decided_at`` held to ``until`` (the forecast's end), so the step line meets the demand
+    ahead. Unknown instances (no group read) add nothing."""
+    history = history.select("ts", pl.col("capacity").cast(pl.Float64))
+    if instances is None:
+        return history
+    tail = [decided_at] if until is None else [decided_at, until]
+    ahead = pl.DataFrame({"ts": tail, "capacity": [instances * per_instance] * len(tail)})
+    return pl.concat([history, ahead.cast({"ts": history.schema["ts"]})]).sort("ts")
 
-    if forecast is None or forecast.height == 0:
+
+@task(name="publish-plots", **_publish)
+def publish_plots(
+    settings: Any,
+    scope: str | None,
+    forecast: pl.DataFrame | None,
+    decisions: Sequence[Any] = (),
+) -> str | None:
+    """The run's plots as one markdown artifact with the images inline (``plots-<game-type>``):
+    per fleet decided, capacity in effect against demand over the last three days and the
+    forecast ahead; per series of the capacity metric, the forecast against actuals."""
+    from datetime import timedelta
+
+    from fleetcast.resources import db
+    from fleetcast.resources.plots import plot_capacity_vs_demand, plot_forecast_vs_actual
+
+    has_forecast = forecast is not None and forecast.height > 0
+    if not has_forecast and not decisions:
         return None
-    metric = "players" if "players" in set(forecast.get_column("metric")) else None
-    series = forecast if metric is None else forecast.filter(pl.col("metric") == metric)
-    keys = series.select("game_type", "region", "metric").unique().sort(pl.all()).head(MAX_PLOTS)
     out = Path(settings.reports_dir) / "runs" / artifact_key("plots", scope)
-    images = []
+    images: list[tuple[str, bytes]] = []
     # Not read_only: this runs after the run lock is released, and DuckDB refuses a read-only
     # connection in a process that holds a read-write one to the same file (another run's).
     with db.session(settings.db_path) as con:
-        for key in keys.iter_rows(named=True):
-            actual = con.sql(db.sql("demo_actuals"), params=key).pl().tail(72)
-            one = series.filter(
-                (pl.col("game_type") == key["game_type"]) & (pl.col("region") == key["region"])
-                & (pl.col("metric") == key["metric"])
-            )  # fmt: skip
-            title = f"{key['game_type']} {key['region']}: {key['metric']}, last 3 days and forecast"
-            path = out / f"{key['game_type']}-{key['region']}-{key['metric']}.png"
-            plot_forecast_vs_actual(actual, one, title, path)
+        fleets = {
+            r["fleet"]: r
+            for r in con.sql(db.sql("fleet_list"), params={"game_type": scope}).pl().to_dicts()
+        }
+        for d in [as_record(d) for d in decisions][:MAX_PLOTS]:
+            spec = fleets.get(d["fleet"])
+            if spec is None:
+                continue
+            key = {"game_type": d["game_type"], "region": d["region"],
+                   "metric": spec["demand_metric"]}  # fmt: skip
+            since = d["decided_at"] - timedelta(days=3)
+            actual = con.sql(db.sql("demo_actuals"), params=key).pl().filter(pl.col("ts") >= since)
+            capacity = con.sql(
+                db.sql("plots_capacity_history"), params={"fleet": d["fleet"], "since": since}
+            ).pl()
+            ahead = None
+            if has_forecast:
+                assert forecast is not None  # noqa: S101 - narrowing for mypy
+                ahead = forecast.filter(
+                    (pl.col("game_type") == key["game_type"]) & (pl.col("region") == key["region"])
+                    & (pl.col("metric") == key["metric"])
+                )  # fmt: skip
+            target = d["target"] if d.get("applied_desired") is None else d["applied_desired"]
+            after = d["current"] if d.get("applied_desired") is None else d["applied_desired"]
+            until = ahead["ts"].max() if ahead is not None and ahead.height else None
+            capacity = capacity_ahead(
+                capacity, d["decided_at"], after, float(spec["capacity_players"]), until
+            )
+            title = (
+                f"{d['fleet']}: capacity vs {key['metric']} "
+                f"({d['current'] if d['current'] is not None else '?'} -> {target} instances)"
+            )
+            path = out / f"{d['fleet']}-capacity.png"
+            plot_capacity_vs_demand(actual, capacity, title, path, forecast=ahead)
             images.append((title, path.read_bytes()))
+        if has_forecast:
+            assert forecast is not None  # noqa: S101 - narrowing for mypy
+            metric = "players" if "players" in set(forecast.get_column("metric")) else None
+            series = forecast if metric is None else forecast.filter(pl.col("metric") == metric)
+            keys = series.select("game_type", "region", "metric").unique().sort(pl.all())
+            for key in keys.head(MAX_PLOTS).iter_rows(named=True):
+                actual = con.sql(db.sql("demo_actuals"), params=key).pl().tail(72)
+                one = series.filter(
+                    (pl.col("game_type") == key["game_type"]) & (pl.col("region") == key["region"])
+                    & (pl.col("metric") == key["metric"])
+                )  # fmt: skip
+                title = (
+                    f"{key['game_type']} {key['region']}: {key['metric']}, last 3 days and forecast"
+                )
+                path = out / f"{key['game_type']}-{key['region']}-{key['metric']}.png"
+                plot_forecast_vs_actual(actual, one, title, path)
+                images.append((title, path.read_bytes()))
     key_name = artifact_key("plots", scope)
     create_markdown_artifact(
-        plots_markdown(images, f"Forecast (blue, with its interval) against actuals (black), "
-                               f"{len(images)} series."),
+        plots_markdown(
+            images,
+            "Capacity in effect (green steps) against demand (black) and the forecast ahead "
+            "(blue, dashed; hours short in red); then each forecast (blue, with its interval) "
+            f"against actuals. {len(images)} plot(s).",
+        ),
         key=key_name,
-        description=f"Plots of this run's forecast ({scope or 'all'})",
-    )  # fmt: skip
+        description=f"Plots of this run: capacity vs demand, forecasts ({scope or 'all'})",
+    )
     return key_name
+
+
+@task(name="publish-replay-plots", **_publish)
+def publish_replay_plots(scope: str | None, replays: Sequence[Mapping[str, Any]]) -> str | None:
+    """Each backfill replay's capacity-vs-demand plot inline (``backfill-plots-<game-type>``)."""
+    plots = [(rep, Path(str(rep.get("plot")))) for rep in replays if rep.get("plot")]
+    images = [
+        (f"{rep['fleet']}: replayed capacity vs {rep['metric']}", path.read_bytes())
+        for rep, path in plots
+        if path.is_file()
+    ][:MAX_PLOTS]
+    if not images:
+        return None
+    key = artifact_key("backfill-plots", scope)
+    create_markdown_artifact(
+        plots_markdown(
+            images,
+            "Replayed capacity (green steps) against the demand that came (black); hours short "
+            "in red. Recorded, never applied.",
+        ),
+        key=key,
+        description=f"Backfill: replayed capacity vs demand per fleet ({scope or 'all'})",
+    )
+    return key
 
 
 @task(name="publish-links", **_publish)

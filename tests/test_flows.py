@@ -172,6 +172,46 @@ def test_pipeline_publishes_artifacts_with_stable_keys(prepared: Prepared) -> No
     assert "pipeline-casual_puzzle-fleet_setting" in {r.name for r in runs}
 
 
+def _artifact(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert found, f"no artifact {key}"
+    return str(max(found, key=lambda a: a.created).data)
+
+
+def _inline_pngs(markdown: str) -> dict[str, bytes]:
+    """The markdown's inline images by their heading."""
+    import base64
+    import re
+
+    found = re.findall(
+        r"### (.+)\n\n!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown
+    )
+    return {title: base64.b64decode(b64) for title, b64 in found}
+
+
+def test_run_plots_show_capacity_against_demand_per_fleet_in_the_ui(prepared: Prepared) -> None:
+    """The run's plots artifact carries, inline, one capacity-vs-demand image per fleet decided
+    (titled with current -> target) and the forecast plots; each image is a real PNG."""
+    images = _inline_pngs(_artifact("plots-casual-puzzle"))
+    fleets = {r[0]: r[1:] for r in _rows(
+        prepared.db, "select fleet, coalesce(current_desired::varchar, '?'), "
+        "coalesce(applied_desired, target_desired) from allocations "
+        "where game_type = ?", [GAME])}  # fmt: skip
+    capacity = {t: png for t, png in images.items() if "capacity vs players" in t}
+    assert len(capacity) == len(fleets) >= 1, sorted(images)
+    for fleet, (current, target) in fleets.items():
+        [title] = [t for t in capacity if t.startswith(f"{fleet}:")]
+        assert f"({current} -> {target} instances)" in title, title
+    assert any("last 3 days and forecast" in t for t in images)
+    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000 for png in images.values())
+
+
 def test_status_command_shows_fleets_decisions_and_why(
     prepared: Prepared, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -326,6 +366,27 @@ def test_backfill_twice_gives_the_same_tables_as_once(copy: Prepared) -> None:
         [ledger_once],
     )
     assert ledger in ([], [("duplicate", 0)])  # the ledger only records the skipped files
+
+
+def test_backfill_replay_shows_capacity_against_demand_in_the_ui(copy: Prepared) -> None:
+    """Replayed decisions come with a figures table and, inline, one capacity-vs-demand plot
+    per fleet replayed, written beside its plan CSV."""
+    from flows.backfill import backfill
+
+    today = datetime.now(UTC).date()
+    params = BackfillParams(
+        start=today - timedelta(days=2), end=today, game_type=GAME, db=str(copy.db),
+        landing=str(copy.landing), replay_decisions=True,
+    )  # fmt: skip
+    state = backfill(params, return_state=True)
+    assert state.is_completed(), state
+    replays = state.result().replays
+    fleets = {f for (f,) in _rows(copy.db, "select fleet from fleets where game_type = ?", [GAME])}
+    assert {r["fleet"] for r in replays} == fleets
+    assert all(Path(r["plot"]).is_file() and Path(r["plot"]).suffix == ".png" for r in replays)
+    images = _inline_pngs(_artifact("backfill-plots-casual-puzzle"))
+    assert {t.split(":")[0] for t in images} == fleets
+    assert "hours short" in _artifact("backfill-replay-casual-puzzle")
 
 
 def test_backfill_range_selects_files_by_day(copy: Prepared) -> None:

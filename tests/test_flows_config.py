@@ -5,7 +5,7 @@ render; the retry condition retries I/O only."""
 from __future__ import annotations
 
 import importlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +256,18 @@ def test_replay_table_has_figures_not_paths() -> None:
     ]
     assert rows[0]["idle"] == "3,457 players-h" and rows[0]["unserved"] == "12.3 players-h"
     assert rows[0]["plan file"] == "f-x.csv"
+
+
+def test_capacity_ahead_holds_what_the_decision_leaves_until_the_forecast_ends() -> None:
+    from tasks.artifacts import capacity_ahead
+
+    t0 = datetime(2026, 5, 1, 10)
+    history = pl.DataFrame({"ts": [t0 - timedelta(hours=2)], "capacity": [800]})
+    out = capacity_ahead(history, t0, 5, 400.0, t0 + timedelta(hours=48))
+    assert out.rows() == [
+        (t0 - timedelta(hours=2), 800.0),
+        (t0, 2000.0),
+        (t0 + timedelta(hours=48), 2000.0),
+    ]
+    assert capacity_ahead(history, t0, None, 400.0, t0).rows() == [(t0 - timedelta(hours=2), 800.0)]
+    assert capacity_ahead(history, t0, 3, 100.0, None).rows()[-1] == (t0, 300.0)

@@ -98,14 +98,30 @@ def plot_forecast_vs_actual(
 
 
 def plot_capacity_vs_demand(
-    demand: pl.DataFrame, capacity: pl.DataFrame, title: str, path: Path
+    demand: pl.DataFrame,
+    capacity: pl.DataFrame,
+    title: str,
+    path: Path,
+    forecast: pl.DataFrame | None = None,
 ) -> Path:
-    """Demand as a line, capacity in effect as a step line; hours short shaded red."""
+    """Demand as a line, capacity in effect as a step line; hours short shaded red. With
+    ``forecast`` (ts, yhat[, yhat_upper]) the demand ahead is drawn dashed, its upper bound
+    as a band, so a live run shows whether capacity is ahead of what comes."""
     _require(demand, ("ts", "value"), "demand")
     _require(capacity, ("ts", "capacity"), "capacity")
     demand = demand.sort("ts")
     capacity = capacity.sort("ts")
     fig, ax = _new_figure(title)
+    if forecast is not None and forecast.height:
+        _require(forecast, ("ts", "yhat"), "forecast")
+        forecast = forecast.sort("ts")
+        tf = _times(forecast)
+        if "yhat_upper" in forecast.columns:
+            ax.fill_between(tf, _values(forecast, "yhat"), _values(forecast, "yhat_upper"),
+                            color=FORECAST_COLOR, alpha=0.15, linewidth=0,
+                            label="forecast upper bound")  # fmt: skip
+        ax.plot(tf, _values(forecast, "yhat"), color=FORECAST_COLOR, lw=1.2, ls="--",
+                label="forecast demand")  # fmt: skip
     if capacity.height:
         ax.step(_times(capacity), _values(capacity, "capacity"), where="post",
                 color=CAPACITY_COLOR, lw=1.5, label="capacity")  # fmt: skip
