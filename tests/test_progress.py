@@ -63,3 +63,20 @@ def test_train_and_forecast_show_a_bar_on_a_terminal_only(tmp_path: Path) -> Non
     code, shown = _run(["forecast", "--horizon", "6", "--game-type", "casual_puzzle"],
                        tmp_path, tty=True)  # fmt: skip
     assert code == 0 and "forecasting series" in shown, shown[-2000:]
+
+
+def test_backtest_sweep_shows_a_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    end = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    generate(tmp_path / "landing", days=4, seed=5, end=end)
+    (tmp_path / "landing" / "fleets.csv").unlink()
+    assert _run(["ingest", "--no-docs"], tmp_path, tty=False)[0] == 0
+    sweep = ["backtest", "--game-type", "casual_puzzle", "--region", "eu-west", "--lead", "1",
+             "--start", (end - timedelta(days=1)).isoformat(), "--unit-capacity", "400",
+             "--sweep", "--out", "plan.csv"]  # fmt: skip
+    code, shown = _run(sweep, tmp_path, tty=True)
+    assert code == 0, shown[-2000:]
+    assert "sweeping the policy's knob" in shown and "pricing the protective rules" in shown
+    code, quiet = _run(sweep, tmp_path, tty=False)
+    assert code == 0 and "sweeping" not in quiet and "\x1b[" not in quiet
