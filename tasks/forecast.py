@@ -9,6 +9,7 @@ from prefect import task
 
 from fleetcast.config import Settings
 from fleetcast.stages.serving import forecast_all
+from tasks.progress import progress_artifact
 
 
 @task(name="forecast-series")
@@ -21,4 +22,5 @@ def forecast_series(
 ) -> pl.DataFrame:
     """``horizon`` hours from each series' last observation, stored as one forecast run
     (only series of ``metrics`` when given)."""
-    return forecast_all(settings, horizon, game_type=game_type, out=out, metrics=metrics)
+    with progress_artifact():  # "forecasting series" on the run's page
+        return forecast_all(settings, horizon, game_type=game_type, out=out, metrics=metrics)

@@ -6,6 +6,7 @@ from prefect import task
 
 from fleetcast.config import Settings
 from fleetcast.stages.training import TrainResult, train_all, train_if_needed
+from tasks.progress import progress_artifact
 
 
 @task(name="train-models")
@@ -18,6 +19,7 @@ def train_models(
 ) -> list[TrainResult]:
     """Train (CV, champion, registry) every matching series; with ``if_needed`` only the series
     the accuracy loop flagged. Not retried: a fit that failed once fails again."""
-    if if_needed:
-        return train_if_needed(settings)
-    return train_all(settings, game_type=game_type, metric=metric, metrics=metrics)
+    with progress_artifact():  # "training series" on the run's page
+        if if_needed:
+            return train_if_needed(settings)
+        return train_all(settings, game_type=game_type, metric=metric, metrics=metrics)

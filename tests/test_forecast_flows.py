@@ -31,3 +31,10 @@ def test_train_then_forecast_flows(settings: Settings, prefect_harness: None, tm
     rows = forecast(ForecastParams(db=db_path, horizon_hours=12, out=str(out)))
     assert rows == 12
     assert out.read_text().splitlines()[1].startswith("casual_puzzle,global,players,1970-01-04T00")
+    # each flow's long step is a progress artifact on its run's page, finished
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        shown = {a.description: a.data for a in client.read_artifacts() if a.type == "progress"}
+    assert shown.get("training series") == 100.0, shown
+    assert shown.get("forecasting series") == 100.0, shown

@@ -55,12 +55,19 @@ def progress_bar(enabled: bool | None = None) -> Iterator[None]:
         job = bar.add_task(what, total=total)
         return lambda n: bar.advance(job, n)
 
-    with bar:
-        token = _OPEN.set(open_step)
-        try:
-            yield
-        finally:
-            _OPEN.reset(token)
+    with bar, reporting_to(open_step):
+        yield
+
+
+@contextmanager
+def reporting_to(open_step: Callable[[str, int], Callable[[int], None]]) -> Iterator[None]:
+    """Send the block's tracked steps to ``open_step(what, total) -> advance(n)`` (a terminal
+    bar, or a flow's progress artifact: ``tasks.progress``)."""
+    token = _OPEN.set(open_step)
+    try:
+        yield
+    finally:
+        _OPEN.reset(token)
 
 
 def tracker(total: int, what: str) -> Callable[[T], T]:

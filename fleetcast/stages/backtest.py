@@ -317,7 +317,9 @@ def run_sweep(
     points = []
     last: ReplayResult | None = None
     t0 = time.perf_counter()
-    bump = tracker(len(settings), "sweeping the policy's knob")  # a bar on a terminal only
+    bump = tracker(
+        len(settings), "sweeping the policy's knob"
+    )  # a terminal bar or a flow progress artifact
     for i, (q, m) in enumerate(settings):
         result, _ = bump(run_backtest(con, replace(req, quantile=q, policy_margin=m)))
         dem = result.frame["demand"].fill_null(float("nan")).to_numpy()
@@ -358,7 +360,9 @@ def rule_effects(con: duckdb.DuckDBPyConnection, req: BacktestRequest) -> list[R
     base, spec = run_backtest(con, req)
     dem = base.frame["demand"].fill_null(float("nan")).to_numpy()
     on = point(dem, base.frame["capacity"].to_numpy(), 0.0)
-    bump = tracker(len(RULES), "pricing the protective rules")  # a bar on a terminal only
+    bump = tracker(
+        len(RULES), "pricing the protective rules"
+    )  # a terminal bar or a flow progress artifact
     return [bump(_rule_effect(con, req, name, off, spec, dem, on, base)) for name, off in RULES]
 
 

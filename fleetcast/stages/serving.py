@@ -156,7 +156,7 @@ def forecast_all(
             + ": run `fleetcast train` first"
         )
     jobs = [(cs, histories[k]) for k, cs in sets.items() if k in histories]
-    bump = tracker(len(jobs), "forecasting series")  # a bar on a terminal only
+    bump = tracker(len(jobs), "forecasting series")  # a terminal bar or a flow progress artifact
     with ThreadPoolExecutor(max_workers=workers_for(len(jobs), workers)) as pool:
         results = [
             bump(r)

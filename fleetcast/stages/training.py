@@ -339,7 +339,7 @@ def train_all(
         workers,
         slow=any(slow_candidates(c) for _, _, c, _ in jobs),
         cost=lambda job: len(job[1]),  # a fit's cost grows with its history
-        progress="training series",  # a bar on a terminal only
+        progress="training series",  # a terminal bar or a flow progress artifact
     )
     trained_at, train_run = utcnow(), uuid.uuid4().hex
     mac_key = model_key(settings)
