@@ -176,3 +176,40 @@ def test_a_failed_ingest_validation_of_the_fleets_series_keeps_capacity_and_says
     [d] = allocate(aws_settings, now=utcnow(), backend=backend, run_id="r2")
     assert "ingest validation" not in d.reason
     assert d.status != "fail_static"
+
+
+def test_a_quarantined_session_row_does_not_hold_the_demand_series(
+    aws_settings: Settings,
+) -> None:
+    """Only the demand series' own rows count for R4: a session row of the same game type and
+    region quarantined (it starts in 2099) leaves the players series trusted, so the fleet is
+    decided on its forecast; a bad players row of the same batch time would hold it."""
+    from helpers_reliability import seed
+    from helpers_reliability import spec as rel_spec
+
+    from fleetcast.stages.allocate import utcnow
+    from fleetcast.stages.ingest import ingest_paths
+
+    url = aws_settings.aws_endpoint_url or ""
+    landing = aws_settings.landing_dir
+    landing.mkdir(parents=True, exist_ok=True)
+    fleet = rel_spec()
+    now = utcnow()
+    make_group(url, fleet.asg_name, desired=10)
+    seed(aws_settings, [fleet], players=200.0, created=now - timedelta(minutes=30))
+    ts = (now - timedelta(minutes=90)).strftime("%Y-%m-%dT%H:%M:%S")
+    (landing / "good.csv").write_text(
+        f"ts,game_type,region,metric,value\n{ts},battle_royale,eu,players,900.0\n"
+    )
+    (landing / "sessions.csv").write_text(
+        "session_id,game_type,region,server_config,start,stop,peak_players\n"
+        f"s-1,battle_royale,eu,default,{ts},{ts},12\n"
+        "s-2,battle_royale,eu,default,2099-01-01T00:00:00,2099-01-01T01:00:00,12\n"
+    )
+    batches = ingest_paths(aws_settings, [landing / "good.csv"], data_docs=False)
+    batches += ingest_paths(aws_settings, [landing / "sessions.csv"], data_docs=False)
+    assert [b.rows_quarantined for b in batches] == [0, 1], batches
+    backend = AwsBackend(aws_settings)
+    [d] = allocate(aws_settings, now=utcnow(), backend=backend, run_id="r1")
+    assert "ingest validation" not in d.reason, d.reason
+    assert d.status != "fail_static", d.reason
