@@ -125,6 +125,19 @@ def test_read_raw_keeps_every_value_as_text(tmp_path: Path) -> None:
     ]
 
 
+def test_parquet_nested_cells_are_json_text(tmp_path: Path) -> None:
+    pq = tmp_path / "n.parquet"
+    pl.DataFrame({"l": [[1, 2], None, []], "ls": [[{"x": 1}], [], None],
+                  "s": [{"a": [1], "t": datetime(2024, 1, 1)}, None, {"a": [], "t": None}]}
+                 ).write_parquet(pq)  # fmt: skip
+    # as a JSON-lines file would hold them; a timestamp inside a struct as its text
+    assert read_raw(pq).to_dicts() == [
+        {"l": "[1, 2]", "ls": '[{"x": 1}]', "s": '{"a": [1], "t": "2024-01-01 00:00:00"}'},
+        {"l": None, "ls": "[]", "s": None},
+        {"l": "[]", "ls": None, "s": '{"a": [], "t": null}'},
+    ]
+
+
 @pytest.mark.parametrize(
     ("name", "text", "why"),
     [
