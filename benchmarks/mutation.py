@@ -39,10 +39,7 @@ MODULES: dict[str, list[str]] = {
     "models/names.py": ["tests/test_foundation.py"],
     "models/policy.py": ["tests/test_policy.py", "tests/test_policy_edges.py"],
     "fleetcast/resources/landing.py": ["tests/test_landing.py"],
-    "fleetcast/resources/registry.py": [
-        "tests/test_forecast_pipeline.py::test_new_run_replaces_latest_and_versions_are_kept",
-        "tests/test_forecast_pipeline.py::test_tampered_champion_is_refused_and_fallback_recorded",
-    ],
+    "fleetcast/resources/registry.py": ["tests/test_registry.py"],
     "fleetcast/resources/aws.py": ["tests/test_aws_backends.py", "tests/test_aws_capacity.py"],
     "fleetcast/stages/ingest.py": [
         "tests/test_ingest.py",
