@@ -280,7 +280,7 @@ def test_panel_models_are_stored_hashed_signed_and_checked(con: duckdb.DuckDBPyC
                    "params": '{"lr": 0.1}', "model_json": text, "sha256": sha,
                    "note": "3 series", "hmac": model_mac(KEY, text)}  # fmt: skip
     assert load_panel(con, pid, sha, mac_key=KEY) == text
-    with pytest.raises(InvalidName):
+    with pytest.raises(InvalidName, match="^invalid metric 'Players': use"):
         store_panel(con, kind="global_gbm", metric="Players", model_json=text, n_series=3,
                     horizon=24, params={}, train_run="r", trained_at=AT, mac_key=KEY)  # fmt: skip
 
@@ -373,3 +373,24 @@ def test_model_key_file_open_to_others_or_too_short_is_refused(tmp_path: Path) -
     path.write_text("  " + "x" * 32 + "\n")  # 32 characters once stripped: enough
     assert model_key(local) == b"x" * 32
     assert model_key(replace(local, model_key="")) == b"x" * 32  # an empty key means none
+
+
+def test_a_failed_candidate_stored_first_hides_no_model_after_it(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    t = training()
+    t.candidates = {
+        "prophet": cand("prophet", None, float("inf")),  # failed without an error text
+        "global_gbm": cand("global_gbm", None, 0.6),
+        **{k: v for k, v in t.candidates.items() if k.startswith("snaive")},
+    }
+    ids = store_training(con, SERIES, t, train_run="run-1", trained_at=AT, mac_key=KEY)
+    stored = rows(con)
+    assert json.loads(stored[("prophet", 1)]["model_json"]) == {
+        "kind": "prophet",
+        "failed": "no model",
+    }
+    assert stored[("prophet", 1)]["note"] is None  # no error text: no note either
+    cs = champion_sets(con, mac_key=KEY)[SERIES]
+    assert list(cs.models) == ["snaive24", "snaive168"]
+    assert cs.model_ids == {k: ids[k] for k in ("snaive24", "snaive168")}
