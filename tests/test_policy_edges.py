@@ -486,3 +486,58 @@ def test_budget_reason_and_cost_shares() -> None:
     shrink = decision(8, 3, fleet="s", priority=1)
     grow = decision(0, 10, fleet="g", priority=2)
     assert [d.target for d in apply_budget([shrink, grow], Budget(max_instances=5))] == [3, 2]
+
+
+def test_zero_demand_is_demand_not_a_fault() -> None:
+    for level in (0.0, 0.5):
+        d = decide(inp(forecasts={"players": forecast([level] * 3)}, observed={"players": level},
+                       fleet=fleet(min_size=0, scale_in_stabilisation_minutes=0)))  # fmt: skip
+        assert (d.status, d.target, d.reactive_floor) == ("ok", 1 if level else 0, d.target)
+
+
+def test_a_point_is_bad_when_either_its_mean_or_its_upper_is() -> None:
+    for yhat, upper in ((math.nan, 100.0), (100.0, math.nan), (-1.0, 100.0), (100.0, -1.0)):
+        pts = tuple(ForecastPoint(NOW + h * H, yhat, upper) for h in range(3))
+        fc = SeriesForecast("players", pts, NOW - H, "prophet", "run-1")
+        d = decide(inp(forecasts={"players": fc}))
+        assert d.status == "fail_static" and "is NaN or negative" in d.reason, (yhat, upper)
+
+
+def test_the_forecast_grid_sets_each_point_period() -> None:
+    # half-hourly points: 10:30 stands for 10:30-11:00, outside the 11:00-12:00 window
+    pts = tuple(
+        ForecastPoint(NOW + m * timedelta(minutes=30), v, v)
+        for m, v in enumerate((100.0, 5000.0, 200.0, 300.0, 100.0))
+    )
+    fc = SeriesForecast("players", pts, NOW - H, "prophet", "run-1")
+    d = decide(inp(forecasts={"players": fc}, observed={}, current=1))
+    assert d.demand_forecast == pytest.approx(330)  # max(200, 300) x 1.1, not 5000
+    # a repeated timestamp is no grid step: the grid stays hourly
+    pts = (ForecastPoint(NOW, 1, 1), ForecastPoint(NOW + H, 700, 700),
+           ForecastPoint(NOW + H, 700, 700))  # fmt: skip
+    fc = SeriesForecast("players", pts, NOW - H, "prophet", "run-1")
+    d = decide(inp(forecasts={"players": fc}, observed={}, current=1))
+    assert (d.status, d.demand_forecast) == ("ok", pytest.approx(770))
+
+
+def test_scale_in_guards_need_observed_demand_and_a_whole_window() -> None:
+    low = {"players": forecast([300] * 3)}
+    d = decide(inp(current=20, forecasts=low, observed={}))
+    assert d.target == 20 and d.reason == (
+        f"20 -> 20 (+0): forecast needs 4 (players) {PLAN}; no observed demand; "
+        "no scale-in without observed demand"
+    )
+    # a recent history is not a whole window
+    d = decide(inp(current=20, forecasts=low, observed={"players": 300},
+                   history=[(NOW - timedelta(minutes=10), 20)]))  # fmt: skip
+    assert d.target == 20 and d.reason.endswith("; no scale-in before a 30 min history")
+    # no stabilisation window: scale in at once, even with no history at all
+    d = decide(inp(fleet=fleet(scale_in_stabilisation_minutes=0), current=20, forecasts=low,
+                   observed={"players": 300}, history=[]))  # fmt: skip
+    assert d.target == 4 and d.reason.endswith("; observed needs 3 (players)")
+
+
+def test_one_instance_short_of_a_budget_is_reported() -> None:
+    [out] = apply_budget([decision(5, 7)], Budget(max_instances=6))
+    assert (out.target, out.unserved_instances, out.status) == (6, 1, "capped")
+    assert out.reason == "r; budget: 1 instances not served (priority 100), target 7 -> 6"
