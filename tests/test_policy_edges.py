@@ -541,3 +541,33 @@ def test_one_instance_short_of_a_budget_is_reported() -> None:
     [out] = apply_budget([decision(5, 7)], Budget(max_instances=6))
     assert (out.target, out.unserved_instances, out.status) == (6, 1, "capped")
     assert out.reason == "r; budget: 1 instances not served (priority 100), target 7 -> 6"
+
+
+def test_network_sized_from_whichever_direction_is_forecast() -> None:
+    f = fleet(capacity_net_mbps=100.0)
+    fcs = {"players": forecast([100] * 3), "net_out_mbps": forecast([950] * 3, "net_out_mbps")}
+    d = decide(inp(fleet=f, current=1, forecasts=fcs, observed={}))
+    assert d.inputs["needs"] == {"players": 2, "net": 11}  # no net_in forecast: net_out sizes it
+    assert d.inputs["required_net"] == pytest.approx(1045)
+
+
+def test_recorded_required_demand_is_rounded_to_three_places() -> None:
+    d = decide(inp(forecasts={"players": forecast([1122.3434] * 3)}))
+    assert d.inputs["required_players"] == 1234.578  # 1122.3434 x 1.1 = 1234.57774
+    assert d.demand_forecast == pytest.approx(1234.57774)
+
+
+def test_stale_forecast_ages_in_hours_to_one_place() -> None:
+    extra = timedelta(minutes=3, seconds=1)
+    fc = forecast([100] * 3, created_at=NOW - 7 * H - extra)
+    d = decide(inp(forecasts={"players": fc}, max_forecast_age=6 * H + extra))
+    assert "forecast of players is stale (7.1 h old, limit 6.1 h)" in d.reason
+
+
+def test_every_config_error_is_in_the_fail_static_reason() -> None:
+    d = decide(inp(fleet=fleet(min_size=-1, tolerance=2.0), observed={}))
+    assert d.reason == (
+        "10 -> 10 (+0): fail-static: invalid fleet config: min_size -1 < 0; "
+        "tolerance must be in [0, 1) (got 2.0); keep 10"
+    )
+    assert d.demand_forecast is None and d.inputs["needs"] == {}
