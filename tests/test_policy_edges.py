@@ -571,3 +571,63 @@ def test_every_config_error_is_in_the_fail_static_reason() -> None:
         "tolerance must be in [0, 1) (got 2.0); keep 10"
     )
     assert d.demand_forecast is None and d.inputs["needs"] == {}
+
+
+def test_bounds_met_exactly_are_not_reported_as_limits() -> None:
+    # the need (11) is exactly the min and the max: neither capped nor raised
+    d = decide(inp(fleet=fleet(min_size=11, max_size=11)))
+    assert (
+        d.reason
+        == f"10 -> 11 (+1): forecast needs 11 (players) {PLAN}; observed needs 11 (players)"
+    )
+    # the step limit met exactly: not limited
+    d = decide(inp(fleet=fleet(max_step_up=1)))
+    assert d.target == 11 and "step up" not in d.reason
+    # the need equals the current without observed demand: a hold, no scale-in guard
+    d = decide(inp(current=6, forecasts={"players": forecast([500] * 3)}, observed={}))
+    assert d.reason == f"6 -> 6 (+0): forecast needs 6 (players) {PLAN}; no observed demand"
+    # fail-static at the max, and at a reactive floor equal to the current
+    d = decide(inp(current=9, forecasts={}, observed={}, fleet=fleet(max_size=9)))
+    assert d.reason == "9 -> 9 (+0): fail-static: no forecast for players; keep 9"
+    d = decide(inp(current=10, forecasts={}, fleet=fleet(safety_margin=0.0)))
+    assert d.reactive_floor == 10
+    assert d.reason == "10 -> 10 (+0): fail-static: no forecast for players; keep 10"
+
+
+def test_raised_to_min_and_several_overrides_in_the_reason() -> None:
+    mn = Override("a", "br-eu", "min", 25, "event", NOW - 2 * H, NOW + H)
+    mult = Override("b", "br-eu", "multiplier", 1.5, "promo", NOW - H, NOW + 2 * H)
+    d = decide(inp(overrides=[mult, mn]))
+    # 1000 x 1.5 x 1.1 = 1650 -> 17, raised to the min 25
+    assert d.reason == (
+        "10 -> 25 (+15): forecast needs 17 (players) for 11:00 (lead 60 min, margin 10%, x1.5); "
+        "observed needs 11 (players); raised to min 25; "
+        "override min=25 until 2024-05-01 11:00 (event); "
+        "override multiplier=1.5 until 2024-05-01 12:00 (promo)"
+    )
+    assert d.inputs["overrides"] == ["a", "b"]
+
+
+def test_zero_needs_and_busy_floors_in_the_recommendation() -> None:
+    zero = fleet(min_size=0)
+    # no forecast, nothing observed, nothing running: 0 recommended, 0 kept, nothing unserved
+    d = decide(inp(fleet=zero, current=0, forecasts={}, observed={"players": 0.0}))
+    assert (d.target, d.recommended, d.unserved_instances, d.reactive_floor) == (0, 0, 0, 0)
+    # fail-static: busy instances count in the recommendation too
+    d = decide(inp(fleet=zero, current=3, busy=6, forecasts={}, observed={}))
+    assert (d.target, d.recommended, d.unserved_instances) == (6, 6, 0)
+    # an override is never "unserved", whatever the need
+    d = decide(inp(overrides=[ovr("capacity", 2)]))
+    assert (d.target, d.recommended, d.unserved_instances, d.status) == (2, 11, 0, "override")
+
+
+def test_max_raised_by_the_buffer_percentage() -> None:
+    f = fleet(max_size=50, max_breach="raise", max_breach_buffer_pct=1.0, safety_margin=0.0)
+    d = decide(inp(fleet=f, current=50, forecasts={"players": forecast([10100.0] * 3)},
+                   observed={}))  # fmt: skip
+    assert (d.recommended, d.new_max_size, d.target) == (101, 103, 101)  # ceil(101 x 1.01)
+
+
+def test_a_process_may_need_less_than_one_unit() -> None:
+    f = fleet(capacity_cpu=8.0, process_cpu=0.5, capacity_memory_gb=4.0, process_memory_gb=0.25)
+    assert validate_fleet(f) == [] and processes_per_instance(f) == 16
