@@ -631,3 +631,26 @@ def test_max_raised_by_the_buffer_percentage() -> None:
 def test_a_process_may_need_less_than_one_unit() -> None:
     f = fleet(capacity_cpu=8.0, process_cpu=0.5, capacity_memory_gb=4.0, process_memory_gb=0.25)
     assert validate_fleet(f) == [] and processes_per_instance(f) == 16
+
+
+@pytest.mark.parametrize(
+    ("kw", "floor"),
+    [
+        (dict(capacity_players=0.0), None),  # no capacity to size observed demand with
+        (dict(capacity_players=math.nan), None),
+        (dict(capacity_players=0.0, capacity_cpu=8.0), 11),  # cpu: 80 x 1.1 / 8
+        (dict(capacity_cpu=0.0), 11),  # players: 1000 x 1.1 / 100
+        (dict(capacity_cpu=math.inf), 11),
+        (dict(safety_margin=math.nan), 10),  # the bare observed need
+        (dict(safety_margin=math.inf), 10),
+    ],
+)
+def test_an_invalid_capacity_or_margin_is_fail_static_not_a_crash(
+    kw: dict[str, object], floor: int | None
+) -> None:
+    """load_fleets leaves config problems to the policy: a zero or NaN capacity, or a NaN
+    margin, once made decide() raise (ZeroDivisionError, ValueError) while sizing the reactive
+    floor, instead of keeping the fleet."""
+    d = decide(inp(fleet=fleet(**kw), current=5, observed={"players": 1000.0, "cpu_cores": 80.0}))
+    assert d.status == "fail_static" and "invalid fleet config" in d.reason
+    assert d.reactive_floor == floor and d.target == max(5, floor or 0)
