@@ -654,3 +654,9 @@ def test_an_invalid_capacity_or_margin_is_fail_static_not_a_crash(
     d = decide(inp(fleet=fleet(**kw), current=5, observed={"players": 1000.0, "cpu_cores": 80.0}))
     assert d.status == "fail_static" and "invalid fleet config" in d.reason
     assert d.reactive_floor == floor and d.target == max(5, floor or 0)
+
+
+def test_a_capacity_below_one_unit_still_sizes_observed_demand() -> None:
+    d = decide(inp(fleet=fleet(capacity_players=0.5), current=1, observed={"players": 1.0},
+                   forecasts={"players": forecast([1.0] * 3)}))  # fmt: skip
+    assert (d.reactive_floor, d.target) == (3, 3)  # 1 x 1.1 / 0.5 -> 3
