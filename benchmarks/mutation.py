@@ -37,12 +37,15 @@ EQUIVALENT = Path(__file__).with_name("mutation_equivalent.toml")
 # fleetcast, which would import the unmutated checkout)
 MODULES: dict[str, list[str]] = {
     "models/names.py": ["tests/test_foundation.py"],
-    "models/policy.py": ["tests/test_policy.py", "tests/test_policy_edges.py"],
-    "fleetcast/resources/landing.py": ["tests/test_landing.py"],
-    "fleetcast/resources/registry.py": [
-        "tests/test_forecast_pipeline.py::test_new_run_replaces_latest_and_versions_are_kept",
-        "tests/test_forecast_pipeline.py::test_tampered_champion_is_refused_and_fallback_recorded",
+    # the literal cases: the Hypothesis properties (18 s a run) made every survivor cost 20 s
+    "models/policy.py": [
+        "tests/test_policy.py",
+        "tests/test_policy_edges.py",
+        "-k",
+        "not property",
     ],
+    "fleetcast/resources/landing.py": ["tests/test_landing.py"],
+    "fleetcast/resources/registry.py": ["tests/test_registry.py"],
     "fleetcast/resources/aws.py": ["tests/test_aws_backends.py", "tests/test_aws_capacity.py"],
     "fleetcast/stages/ingest.py": [
         "tests/test_ingest.py",
@@ -126,6 +129,8 @@ def run_module(
         if "FLEETCAST_TEST_MOTO_URL" in env:
             moto.stop()
     codes = _results(work, module)
+    if report and not codes:  # never run here: not a score of 100%
+        return {"module": module, "error": "no results: run it first (without --report)"}
     if returncode != 0 and not codes:
         tail = log.read_text()[-2000:] if log.exists() else ""
         return {"module": module, "error": f"mutmut exited {returncode}:\n{tail}"}

@@ -362,17 +362,21 @@ def _reactive(inp: PolicyInput, margin: float | None = None) -> tuple[int | None
     """Instances observed demand needs now (with the margin), or None when not observed."""
     f = inp.fleet
     margin = f.safety_margin if margin is None else margin
+    if _bad(margin):  # an invalid config (fail-static): the bare observed need
+        margin = 0.0
     observed = inp.observed.get(f.demand_metric)
     if observed is None or _bad(observed):
         return None, {}
     needs: dict[str, int] = {}
     for resource, cap in f.capacities().items():
+        if not (math.isfinite(cap) and cap > 0):  # invalid config (fail-static): not sized
+            continue
         metrics = (f.demand_metric,) if resource == "players" else RESOURCE_METRICS[resource]
         values = [inp.observed[m] for m in metrics if m in inp.observed]
         values = [v for v in values if not _bad(v)]
         if values:
             needs[resource] = instances_for(max(values) * (1 + margin), cap)
-    return max(needs.values()), needs
+    return (max(needs.values()) if needs else None), needs
 
 
 def _reactive_floor(inp: PolicyInput, current: int | None) -> tuple[int | None, dict[str, int]]:

@@ -186,9 +186,17 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
         elif isinstance(dtype, pl.Date):
             col = col.dt.to_string("%Y-%m-%d")
         elif dtype.is_nested():
-            col = col.map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String)
+            col = col.map_elements(_nested_text, return_dtype=pl.String)
         cols.append(col.cast(pl.String).alias(name))
     return frame.select(cols)
+
+
+def _nested_text(value: object) -> str:
+    """A nested cell (list, array, struct) as JSON, as a JSON-lines file holds it; polars hands
+    list cells over as Series, whose repr is not the data."""
+    if isinstance(value, pl.Series):
+        value = value.to_list()
+    return json.dumps(value, default=str)
 
 
 def _read_jsonl(path: Path) -> pl.DataFrame:
