@@ -248,7 +248,7 @@ def fit(
     cfg = config or GBMConfig()
     usable = {k: v for k, v in series.items() if len(v) >= MIN_HISTORY + horizon + 1}
     nonneg = all(np.nanmin(v) >= 0 for v in series.values() if v.size)
-    before = [v[:-horizon] for v in usable.values()]  # never a held-out value below this line
+    before = [v[:-horizon] for v in usable.values()]  # all both models see (but the fallback)
     booster = _train(before, horizon, cfg, n_jobs, seed)
     if booster is None:
         return FittedGBM(None, horizon, season, {}, nonneg, 0, ["too little history to train"])
