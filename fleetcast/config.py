@@ -59,6 +59,9 @@ class Settings:
     # the secret the model registry's HMACs are keyed with (None: a key file under work_dir,
     # generated on first use); never printed
     model_key: str | None = field(default=None, repr=False)
+    # a Prefect Secret block holding that secret (used when model_key is not set; a block that
+    # cannot be loaded stops the run, it never falls back to the key file)
+    model_key_block: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -174,4 +177,5 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "process_headroom": ("FLEETCAST_PROCESS_HEADROOM", _fraction(0.0, 1.0)),
     "dask_address": ("FLEETCAST_DASK_ADDRESS", str),
     "model_key": ("FLEETCAST_MODEL_KEY", str),
+    "model_key_block": ("FLEETCAST_MODEL_KEY_BLOCK", _block_name),
 }

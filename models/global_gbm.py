@@ -14,12 +14,21 @@ One LightGBM model learns across all series of a panel. Every training row is on
 - Target: y[cutoff + h] / level; objective L1 (median), which scored best on M4 Hourly.
 - Forecast = level * prediction, clipped at 0 when the history is non-negative.
 
-Intervals (split conformal): the model is trained on history minus the last `horizon` hours;
-it then forecasts those hours from the cutoff before them, and the errors divided by each series'
-scale (in-sample mean |y_t - y_(t-24)| over the last 336 hours) give empirical quantiles per
-horizon step, pooled over series (and over nearby steps when the panel is small). The final
-forecast uses the same model with features from the full history, so the newest observation is
-always used: `predict` is the cheap hourly path (no refit).
+Intervals (split conformal on windows before the held-out ones): the served model is trained on
+history minus the last `horizon` hours, the windows the product scores it on (its CV windows:
+``fleetcast.stages.training``). Its intervals must not be calibrated on those hours, or the
+coverage recorded there is optimistic; so a second model, with the same settings, is trained on
+the history before an earlier calibration span and forecasts `calibration_origins` windows of
+`horizon` hours from origins `calibration_step` hours apart, the last ending where the held-out
+hours begin (the cross-validation calibration of mlforecast's conformal intervals, with one
+refit for all the windows). Those errors divided by each series' scale at the origin (in-sample
+mean |y_t - y_(t-24)| over the 336 hours before it) give empirical quantiles per horizon step,
+pooled over series and origins (and over nearby steps when the panel is small). Neither model
+reads the last `horizon` hours' values. A history too short for that many origins gets as many
+as it allows; one too short for any is calibrated on the held-out hours instead, and the model's
+notes (stored with it, shown in the registry's note) say which was done. The final
+forecast uses the served model with features from the full history, so the newest observation
+is always used: `predict` is the cheap hourly path (no refit).
 
 Gaps: each series is put on a regular hourly grid from its first to its last timestamp; missing
 or null values are filled from the past only (``models.hourly.fill_gaps``); duplicate
@@ -88,6 +97,10 @@ class GBMConfig:
     bagging_fraction: float = 0.8
     objective: str = "l1"
     small_panel_series: int = 20  # below this many series, pool calibration over nearby steps
+    # interval calibration: forecast origins of the calibration model, this many hours apart,
+    # the last window ending where the held-out (CV) hours begin
+    calibration_origins: int = 4  # chosen on M4 validation windows (benchmarks/README.md)
+    calibration_step: int = 24
 
 
 @dataclass
@@ -228,16 +241,45 @@ def fit(
 ) -> FittedGBM:
     """Fit the global model on regular hourly arrays and calibrate its intervals.
 
-    The last `horizon` hours of each series are held out of training and used (from the cutoff
-    just before them) to measure scaled errors per horizon step.
+    The last `horizon` hours of each series are held out of training (the windows it is scored
+    on); the intervals are calibrated on earlier windows, by a second model trained before them
+    (module docstring), so no step of the fit reads the held-out values.
     """
     cfg = config or GBMConfig()
     usable = {k: v for k, v in series.items() if len(v) >= MIN_HISTORY + horizon + 1}
     nonneg = all(np.nanmin(v) >= 0 for v in series.values() if v.size)
-    train = [v[:-horizon] for v in usable.values()]
-    x, t = _training_rows(train, horizon, cfg)
-    if x.shape[0] < 10 * horizon:
+    before = [v[:-horizon] for v in usable.values()]  # all both models see (but the fallback)
+    booster = _train(before, horizon, cfg, n_jobs, seed)
+    if booster is None:
         return FittedGBM(None, horizon, season, {}, nonneg, 0, ["too little history to train"])
+    fitted = FittedGBM(booster, horizon, season, {}, nonneg, len(usable))
+    errs, how = _calibration_errors(before, horizon, season, nonneg, cfg, n_jobs, seed)
+    if not errs:  # too short for an earlier span: the held-out hours, said so in the notes
+        for v in usable.values():
+            f = _predict_one(fitted, v[:-horizon])
+            if f is not None:
+                errs.append((v[-horizon:] - f) / _scale(v[:-horizon], season))
+        how = (
+            f"intervals calibrated on the held-out last {horizon} h ({len(errs)} windows): too "
+            "little history for an earlier calibration span, so coverage measured on those "
+            "hours is optimistic"
+        )
+    if errs:
+        small = len(usable) < cfg.small_panel_series
+        fitted.quantiles = _step_quantiles(np.stack(errs), small=small)
+        fitted.notes.append(how)
+    else:
+        fitted.notes.append("no calibration window: intervals from seasonal naive errors")
+    return fitted
+
+
+def _train(
+    series: list[np.ndarray], horizon: int, cfg: GBMConfig, n_jobs: int | None, seed: int
+) -> lgb.Booster | None:
+    """The LightGBM booster on every (series, cutoff, step) row of `series`; None if too few."""
+    x, t = _training_rows(series, horizon, cfg)
+    if x.shape[0] < 10 * horizon:
+        return None
     ok = np.isfinite(t)
     params = {
         "objective": cfg.objective,
@@ -253,25 +295,51 @@ def fit(
         "deterministic": True,
         "force_col_wise": True,
     }
-    booster = lgb.train(
+    return lgb.train(
         params,
         lgb.Dataset(x[ok], t[ok], feature_name=list(FEATURE_NAMES), free_raw_data=True),
         num_boost_round=cfg.num_rounds,
     )
-    fitted = FittedGBM(booster, horizon, season, {}, nonneg, len(usable))
-    # calibration: forecast the held-out last `horizon` hours, errors over the series' scale
-    errs = []
-    for v in usable.values():
-        f = _predict_one(fitted, v[:-horizon])
-        if f is None:
-            continue
-        errs.append((v[-horizon:] - f) / _scale(v[:-horizon], season))
-    if errs:
-        e = np.stack(errs)  # series x horizon
-        fitted.quantiles = _step_quantiles(e, small=len(errs) < cfg.small_panel_series)
+
+
+def _calibration_errors(
+    before: list[np.ndarray],
+    horizon: int,
+    season: int,
+    nonneg: bool,
+    cfg: GBMConfig,
+    n_jobs: int | None,
+    seed: int,
+) -> tuple[list[np.ndarray], str]:
+    """Scaled errors of a model trained before the calibration span, at its origins.
+
+    `before`: each series without its held-out hours. The span is the last
+    ``horizon + calibration_step * (calibration_origins - 1)`` hours of it; the calibration
+    model trains on what precedes the span, then forecasts `horizon` hours from each origin
+    (series x origins rows, series-major). A history too short for `calibration_origins`
+    origins gets as many as it allows; empty when not even one fits."""
+    step = max(1, cfg.calibration_step)
+    for k in range(max(1, cfg.calibration_origins), 0, -1):
+        span = horizon + step * (k - 1)
+        cal = [v[:-span] for v in before if len(v) > span]
+        booster = _train(cal, horizon, cfg, n_jobs, seed)
+        if booster is not None:
+            break
     else:
-        fitted.notes.append("no calibration window: intervals from seasonal naive errors")
-    return fitted
+        return [], ""
+    model = FittedGBM(booster, horizon, season, {}, nonneg)
+    errs = []
+    for v in before:
+        for j in range(k):
+            cut = len(v) - span + j * step  # the origin: forecasts v[cut : cut + horizon]
+            f = _predict_one(model, v[:cut]) if cut >= MIN_HISTORY else None
+            if f is not None:
+                errs.append((v[cut : cut + horizon] - f) / _scale(v[:cut], season))
+    how = (
+        f"intervals calibrated on {len(errs)} windows of {horizon} h ({k} origins {step} h "
+        f"apart, before the held-out last {horizon} h) forecast by a model trained before them"
+    )
+    return errs, how
 
 
 _PROBS = (0.025, 0.05, 0.1, 0.25, 0.75, 0.9, 0.95, 0.975)

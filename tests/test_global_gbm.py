@@ -155,3 +155,37 @@ def test_predict_fast_path_uses_newest_observation(panel: dict[str, np.ndarray])
     second = global_gbm.predict(fitted, newer, 24)
     assert second.height == len(panel) * 24
     assert second["ds"].min() == first["ds"].min() + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(("hours", "origins"), [(600, 4), (16 * 24, 3)])
+def test_intervals_are_calibrated_on_windows_before_the_held_out_hours(
+    hours: int, origins: int
+) -> None:
+    """The last `horizon` hours are the windows the product scores the model on (its CV): no step
+    of the fit reads them. Changing them changes neither the trees nor the interval quantiles,
+    so the coverage recorded there is measured on windows the calibration never saw. All the
+    calibration origins when the history allows them; fewer (said so) when it is short."""
+    arrays = _panel(4, n=hours)
+    rng = np.random.default_rng(7)
+    changed = {k: np.r_[v[:-H], v[-H:] * rng.lognormal(0, 0.5, H)] for k, v in arrays.items()}
+    a = global_gbm.fit(arrays, H, n_jobs=1, config=FAST)
+    b = global_gbm.fit(changed, H, n_jobs=1, config=FAST)
+    assert a.booster is not None and b.booster is not None
+    assert a.booster.model_to_string() == b.booster.model_to_string()
+    assert a.quantiles.keys() == b.quantiles.keys() and a.quantiles
+    for p in a.quantiles:
+        np.testing.assert_array_equal(a.quantiles[p], b.quantiles[p])
+    assert a.notes == [
+        f"intervals calibrated on {4 * origins} windows of 48 h ({origins} origins 24 h apart, "
+        "before the held-out last 48 h) forecast by a model trained before them"
+    ]
+
+
+def test_too_short_for_an_earlier_calibration_window_is_said() -> None:
+    """Long enough to train, too short for any window before the held-out hours: the intervals
+    are calibrated on the held-out hours and the model's notes say the coverage is optimistic."""
+    fitted = global_gbm.fit(_panel(4, n=290), H, n_jobs=1, config=FAST)
+    assert fitted.booster is not None and fitted.quantiles
+    (note,) = fitted.notes
+    assert note.startswith("intervals calibrated on the held-out last 48 h (4 windows)")
+    assert "optimistic" in note

@@ -16,10 +16,10 @@ import polars as pl
 import pytest
 from helpers_data import store_metrics
 
-from fleetcast.config import Settings
+from fleetcast.config import SettingError, Settings
 from fleetcast.resources import db
 from fleetcast.resources.logs import quiet_libraries
-from fleetcast.resources.registry import champion_sets, model_key
+from fleetcast.resources.registry import ModelKeyError, champion_sets, model_key
 from fleetcast.stages.serving import forecast_all
 from fleetcast.stages.training import train_all
 
@@ -136,3 +136,76 @@ def test_key_from_the_environment_wins_and_is_never_printed(tmp_path: Path) -> N
     assert model_key(settings) == env["FLEETCAST_MODEL_KEY"].encode()
     assert not settings.model_key_path.exists()
     assert "s3cret" not in repr(settings)
+
+
+# A test value for the local Prefect test harness only.
+BLOCK_KEY = "model-key-from-a-prefect-secret-block-0123456789"  # pragma: allowlist secret
+
+
+@pytest.fixture
+def key_block(prefect_harness: None) -> str:
+    """A real Prefect Secret block holding the model key, saved to the test harness's API."""
+    from prefect.blocks.system import Secret
+
+    name = "fleetcast-test-model-key"
+    Secret(value=BLOCK_KEY).save(name, overwrite=True)
+    return name
+
+
+def test_key_from_a_prefect_secret_block_signs_and_verifies(
+    settings: Settings, key_block: str
+) -> None:
+    with_block = dataclasses.replace(settings, model_key_block=key_block)
+    assert model_key(with_block) == BLOCK_KEY.encode()
+    assert not with_block.model_key_path.exists()  # no key file generated beside the block
+    insert(settings, 1)
+    train_all(with_block, candidates=("snaive24",), workers=1)
+    assert not with_block.model_key_path.exists()
+    with db.session(settings.db_path) as con:
+        (mine,) = champion_sets(con, mac_key=model_key(with_block)).values()
+        other = dataclasses.replace(settings, model_key="another installation's secret key " * 2)
+        (theirs,) = champion_sets(con, mac_key=model_key(other)).values()
+    assert "snaive24" in mine.models and not mine.refused  # signed with the block's key
+    assert "snaive24" in theirs.refused and "HMAC" in theirs.refused["snaive24"]
+    frame = forecast_all(with_block, 12)
+    assert set(frame["model"]) == {"snaive24"}
+    assert not any("refused" in (n or "") for n in frame["note"].to_list())
+
+    # a model signed with another key (here the generated key file) is refused under the block
+    key_file_only = dataclasses.replace(settings, db_path=settings.db_path.with_name("b.duckdb"))
+    insert(key_file_only, 1)
+    train_all(key_file_only, candidates=("snaive24",), workers=1)
+    with db.session(key_file_only.db_path) as con:
+        (cs,) = champion_sets(con, mac_key=model_key(with_block)).values()
+    assert "snaive24" in cs.refused and "HMAC" in cs.refused["snaive24"]
+
+
+def test_a_key_block_that_cannot_be_loaded_is_a_clear_error(
+    settings: Settings, prefect_harness: None
+) -> None:
+    from prefect.blocks.system import Secret
+
+    missing = dataclasses.replace(settings, model_key_block="no-such-model-key")
+    with pytest.raises(ModelKeyError, match="'no-such-model-key'.*FLEETCAST_MODEL_KEY_BLOCK"):
+        model_key(missing)
+    assert not missing.model_key_path.exists()  # never a silent fallback to a generated key
+    Secret(value={"user": "x", "password": "y"}).save("model-key-as-dict", overwrite=True)
+    Secret(value="too-short").save("model-key-too-short", overwrite=True)
+    for name, what in (("model-key-as-dict", "a dict"), ("model-key-too-short", "a short string")):
+        with pytest.raises(ModelKeyError, match=f"'{name}' .*holds {what}"):
+            model_key(dataclasses.replace(settings, model_key_block=name))
+    assert not settings.model_key_path.exists()
+
+
+def test_key_sources_in_order_of_precedence(tmp_path: Path) -> None:
+    env = {
+        "FLEETCAST_MODEL_KEY": "s3cret-from-a-vault-0123456789abcdef",
+        "FLEETCAST_MODEL_KEY_BLOCK": "prod-model-key",
+    }
+    both = Settings.from_mapping(env, work_dir=tmp_path / "work")
+    assert both.model_key_block == "prod-model-key"
+    # the key itself wins over the block (the block is not even looked up: no Prefect API here)
+    assert model_key(both) == env["FLEETCAST_MODEL_KEY"].encode()
+    assert Settings.from_mapping({}).model_key_block is None
+    with pytest.raises(SettingError, match="FLEETCAST_MODEL_KEY_BLOCK"):
+        Settings.from_mapping({"FLEETCAST_MODEL_KEY_BLOCK": "Not A Block!"})

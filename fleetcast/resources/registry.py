@@ -11,8 +11,9 @@ score, champion flag and note) whose small JSON is ``{"kind", "panel_id", "panel
 Hashes alone do not authenticate: they sit in the same database as the models, so whoever can
 rewrite a model can recompute its hash. Every model and panel model is therefore also stored with
 an HMAC-SHA256 of its JSON keyed with a secret kept outside the database (``model_key``:
-``FLEETCAST_MODEL_KEY``, else a key file generated on first use under the work dir with mode
-0600); a model whose HMAC does not verify, or that has none, is refused like a hash mismatch."""
+``FLEETCAST_MODEL_KEY``, else a Prefect Secret block named by ``FLEETCAST_MODEL_KEY_BLOCK``, else
+a key file generated on first use under the work dir with mode 0600); a model whose HMAC does
+not verify, or that has none, is refused like a hash mismatch."""
 
 from __future__ import annotations
 
@@ -77,12 +78,28 @@ def model_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class ModelKeyError(RuntimeError):
+    """The configured source of the model key (a Prefect Secret block) gave no usable key."""
+
+
+MIN_KEY_CHARS = 32  # a generated key file holds 64 hex characters
+
+
 def model_key(settings: Settings) -> bytes:
-    """The registry's HMAC key: ``settings.model_key`` (``FLEETCAST_MODEL_KEY``), else the key
-    file ``settings.model_key_path``, generated on first use (32 random bytes, hex, mode 0600).
-    A key file that others may read or write is refused."""
+    """The registry's HMAC key, from the first of these that is set, in this order:
+
+    1. ``settings.model_key`` (``FLEETCAST_MODEL_KEY``), the secret itself;
+    2. ``settings.model_key_block`` (``FLEETCAST_MODEL_KEY_BLOCK``), the name of a Prefect
+       ``Secret`` block holding it, loaded from the Prefect API (``Secret.load(name).get()``);
+       a block that cannot be loaded, or holds no string of at least ``MIN_KEY_CHARS``
+       characters, raises ``ModelKeyError`` naming it (never a fallback to a generated key:
+       models signed with that would be refused on every other worker);
+    3. the key file ``settings.model_key_path``, generated on first use (32 random bytes, hex,
+       mode 0600). A key file that others may read or write is refused."""
     if settings.model_key:
         return settings.model_key.encode("utf-8")
+    if settings.model_key_block:
+        return _block_key(settings.model_key_block)
     path = settings.model_key_path
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +120,31 @@ def model_key(settings: Settings) -> bytes:
     if len(key) < 32:
         raise ValueError(f"model key file {path} is too short: delete it to generate a new one")
     return key.encode("utf-8")
+
+
+def _block_key(block: str) -> bytes:
+    """The model key held by the Prefect ``Secret`` block ``block``."""
+    from prefect.blocks.system import Secret
+
+    try:
+        # _sync: the blocking call even when the caller runs in an event loop (a flow's thread)
+        secret: Any = Secret.load(block, _sync=True)  # type: ignore[call-arg]
+        value = secret.get()
+    except Exception as exc:
+        raise ModelKeyError(
+            f"model key block {block!r} (FLEETCAST_MODEL_KEY_BLOCK) could not be loaded from "
+            f"the Prefect API ({type(exc).__name__}: {exc}); create it with "
+            f"`Secret(value=...).save({block!r})` or in the UI (Blocks -> Secret), check "
+            "PREFECT_API_URL, or unset FLEETCAST_MODEL_KEY_BLOCK"
+        ) from exc
+    if not isinstance(value, str) or len(value.strip()) < MIN_KEY_CHARS:
+        what = f"a {type(value).__name__}" if not isinstance(value, str) else "a short string"
+        raise ModelKeyError(
+            f"model key block {block!r} (FLEETCAST_MODEL_KEY_BLOCK) holds {what}, not a key of "
+            f"at least {MIN_KEY_CHARS} characters: store e.g. `python -c 'import secrets; "
+            "print(secrets.token_hex(32))'` in it"
+        )
+    return value.strip().encode("utf-8")
 
 
 def model_mac(key: bytes, text: str) -> str:

@@ -8,12 +8,12 @@ Panel stage (``train_all``): for each metric, one global LightGBM (``models.glob
 trained across all the series of that metric at once (cross-learning), holding out each series'
 last ``PANEL_HORIZON`` (48) hours; it is scored per series at the same rolling-origin cutoffs as the
 local candidates (all inside the held-out hours: no look-ahead in the point forecasts, hence in
-the CV MASE that picks the champion; its interval widths are calibrated on those same held-out
-hours, so its CV coverage is optimistic) and competes for the champion of each series. Panels
-of more than ``LARGE_PANEL`` series get only the cheap local candidates
-(``models.selection.CHEAP_CANDIDATES``) unless ``candidates`` says otherwise. The model is stored
-once per panel (``registry.store_panel``, JSON + sha256) and each series' ``global_gbm`` row
-points at it; ``fleetcast.stages.serving`` loads it to forecast.
+the CV MASE that picks the champion; its intervals are calibrated on windows before the held-out
+hours, so its CV coverage is measured on hours the calibration never saw) and competes for the
+champion of each series. Panels of more than ``LARGE_PANEL`` series get only the cheap local
+candidates (``models.selection.CHEAP_CANDIDATES``) unless ``candidates`` says otherwise. The model
+is stored once per panel (``registry.store_panel``, JSON + sha256) and each series'
+``global_gbm`` row points at it; ``fleetcast.stages.serving`` loads it to forecast.
 
 The database is read, closed while models fit (so other runs are not blocked for minutes), and
 written in one transaction at the end. The local per-series jobs run in the training worker pool
@@ -231,8 +231,8 @@ def _fit_panel(
     text = global_gbm.dumps(fitted)
     note = (
         f"panel stage: {PANEL} trained across {fitted.n_series_trained} of {len(histories)} "
-        f"series of metric {metric} (last {horizon} h of each held out and used for CV); "
-        f"local candidates: {local}"
+        f"series of metric {metric} (last {horizon} h of each held out and used for CV; "
+        f"{'; '.join(fitted.notes)}); local candidates: {local}"
     )
     fit = PanelFit(metric, text, fitted.n_series_trained, horizon, 0.0, note)
     forecast_from = _panel_forecast_from(fitted)
