@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import boto3
 import numpy as np
@@ -131,17 +132,13 @@ def test_scale_over_a_replayed_clock_sets_what_the_backtest_plans(
         assert lead_offsets(45, 60, 20) == (1, 2)  # 06:05-07:05 from 05:20: hours 06 and 07
 
 
-def test_a_failed_ingest_validation_of_the_fleets_series_keeps_capacity_and_says_why(
-    aws_settings: Settings,
-) -> None:
-    """R4 wired in: the newest rows of the fleet's demand series were quarantined by ingest
-    validation (nothing of the series stored since): scale keeps the capacity and says why; once
-    a clean batch lands, it decides again."""
+def _fleet_at_ten(aws_settings: Settings) -> tuple[str, FleetSpec, Path, datetime]:
+    """One fleet (battle_royale/eu) whose group runs 10 instances and whose stored forecast
+    alone would shrink it to 2; returns the moto URL, the fleet, the landing folder and now."""
     from helpers_reliability import seed
     from helpers_reliability import spec as rel_spec
 
     from fleetcast.stages.allocate import utcnow
-    from fleetcast.stages.ingest import ingest_paths
 
     url = aws_settings.aws_endpoint_url or ""
     landing = aws_settings.landing_dir
@@ -149,8 +146,20 @@ def test_a_failed_ingest_validation_of_the_fleets_series_keeps_capacity_and_says
     fleet = rel_spec()
     now = utcnow()
     make_group(url, fleet.asg_name, desired=10)
-    # the stored forecast alone would shrink the fleet to 2 instances
     seed(aws_settings, [fleet], players=200.0, created=now - timedelta(minutes=30))
+    return url, fleet, landing, now
+
+
+def test_a_failed_ingest_validation_of_the_fleets_series_keeps_capacity_and_says_why(
+    aws_settings: Settings,
+) -> None:
+    """R4 wired in: the newest rows of the fleet's demand series were quarantined by ingest
+    validation (nothing of the series stored since): scale keeps the capacity and says why; once
+    a clean batch lands, it decides again."""
+    from fleetcast.stages.allocate import utcnow
+    from fleetcast.stages.ingest import ingest_paths
+
+    url, fleet, landing, now = _fleet_at_ten(aws_settings)
 
     def land(name: str, minutes_ago: int, value: float) -> None:
         ts = (utcnow() - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%S")
@@ -184,19 +193,10 @@ def test_a_quarantined_session_row_does_not_hold_the_demand_series(
     """Only the demand series' own rows count for R4: a session row of the same game type and
     region quarantined (it starts in 2099) leaves the players series trusted, so the fleet is
     decided on its forecast; a bad players row of the same batch time would hold it."""
-    from helpers_reliability import seed
-    from helpers_reliability import spec as rel_spec
-
     from fleetcast.stages.allocate import utcnow
     from fleetcast.stages.ingest import ingest_paths
 
-    url = aws_settings.aws_endpoint_url or ""
-    landing = aws_settings.landing_dir
-    landing.mkdir(parents=True, exist_ok=True)
-    fleet = rel_spec()
-    now = utcnow()
-    make_group(url, fleet.asg_name, desired=10)
-    seed(aws_settings, [fleet], players=200.0, created=now - timedelta(minutes=30))
+    url, fleet, landing, now = _fleet_at_ten(aws_settings)
     ts = (now - timedelta(minutes=90)).strftime("%Y-%m-%dT%H:%M:%S")
     (landing / "good.csv").write_text(
         f"ts,game_type,region,metric,value\n{ts},battle_royale,eu,players,900.0\n"
