@@ -4,10 +4,10 @@
 
 Takes, from the Prefect server of ``$PREFECT_API_URL`` (its UI at the same host and port): the
 deployments page, a forecast-and-scale deployment's run form, the newest pipeline run's page,
-the capacity-plan, plots, run-summary, backfill-replay and forecast artifacts; then the report
-(``fleetcast report`` writes it). Needs Chromium (Debian: ``apt-get install chromium``); the
-server must have been started with ``PREFECT_UI_API_URL`` set to its own address
-(docs/operations.md).
+the capacity-plan, plots, run-summary, backfill-replay, backfill-plots and forecast artifacts;
+then the report (``fleetcast report`` writes it). Needs Chromium (Debian: ``apt-get install
+chromium``); the server must have been started with ``PREFECT_UI_API_URL`` set to its own
+address (docs/operations.md).
 Prints each PNG written; exits 1 when Chromium is missing or a page could not be taken.
 """
 
@@ -63,7 +63,7 @@ def targets(api: str) -> dict[str, str]:
         FlowRunFilter,
         FlowRunFilterTags,
     )
-    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
 
     ui = api.removesuffix("/").removesuffix("/api")
     pages = {"deployments": f"{ui}/deployments"}
@@ -79,12 +79,19 @@ def targets(api: str) -> dict[str, str]:
         form = [d for d in deployments if d.name.startswith("forecast-and-scale-")]
         if form:  # the custom-run form: game type as a choice, no "Property is type 'None'"
             pages["run-form"] = f"{ui}/deployments/deployment/{form[0].id}/run"
-        for kind in ("capacity-plan", "plots", "run-summary", "backfill-replay", "forecast"):
+        kinds = ("capacity-plan", "plots", "run-summary", "backfill-replay", "backfill-plots",
+                 "forecast")  # fmt: skip
+        for kind in kinds:
+            # `like_` matches anywhere in the key ("plots-" is in "backfill-plots-"): newest
+            # first, then the first whose key starts with the kind
             found = client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=f"{kind}-")), limit=1
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=f"{kind}-")),
+                sort=ArtifactSort.CREATED_DESC,
+                limit=50,
             )
-            if found:  # the artifact's own page shows its content (the key page, a timeline)
-                pages[kind] = f"{ui}/artifacts/artifact/{found[0].id}"
+            own = [a for a in found if a.key and a.key.startswith(f"{kind}-")]
+            if own:  # the artifact's own page shows its content (the key page, a timeline)
+                pages[kind] = f"{ui}/artifacts/artifact/{own[0].id}"
     return pages
 
 
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print("PREFECT_API_URL not set: only the report", file=sys.stderr)
     failed = 0
     for name, url in pages.items():
-        tall = 2400 if name in ("plots", "run-summary", "run-form") else HEIGHT
+        tall = 2400 if name in ("plots", "backfill-plots", "run-summary", "run-form") else HEIGHT
         try:
             print(shoot(browser, url, args.out / f"{name}.png", tall))
         except (RuntimeError, subprocess.SubprocessError) as exc:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import FlowRunContext, TaskRunContext
 
 from fleetcast.resources.progress import reporting_to
 
@@ -27,6 +28,10 @@ def _open_step(what: str, total: int) -> Callable[[int], None]:
 
 @contextmanager
 def progress_artifact() -> Iterator[None]:
-    """Show the block's tracked steps (series trained, forecast, ...) as progress artifacts."""
+    """Show the block's tracked steps (series trained, forecast, ...) as progress artifacts, in
+    a flow or task run only (a task called as ``.fn()`` outside one reports nothing)."""
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        yield
+        return
     with reporting_to(_open_step):
         yield
