@@ -447,6 +447,13 @@ def plots_markdown(images: Sequence[tuple[str, bytes]], note: str = "") -> str:
     return "\n".join(parts) if parts else "_no plot_"
 
 
+def players_per_instance(decision: Mapping[str, Any], fleet: Mapping[str, Any]) -> float:
+    """What one instance serves as the decision sized it: the players per instance learned
+    from telemetry (``inputs.processes``), else the fleet's configured ``capacity_players``."""
+    learned = (decision.get("inputs") or {}).get("processes", {}).get("players_per_instance")
+    return float(learned) if learned else float(fleet["capacity_players"])
+
+
 def capacity_ahead(
     history: pl.DataFrame,
     decided_at: Any,
@@ -456,8 +463,8 @@ def capacity_ahead(
 ) -> pl.DataFrame:
     """Capacity in effect (ts, capacity) for a live run's plot: the recorded history, then what
     this decision leaves in effect (``instances``: applied, or as it was when forecast-only) from
-    ``decided_at`` held to ``until`` (the forecast's end), so the step line meets the demand
-    ahead. Unknown instances (no group read) add nothing."""
+    ``decided_at`` held to ``until`` (the next cycle). Unknown instances (no group read) add
+    nothing."""
     history = history.select("ts", pl.col("capacity").cast(pl.Float64))
     if instances is None:
         return history
@@ -513,9 +520,11 @@ def publish_plots(
                 )  # fmt: skip
             target = d["target"] if d.get("applied_desired") is None else d["applied_desired"]
             after = d["current"] if d.get("applied_desired") is None else d["applied_desired"]
-            until = ahead["ts"].max() if ahead is not None and ahead.height else None
+            # held until the next hourly cycle decides again, not to the forecast's end: a
+            # line held for two days would look like a shortage the next runs will prevent
+            until = d["decided_at"] + timedelta(hours=1)
             capacity = capacity_ahead(
-                capacity, d["decided_at"], after, float(spec["capacity_players"]), until
+                capacity, d["decided_at"], after, players_per_instance(d, spec), until
             )
             title = (
                 f"{d['fleet']}: capacity vs {key['metric']} "
@@ -545,7 +554,8 @@ def publish_plots(
     create_markdown_artifact(
         plots_markdown(
             images,
-            "Capacity in effect (green steps) against demand (black) and the forecast ahead "
+            "Capacity in effect (green steps: each recorded decision, this run's until the next "
+            "hourly run) against demand (black) and the forecast ahead "
             "(blue, dashed; hours short in red); then each forecast (blue, with its interval) "
             f"against actuals. {len(images)} plot(s).",
         ),

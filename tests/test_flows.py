@@ -7,6 +7,7 @@ Real DuckDB files, real Prophet fits (8 days of sample data), real GX, a real mo
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -209,6 +210,22 @@ def test_run_plots_show_capacity_against_demand_per_fleet_in_the_ui(prepared: Pr
         [title] = [t for t in capacity if t.startswith(f"{fleet}:")]
         assert f"({current} -> {target} instances)" in title, title
     assert any("last 3 days and forecast" in t for t in images)
+    # the steps are in players, on the players per instance each decision sized with
+    from datetime import datetime as dt
+
+    from fleetcast.resources import db
+
+    with db.session(prepared.db, read_only=True) as con:
+        for fleet, inputs, instances in con.sql(
+            "select fleet, inputs, coalesce(applied_desired, current_desired) from allocations "
+            "where game_type = ? and coalesce(applied_desired, current_desired) is not null",
+            params=[GAME],
+        ).fetchall():
+            per = json.loads(inputs)["processes"]["players_per_instance"]
+            steps = con.sql(
+                db.sql("plots_capacity_history"), params={"fleet": fleet, "since": dt(2000, 1, 1)}
+            ).fetchall()
+            assert [round(c, 6) for _, c in steps] == [round(instances * per, 6)], (fleet, steps)
     assert all(png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000 for png in images.values())
 
 

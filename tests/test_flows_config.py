@@ -271,3 +271,13 @@ def test_capacity_ahead_holds_what_the_decision_leaves_until_the_forecast_ends()
     ]
     assert capacity_ahead(history, t0, None, 400.0, t0).rows() == [(t0 - timedelta(hours=2), 800.0)]
     assert capacity_ahead(history, t0, 3, 100.0, None).rows()[-1] == (t0, 300.0)
+
+
+def test_plots_size_capacity_on_the_players_per_instance_the_decision_used() -> None:
+    from tasks.artifacts import players_per_instance
+
+    fleet = {"capacity_players": 400.0}
+    learned = {"inputs": {"processes": {"players_per_instance": 276.5, "source": "telemetry"}}}
+    assert players_per_instance(learned, fleet) == 276.5
+    assert players_per_instance({"inputs": {"processes": {}}}, fleet) == 400.0
+    assert players_per_instance({"inputs": {}}, fleet) == 400.0
