@@ -258,7 +258,7 @@ def test_replay_table_has_figures_not_paths() -> None:
     assert rows[0]["plan file"] == "f-x.csv"
 
 
-def test_capacity_ahead_holds_what_the_decision_leaves_until_the_forecast_ends() -> None:
+def test_capacity_ahead_holds_what_the_decision_leaves_until_the_next_run() -> None:
     from tasks.artifacts import capacity_ahead
 
     t0 = datetime(2026, 5, 1, 10)
