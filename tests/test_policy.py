@@ -7,70 +7,19 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from helpers_policy import NOW, H, fleet, forecast, inp, ovr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.policy import (
     Budget,
-    FleetSpec,
     ForecastPoint,
-    Override,
     PolicyInput,
     SeriesForecast,
     apply_budget,
     decide,
     processes_per_instance,
 )
-
-NOW = datetime(2024, 5, 1, 10, 0)
-H = timedelta(hours=1)
-
-
-def fleet(**kw: object) -> FleetSpec:
-    base = dict(
-        fleet="br-eu",
-        game_type="battle_royale",
-        region="eu",
-        asg_name="br-eu-asg",
-        capacity_players=100.0,
-        min_size=1,
-        max_size=50,
-        safety_margin=0.1,
-        mode="scale",
-        scale_in_stabilisation_minutes=30,  # literal cases: history an hour old is outside it
-    )
-    base.update(kw)
-    return FleetSpec(**base)  # type: ignore[arg-type]
-
-
-def forecast(
-    values: list[float], *, upper: float = 1.0, created: datetime = NOW - H, metric: str = "players"
-) -> SeriesForecast:
-    pts = tuple(
-        ForecastPoint(NOW + h * H, v, v * upper if math.isfinite(v) else v)
-        for h, v in enumerate(values)
-    )
-    return SeriesForecast(metric, pts, created, "prophet", "run-1")
-
-
-def inp(**kw: object) -> PolicyInput:
-    base: dict[str, object] = dict(
-        fleet=fleet(),
-        now=NOW,
-        current=10,
-        forecasts={"players": forecast([1000.0] * 4)},
-        observed={"players": 1000.0},
-        history=[(NOW - H, 10)],
-    )
-    base.update(kw)
-    return PolicyInput(**base)  # type: ignore[arg-type]
-
-
-def ovr(
-    kind: str, value: float, *, expires: datetime = NOW + H, created: datetime = NOW - H
-) -> Override:
-    return Override("o1", "br-eu", kind, value, "ops call", created, expires)  # type: ignore[arg-type]
-
 
 # --- literal cases -----------------------------------------------------------------------------
 

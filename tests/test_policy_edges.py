@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from helpers_policy import NOW, H, fleet, forecast, ovr
+from helpers_policy import inp as policy_input
 
 from models.policy import (
     Budget,
     Decision,
-    FleetSpec,
     ForecastPoint,
     Override,
     PolicyInput,
@@ -26,9 +27,6 @@ from models.policy import (
     processes_per_instance,
     validate_fleet,
 )
-
-NOW = datetime(2024, 5, 1, 10, 0)
-H = timedelta(hours=1)
 
 
 def decision(current: int | None, target: int, **kw: object) -> Decision:
@@ -80,38 +78,9 @@ def test_override_is_active_from_its_creation_until_cleared_or_expired() -> None
 # the numbers behind it (capacity 100 players per instance, margin 10%, hourly forecast points).
 
 
-def fleet(**kw: object) -> FleetSpec:
-    base: dict[str, object] = dict(
-        fleet="br-eu", game_type="battle_royale", region="eu", asg_name="br-eu-asg",
-        capacity_players=100.0, min_size=1, max_size=50, safety_margin=0.1, mode="scale",
-        scale_in_stabilisation_minutes=30,
-    )  # fmt: skip
-    base.update(kw)
-    return FleetSpec(**base)  # type: ignore[arg-type]
-
-
-def forecast(
-    values: list[float],
-    metric: str = "players",
-    *,
-    created_at: datetime | None = NOW - H,
-    problem: str | None = None,
-) -> SeriesForecast:
-    pts = tuple(ForecastPoint(NOW + h * H, v, v) for h, v in enumerate(values))
-    return SeriesForecast(metric, pts, created_at, "prophet", "run-1", problem)
-
-
 def inp(**kw: object) -> PolicyInput:
-    base: dict[str, object] = dict(
-        fleet=fleet(), now=NOW, current=10, forecasts={"players": forecast([1000.0] * 3)},
-        observed={"players": 1000.0}, history=[(NOW - H, 10)],
-    )  # fmt: skip
-    base.update(kw)
-    return PolicyInput(**base)  # type: ignore[arg-type]
-
-
-def ovr(kind: str, value: float) -> Override:
-    return Override("o1", "br-eu", kind, value, "ops call", NOW - H, NOW + H)  # type: ignore[arg-type]
+    """These cases forecast three hours."""
+    return policy_input(3, **kw)
 
 
 PLAN = "for 11:00 (lead 60 min, margin 10%)"  # the window one lead ahead of 10:00
@@ -239,7 +208,7 @@ def test_fail_static_reasons_and_bounds() -> None:
 @pytest.mark.parametrize(
     ("kw", "why"),
     [
-        (dict(forecasts={"players": forecast([100] * 3, created_at=NOW - 7 * H)}),
+        (dict(forecasts={"players": forecast([100] * 3, created=NOW - 7 * H)}),
          "forecast of players is stale (7.0 h old, limit 6.0 h)"),
         (dict(forecasts={"players": forecast([100] * 3, problem="every model refused")}),
          "forecast of players not trusted: every model refused"),
@@ -263,12 +232,12 @@ def test_each_forecast_fault_is_named(kw: dict[str, object], why: str) -> None:
 
 
 def test_a_forecast_exactly_at_the_age_limit_is_used() -> None:
-    fresh = forecast([100] * 3, created_at=NOW - 6 * H)
+    fresh = forecast([100] * 3, created=NOW - 6 * H)
     assert decide(inp(forecasts={"players": fresh})).status != "fail_static"
     d = decide(inp(forecasts={"players": fresh}, max_forecast_age=timedelta(hours=5)))
     assert "stale (6.0 h old, limit 5.0 h)" in d.reason
     # a forecast without a creation time has no age to check
-    undated = forecast([100] * 3, created_at=None)
+    undated = forecast([100] * 3, created=None)
     assert decide(inp(forecasts={"players": undated}, max_forecast_age=timedelta(0))).status == "ok"
     assert decide(inp(forecasts={"players": fresh}, max_forecast_age=timedelta(0))).status == (
         "fail_static"
@@ -563,7 +532,7 @@ def test_recorded_required_demand_is_rounded_to_three_places() -> None:
 
 def test_stale_forecast_ages_in_hours_to_one_place() -> None:
     extra = timedelta(minutes=3, seconds=1)
-    fc = forecast([100] * 3, created_at=NOW - 7 * H - extra)
+    fc = forecast([100] * 3, created=NOW - 7 * H - extra)
     d = decide(inp(forecasts={"players": fc}, max_forecast_age=6 * H + extra))
     assert "forecast of players is stale (7.1 h old, limit 6.1 h)" in d.reason
 
