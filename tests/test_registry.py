@@ -74,9 +74,12 @@ def training(*, champion: str = "snaive24", notes: list[str] | None = None) -> S
     )
 
 
-def rows(con: duckdb.DuckDBPyConnection, where: str = "true") -> dict[tuple[str, int], dict]:
-    """(kind, version) -> the stored row."""
-    frame = con.sql(f"select * from models where {where}").pl()  # noqa: S608 - test literals
+def rows(con: duckdb.DuckDBPyConnection, region: str | None = None) -> dict[tuple[str, int], dict]:
+    """(kind, version) -> the stored row (of one region when given)."""
+    frame = con.sql(
+        "select * from models where $region is null or region = $region",
+        params={"region": region},
+    ).pl()
     return {(r["kind"], r["version"]): r for r in frame.to_dicts()}
 
 
@@ -194,18 +197,18 @@ def test_new_versions_move_the_champion_and_old_ones_are_pruned(
         champion = "snaive168" if run == 5 else "snaive24"
         store_training(con, SERIES, training(champion=champion), train_run=f"run-{run}",
                        trained_at=AT, mac_key=KEY)  # fmt: skip
-    stored = rows(con, "region = 'eu'")
+    stored = rows(con, "eu")
     # three versions kept per kind (KEEP_VERSIONS), the latest champion only
     assert sorted(v for k, v in stored if k == "snaive168") == [3, 4, 5]
     assert sorted(v for k, v in stored if k == "prophet") == [3, 4, 5]
     assert [kv for kv, r in stored.items() if r["is_champion"]] == [("snaive168", 5)]
     # the other series is untouched: its champion and its version 1
-    assert [(k, v) for (k, v), r in rows(con, "region = 'us'").items() if r["is_champion"]] == [
+    assert [(k, v) for (k, v), r in rows(con, "us").items() if r["is_champion"]] == [
         ("snaive24", 1)
     ]
     # keep=1: only the newest version of each kind (the champion is never pruned)
     store_training(con, SERIES, training(), train_run="run-6", trained_at=AT, mac_key=KEY, keep=1)
-    assert sorted(rows(con, "region = 'eu'")) == sorted((k, 6) for k in training().candidates)
+    assert sorted(rows(con, "eu")) == sorted((k, 6) for k in training().candidates)
 
 
 def test_champion_sets_load_the_champion_run_and_refuse_tampered_models(
