@@ -447,30 +447,73 @@ def plots_markdown(images: Sequence[tuple[str, bytes]], note: str = "") -> str:
     return "\n".join(parts) if parts else "_no plot_"
 
 
-def players_per_instance(decision: Mapping[str, Any], fleet: Mapping[str, Any]) -> float:
-    """What one instance serves as the decision sized it: the players per instance learned
-    from telemetry (``inputs.processes``), else the fleet's configured ``capacity_players``."""
-    learned = (decision.get("inputs") or {}).get("processes", {}).get("players_per_instance")
-    return float(learned) if learned else float(fleet["capacity_players"])
+def hold_last_step(capacity: pl.DataFrame, until: Any) -> pl.DataFrame:
+    """Capacity in effect (ts, capacity) for a live run's plot: the recorded decisions (this
+    run's is the last), the last one held to ``until`` (the next cycle) so it draws as a step."""
+    capacity = capacity.select("ts", pl.col("capacity").cast(pl.Float64))
+    if capacity.height == 0:
+        return capacity
+    last = pl.DataFrame({"ts": [until], "capacity": [capacity["capacity"][-1]]})
+    return pl.concat([capacity, last.cast({"ts": capacity.schema["ts"]})])
 
 
-def capacity_ahead(
-    history: pl.DataFrame,
-    decided_at: Any,
-    instances: int | None,
-    per_instance: float,
-    until: Any | None,
-) -> pl.DataFrame:
-    """Capacity in effect (ts, capacity) for a live run's plot: the recorded history, then what
-    this decision leaves in effect (``instances``: applied, or as it was when forecast-only) from
-    ``decided_at`` held to ``until`` (the next cycle). Unknown instances (no group read) add
-    nothing."""
-    history = history.select("ts", pl.col("capacity").cast(pl.Float64))
-    if instances is None:
-        return history
-    tail = [decided_at] if until is None else [decided_at, until]
-    ahead = pl.DataFrame({"ts": tail, "capacity": [instances * per_instance] * len(tail)})
-    return pl.concat([history, ahead.cast({"ts": history.schema["ts"]})]).sort("ts")
+def _series(frame: pl.DataFrame, key: Mapping[str, Any]) -> pl.DataFrame:
+    return frame.filter(
+        (pl.col("game_type") == key["game_type"]) & (pl.col("region") == key["region"])
+        & (pl.col("metric") == key["metric"])
+    )  # fmt: skip
+
+
+def _capacity_plot(
+    con: Any, d: Mapping[str, Any], metric: str, forecast: pl.DataFrame | None, out: Path
+) -> tuple[str, bytes]:
+    """One fleet's capacity in effect (players, as each decision sized them) against the last
+    three days of demand and the forecast ahead."""
+    from datetime import timedelta
+
+    from fleetcast.resources import db
+    from fleetcast.resources.plots import plot_capacity_vs_demand
+
+    key = {"game_type": d["game_type"], "region": d["region"], "metric": metric}
+    since = d["decided_at"] - timedelta(days=3)
+    actual = con.sql(db.sql("plots_actuals"), params={**key, "since": since}).pl()
+    capacity = con.sql(
+        db.sql("plots_capacity_history"), params={"fleet": d["fleet"], "since": since}
+    ).pl()
+    # held until the next hourly cycle decides again, not to the forecast's end: a line held
+    # for two days would look like a shortage the next runs will prevent
+    capacity = hold_last_step(capacity, d["decided_at"] + timedelta(hours=1))
+    target = d["target"] if d.get("applied_desired") is None else d["applied_desired"]
+    current = "?" if d["current"] is None else d["current"]
+    title = f"{d['fleet']}: capacity vs {metric} ({current} -> {target} instances)"
+    path = out / f"{d['fleet']}-capacity.png"
+    ahead = None if forecast is None else _series(forecast, key)
+    plot_capacity_vs_demand(actual, capacity, title, path, forecast=ahead)
+    return title, path.read_bytes()
+
+
+def _forecast_plots(con: Any, forecast: pl.DataFrame, out: Path) -> list[tuple[str, bytes]]:
+    """Each series of the capacity metric (players, else all): its forecast against the three
+    days of actuals before it."""
+    from datetime import timedelta
+
+    from fleetcast.resources import db
+    from fleetcast.resources.plots import plot_forecast_vs_actual
+
+    if "players" in set(forecast.get_column("metric")):
+        forecast = forecast.filter(pl.col("metric") == "players")
+    keys = forecast.select("game_type", "region", "metric").unique().sort(pl.all())
+    images = []
+    for key in keys.head(MAX_PLOTS).iter_rows(named=True):
+        one = _series(forecast, key)
+        since: Any = one["ts"].min()  # a datetime (the ts column)
+        since -= timedelta(days=3)
+        actual = con.sql(db.sql("plots_actuals"), params={**key, "since": since}).pl()
+        title = f"{key['game_type']} {key['region']}: {key['metric']}, last 3 days and forecast"
+        path = out / f"{key['game_type']}-{key['region']}-{key['metric']}.png"
+        plot_forecast_vs_actual(actual, one, title, path)
+        images.append((title, path.read_bytes()))
+    return images
 
 
 @task(name="publish-plots", **_publish)
@@ -483,13 +526,11 @@ def publish_plots(
     """The run's plots as one markdown artifact with the images inline (``plots-<game-type>``):
     per fleet decided, capacity in effect against demand over the last three days and the
     forecast ahead; per series of the capacity metric, the forecast against actuals."""
-    from datetime import timedelta
-
     from fleetcast.resources import db
-    from fleetcast.resources.plots import plot_capacity_vs_demand, plot_forecast_vs_actual
 
-    has_forecast = forecast is not None and forecast.height > 0
-    if not has_forecast and not decisions:
+    if forecast is not None and forecast.height == 0:
+        forecast = None
+    if forecast is None and not decisions:
         return None
     out = Path(settings.reports_dir) / "runs" / artifact_key("plots", scope)
     images: list[tuple[str, bytes]] = []
@@ -501,55 +542,11 @@ def publish_plots(
             for r in con.sql(db.sql("fleet_list"), params={"game_type": scope}).pl().to_dicts()
         }
         for d in [as_record(d) for d in decisions][:MAX_PLOTS]:
-            spec = fleets.get(d["fleet"])
-            if spec is None:
-                continue
-            key = {"game_type": d["game_type"], "region": d["region"],
-                   "metric": spec["demand_metric"]}  # fmt: skip
-            since = d["decided_at"] - timedelta(days=3)
-            actual = con.sql(db.sql("demo_actuals"), params=key).pl().filter(pl.col("ts") >= since)
-            capacity = con.sql(
-                db.sql("plots_capacity_history"), params={"fleet": d["fleet"], "since": since}
-            ).pl()
-            ahead = None
-            if has_forecast:
-                assert forecast is not None  # noqa: S101 - narrowing for mypy
-                ahead = forecast.filter(
-                    (pl.col("game_type") == key["game_type"]) & (pl.col("region") == key["region"])
-                    & (pl.col("metric") == key["metric"])
-                )  # fmt: skip
-            target = d["target"] if d.get("applied_desired") is None else d["applied_desired"]
-            after = d["current"] if d.get("applied_desired") is None else d["applied_desired"]
-            # held until the next hourly cycle decides again, not to the forecast's end: a
-            # line held for two days would look like a shortage the next runs will prevent
-            until = d["decided_at"] + timedelta(hours=1)
-            capacity = capacity_ahead(
-                capacity, d["decided_at"], after, players_per_instance(d, spec), until
-            )
-            title = (
-                f"{d['fleet']}: capacity vs {key['metric']} "
-                f"({d['current'] if d['current'] is not None else '?'} -> {target} instances)"
-            )
-            path = out / f"{d['fleet']}-capacity.png"
-            plot_capacity_vs_demand(actual, capacity, title, path, forecast=ahead)
-            images.append((title, path.read_bytes()))
-        if has_forecast:
-            assert forecast is not None  # noqa: S101 - narrowing for mypy
-            metric = "players" if "players" in set(forecast.get_column("metric")) else None
-            series = forecast if metric is None else forecast.filter(pl.col("metric") == metric)
-            keys = series.select("game_type", "region", "metric").unique().sort(pl.all())
-            for key in keys.head(MAX_PLOTS).iter_rows(named=True):
-                actual = con.sql(db.sql("demo_actuals"), params=key).pl().tail(72)
-                one = series.filter(
-                    (pl.col("game_type") == key["game_type"]) & (pl.col("region") == key["region"])
-                    & (pl.col("metric") == key["metric"])
-                )  # fmt: skip
-                title = (
-                    f"{key['game_type']} {key['region']}: {key['metric']}, last 3 days and forecast"
-                )
-                path = out / f"{key['game_type']}-{key['region']}-{key['metric']}.png"
-                plot_forecast_vs_actual(actual, one, title, path)
-                images.append((title, path.read_bytes()))
+            if d["fleet"] in fleets:
+                metric = fleets[d["fleet"]]["demand_metric"]
+                images.append(_capacity_plot(con, d, metric, forecast, out))
+        if forecast is not None:
+            images += _forecast_plots(con, forecast, out)
     key_name = artifact_key("plots", scope)
     create_markdown_artifact(
         plots_markdown(

@@ -258,26 +258,16 @@ def test_replay_table_has_figures_not_paths() -> None:
     assert rows[0]["plan file"] == "f-x.csv"
 
 
-def test_capacity_ahead_holds_what_the_decision_leaves_until_the_next_run() -> None:
-    from tasks.artifacts import capacity_ahead
+def test_the_last_recorded_capacity_is_held_until_the_next_run() -> None:
+    from tasks.artifacts import hold_last_step
 
     t0 = datetime(2026, 5, 1, 10)
-    history = pl.DataFrame({"ts": [t0 - timedelta(hours=2)], "capacity": [800]})
-    out = capacity_ahead(history, t0, 5, 400.0, t0 + timedelta(hours=48))
+    history = pl.DataFrame({"ts": [t0 - timedelta(hours=2), t0], "capacity": [800, 2000]})
+    out = hold_last_step(history, t0 + timedelta(hours=1))
     assert out.rows() == [
         (t0 - timedelta(hours=2), 800.0),
         (t0, 2000.0),
-        (t0 + timedelta(hours=48), 2000.0),
+        (t0 + timedelta(hours=1), 2000.0),
     ]
-    assert capacity_ahead(history, t0, None, 400.0, t0).rows() == [(t0 - timedelta(hours=2), 800.0)]
-    assert capacity_ahead(history, t0, 3, 100.0, None).rows()[-1] == (t0, 300.0)
-
-
-def test_plots_size_capacity_on_the_players_per_instance_the_decision_used() -> None:
-    from tasks.artifacts import players_per_instance
-
-    fleet = {"capacity_players": 400.0}
-    learned = {"inputs": {"processes": {"players_per_instance": 276.5, "source": "telemetry"}}}
-    assert players_per_instance(learned, fleet) == 276.5
-    assert players_per_instance({"inputs": {"processes": {}}}, fleet) == 400.0
-    assert players_per_instance({"inputs": {}}, fleet) == 400.0
+    empty = history.clear()
+    assert hold_last_step(empty, t0).height == 0  # no group read: nothing to draw

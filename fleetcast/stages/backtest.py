@@ -317,9 +317,7 @@ def run_sweep(
     points = []
     last: ReplayResult | None = None
     t0 = time.perf_counter()
-    bump = tracker(
-        len(settings), "sweeping the policy's knob"
-    )  # a terminal bar or a flow progress artifact
+    bump = tracker(len(settings), "sweeping the policy's knob")  # a bar or a progress artifact
     for i, (q, m) in enumerate(settings):
         result, _ = bump(run_backtest(con, replace(req, quantile=q, policy_margin=m)))
         dem = result.frame["demand"].fill_null(float("nan")).to_numpy()
@@ -360,31 +358,26 @@ def rule_effects(con: duckdb.DuckDBPyConnection, req: BacktestRequest) -> list[R
     base, spec = run_backtest(con, req)
     dem = base.frame["demand"].fill_null(float("nan")).to_numpy()
     on = point(dem, base.frame["capacity"].to_numpy(), 0.0)
-    bump = tracker(
-        len(RULES), "pricing the protective rules"
-    )  # a terminal bar or a flow progress artifact
-    return [bump(_rule_effect(con, req, name, off, spec, dem, on, base)) for name, off in RULES]
-
-
-def _rule_effect(
-    con: duckdb.DuckDBPyConnection,
-    req: BacktestRequest,
-    name: str,
-    off: dict[str, object],
-    spec: FleetSpec,
-    dem: np.ndarray,
-    on: CurvePoint,
-    base: ReplayResult,
-) -> RuleEffect:
-    current = {k: getattr(spec, k) for k in off}
-    if current == off or all(v in (None, 0, 0.0) for v in current.values()):
-        return RuleEffect(name, "off", 0.0, 0)
-    result, _ = run_backtest(con, req, spec_changes=off)
-    p = point(dem, result.frame["capacity"].to_numpy(), 0.0)
-    setting = ", ".join(f"{k}={v}" for k, v in current.items() if v is not None)
-    return RuleEffect(
-        name, setting, on.over - p.over, result.policy.hours_short - base.policy.hours_short
-    )
+    out = []
+    bump = tracker(len(RULES), "pricing the protective rules")  # a bar or a progress artifact
+    for name, off in RULES:
+        current = {k: getattr(spec, k) for k in off}
+        if current == off or all(v in (None, 0, 0.0) for v in current.values()):
+            out.append(RuleEffect(name, "off", 0.0, 0))
+        else:
+            result, _ = run_backtest(con, req, spec_changes=off)
+            p = point(dem, result.frame["capacity"].to_numpy(), 0.0)
+            setting = ", ".join(f"{k}={v}" for k, v in current.items() if v is not None)
+            out.append(
+                RuleEffect(
+                    name,
+                    setting,
+                    on.over - p.over,
+                    result.policy.hours_short - base.policy.hours_short,
+                )
+            )
+        bump(name)
+    return out
 
 
 def format_rules(effects: Sequence[RuleEffect]) -> str:
