@@ -46,13 +46,16 @@ HORIZON = 48
 FILE = "steam_players_hourly.csv"
 
 
-def split(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split(raw: pl.DataFrame, skip: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(training rows as ingested: raw timestamps before each series' held-out hours, held-out
-    actuals ``unique_id, ds, y`` on the hourly grid: the last 48 grid hours with a value)."""
+    actuals ``unique_id, ds, y`` on the hourly grid: the last 48 grid hours with a value).
+    ``skip``: hours dropped from each series' end first (48 = the protocol's validation window:
+    the last 48 h of the training part held out, the test part not read)."""
     train_parts, test_parts = [], []
     for (gt,), part in raw.sort("ts").group_by("game_type", maintain_order=True):
         start, y = to_hourly(part["ts"].to_numpy(), part["value"].to_numpy())
         assert start is not None
+        y = y[: len(y) - skip]
         cut = start + np.timedelta64(len(y) - HORIZON, "h")  # first held-out hour
         ds = (start + np.arange(len(y)).astype("timedelta64[h]")).astype("datetime64[us]")
         test = pl.DataFrame({"unique_id": str(gt), "ds": ds[-HORIZON:], "y": y[-HORIZON:]})
@@ -96,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="default: a new temp folder")
     ap.add_argument("--limit", type=int, default=None, help="first N series only")
     ap.add_argument("--train-args", default="", help="extra arguments for `fleetcast train`")
+    ap.add_argument(
+        "--validation",
+        action="store_true",
+        help="the protocol's validation window (docs/forecasting.md): each series' last 48 h "
+        "(the test part) are dropped, and the 48 h before them are held out and scored",
+    )
     args = ap.parse_args(argv)
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="steam-heldout-"))
@@ -107,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         keep = raw["game_type"].unique(maintain_order=True)[: args.limit]
         raw = raw.filter(pl.col("game_type").is_in(keep.to_list()))
-    train, actuals = split(raw)
+    train, actuals = split(raw, skip=HORIZON if args.validation else 0)
     landing.mkdir(exist_ok=True)
     train.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S")).write_csv(
         landing / "steam_train.csv"

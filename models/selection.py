@@ -135,6 +135,13 @@ FORECASTERS: dict[str, Callable[[], Forecaster]] = {
     "snaive24": lambda: SeasonalNaive(24),
 }
 ENSEMBLES: dict[str, tuple[str, ...]] = {"ensemble": ("snaive24", "mstl", "prophet")}
+# The served forecast of a series: the COMBINE_BEST candidates with the lowest CV MASE, those
+# within COMBINE_WITHIN of the best (1.0: at most twice its CV MASE), weighted by 1 / CV MASE
+# (``combination``). Chosen over serving the lowest-CV champion alone, and over other rules, on
+# the validation windows of steam-dev and M4 (benchmarks/selection_rules.py, benchmarks/README.md).
+COMBINATION = "combination"
+COMBINE_BEST = 3
+COMBINE_WITHIN = 1.0
 LAST_RESORT = "snaive24"
 # Per-series candidates beside a panel model when the panel is large (cheap enough for 100s of
 # series); ``train_all(candidates=...)`` / ``fleetcast train --candidates`` override it.
@@ -171,6 +178,9 @@ class CandidateResult:
     origins: int
     error: str | None = None
     origin_mase: list[float] = field(default_factory=list)  # MASE at each CV origin, oldest first
+    # the forecast at each scored CV origin with its served (calibrated) intervals, oldest first;
+    # None where it failed. Kept for the combination's CV; not stored.
+    frames: list[pd.DataFrame | None] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -269,6 +279,60 @@ def _ensemble(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
+def _combine(frames: Sequence[pd.DataFrame], weights: Sequence[float]) -> pd.DataFrame:
+    """The weighted mean of forecasts, every column (point and interval bounds alike: the
+    members' quantiles averaged), weights renormalised to sum to 1."""
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    out = frames[0][["ds"]].copy()
+    for col in FORECAST_COLUMNS[1:]:
+        out[col] = w @ np.vstack([f[col].to_numpy(dtype=float) for f in frames])
+    return out
+
+
+def combination(
+    results: Mapping[str, CandidateResult],
+    chain: Sequence[str],
+    actuals: Sequence[np.ndarray],
+    insamples: Sequence[np.ndarray],
+    season: int,
+    best: int | None = None,
+) -> CandidateResult | None:
+    """The served forecast: the ``best`` (``COMBINE_BEST``) candidates of ``chain`` with the
+    lowest finite CV MASE, those at most ``1 + COMBINE_WITHIN`` times the lowest, weighted by
+    1 / CV MASE, scored at the same origins from their calibrated CV forecasts. None when fewer
+    than 2 candidates qualify or one lacks a CV forecast at a scored origin (the champion is then
+    served alone)."""
+    best = COMBINE_BEST if best is None else best
+    members = [
+        n
+        for n in chain
+        if n != COMBINATION and math.isfinite(results[n].cv_mase) and results[n].model is not None
+    ][:best]
+    if members:
+        limit = (1 + COMBINE_WITHIN) * results[members[0]].cv_mase
+        members = [n for n in members if results[n].cv_mase <= limit]
+    if len(members) < 2 or not actuals:
+        return None
+    weights = [1.0 / max(results[n].cv_mase, 1e-9) for n in members]
+    scores = []
+    for j, (actual, insample) in enumerate(zip(actuals, insamples, strict=True)):
+        frames = [results[n].frames[j] if j < len(results[n].frames) else None for n in members]
+        if any(f is None for f in frames):
+            return None
+        scores.append(_score(_combine(frames, weights), actual, insample, season))  # type: ignore[arg-type]
+    total = sum(weights)
+    return CandidateResult(
+        name=COMBINATION,
+        model={"kind": COMBINATION, "members": members, "weights": [w / total for w in weights]},
+        cv_mase=float(np.mean([v[0] for v in scores])),
+        cv_smape=float(np.mean([v[1] for v in scores])),
+        cv_coverage=float(np.mean([v[2] for v in scores])),
+        origins=len(scores),
+        origin_mase=[float(v[0]) for v in scores],
+    )
+
+
 def _score(
     frame: pd.DataFrame, actual: np.ndarray, insample: np.ndarray, season: int
 ) -> tuple[float, float, float]:
@@ -329,12 +393,14 @@ def apply_conformal(
 
 def _calibration(
     frames: Sequence[pd.DataFrame], actuals: Sequence[np.ndarray], scales: Sequence[float]
-) -> tuple[dict[str, list[float]] | None, float]:
+) -> tuple[dict[str, list[float]] | None, float, list[pd.DataFrame | None]]:
     """(conformal quantiles from every origin's errors, leave-one-origin-out coverage of the
-    80% interval: each origin's interval calibrated on the other origins' errors only)."""
+    80% interval: each origin's interval calibrated on the other origins' errors only, and those
+    leave-one-origin-out frames, None where an origin has no finite scale)."""
     ok = [i for i, s in enumerate(scales) if math.isfinite(s)]
+    loo: list[pd.DataFrame | None] = [None] * len(frames)
     if not ok:
-        return None, math.nan
+        return None, math.nan, loo
     errors = np.stack(
         [(actuals[i] - frames[i]["yhat"].to_numpy(dtype=float)) / scales[i] for i in ok]
     )
@@ -343,9 +409,9 @@ def _calibration(
         if len(ok) < 2:
             break
         cal = conformal(np.delete(errors, j, axis=0))
-        f = apply_conformal(frames[i], cal, scales[i], nonnegative=False)
+        loo[i] = f = apply_conformal(frames[i], cal, scales[i], nonnegative=False)
         covered.append(coverage(actuals[i], f["yhat_lower"].to_numpy(), f["yhat_upper"].to_numpy()))
-    return conformal(errors), float(np.mean(covered)) if covered else math.nan
+    return conformal(errors), float(np.mean(covered)) if covered else math.nan, loo
 
 
 def _forecasters(names: Sequence[str] | None) -> dict[str, Forecaster]:
@@ -487,12 +553,15 @@ def train_series(
         frames = per_origin[name]
         cv_cov = math.nan if not s else float(np.mean([v[2] for v in s]))
         ok = [i for i, f in enumerate(frames) if f is not None]
+        served: list[pd.DataFrame | None] = [None] * len(all_cuts)  # calibrated as served
         if model is not None and cuts and not failed and ok:
-            cal, loo = _calibration(
+            cal, loo, loo_frames = _calibration(
                 [frames[i] for i in ok],  # type: ignore[misc]
                 [cv_actuals[i] for i in ok],
                 [cv_scales[i] for i in ok],
             )
+            for i, f in zip(ok, loo_frames, strict=True):
+                served[i] = f
             if cal is not None:
                 model = {**model, "conformal": cal}
                 cv_cov = loo if math.isfinite(loo) else cv_cov
@@ -505,6 +574,7 @@ def train_series(
             origins=len(s),
             error=errors.get(name),
             origin_mase=[float(v[0]) for v in s],
+            frames=served[len(all_cuts) - len(cuts) :],
         )
     for name, score in (extra_scores or {}).items():
         results[name] = CandidateResult(name, None, float(score), math.nan, math.nan, len(cuts))
@@ -514,6 +584,11 @@ def train_series(
             errors.setdefault(name, cand.error)
 
     champion, chain = choose_champion(results, order=[*(extra_candidates or {}), *per_origin])
+    combo = combination(results, chain, [y[c : c + config.horizon] for c in cuts],
+                        [y[:c] for c in cuts], config.season)  # fmt: skip
+    if combo is not None:
+        results[COMBINATION] = combo
+        champion, chain = COMBINATION, [COMBINATION, *chain]
     for name, r in results.items():
         if r.error:
             notes.append(f"{name} failed ({r.error}); next in the chain used instead")
@@ -588,13 +663,20 @@ def forecast_series(
         if model is None:
             raise CandidateFailed("no stored model")
         if "members" in model:
-            parts = []
-            for m in model["members"]:
+            parts, weights = [], []
+            members = list(model["members"])
+            for m, w in zip(members, model.get("weights") or [1.0] * len(members), strict=True):
                 try:
                     parts.append(one(m))
+                    weights.append(w)
                 except Exception:  # noqa: S112 - a failed member is left out; _ensemble raises
                     continue  # CandidateFailed (named) when fewer than 2 members are left
-            frame = _ensemble(parts)
+            if "weights" in model:
+                if len(parts) < 2:
+                    raise CandidateFailed(f"{len(parts)} of its members could forecast")
+                frame = _combine(parts, weights)
+            else:
+                frame = _ensemble(parts)
         elif "base" in model:  # an events variant
             base, source = str(model["base"]), str(model.get("events", EVENT_SOURCE))
             if source in refused or source not in models or source not in cands:
@@ -648,6 +730,7 @@ def panel_candidate(
     y = hist["y"].to_numpy(dtype=float)
     cuts = cv_cutoffs(len(hist), config)
     scores: list[tuple[float, float, float]] = []
+    frames: list[pd.DataFrame | None] = []
     error = None
     for cut in cuts:
         if earliest_cutoff is not None and cut < earliest_cutoff:
@@ -663,6 +746,7 @@ def panel_candidate(
             error = f"CV at {hist['ds'].iloc[cut - 1]}: {exc}"
             break
         scores.append(_score(frame, y[cut : cut + config.horizon], y[:cut], config.season))
+        frames.append(frame)
     ok = error is None and len(scores) == len(cuts) and bool(scores)
     return CandidateResult(
         name=name,
@@ -673,4 +757,5 @@ def panel_candidate(
         origins=len(scores),
         error=error,
         origin_mase=[float(v[0]) for v in scores],
+        frames=frames if ok else [],
     )

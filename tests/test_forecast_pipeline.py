@@ -113,7 +113,7 @@ def test_train_forecast_csv_contract_with_1970_timestamps(settings: Settings, tm
     assert stored["model_id"].is_in([m for m, _ in champions]).all()
     assert stored["yhat_q90"].is_not_null().all()
     assert frame.height == 48 and latest.height == 48
-    assert set(registry["kind"]) == {"snaive24", "snaive168", "mstl", "ensemble"}
+    assert set(registry["kind"]) == {"snaive24", "snaive168", "mstl", "ensemble", "combination"}
     assert registry.filter(pl.col("is_champion")).height == 2
 
 

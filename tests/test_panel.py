@@ -35,7 +35,7 @@ from fleetcast.stages.training import (
     train_all,
 )
 from models import global_gbm
-from models.selection import CHEAP_CANDIDATES, CVConfig, panel_candidate
+from models.selection import CHEAP_CANDIDATES, COMBINATION, CVConfig, panel_candidate
 
 START = datetime(1970, 1, 1)
 SMALL = global_gbm.GBMConfig(num_rounds=40, max_cutoffs=30, num_leaves=15)
@@ -145,16 +145,19 @@ def test_panel_champion_by_cv_stored_once_and_tamper_falls_back(settings: Settin
     assert len(panels) == 1 and panels[0][1] == 6  # one panel model shared by the six series
     gbm_rows = [r for r in rows if r[1] == PANEL]
     assert {json.loads(r[4])["panel_id"] for r in gbm_rows} == {panels[0][0]}
-    for key in keys:  # the champion is the lower CV MASE of the two, and the note says why
+    gbm_first = set()
+    for key in keys:  # served: both combined, the lower CV MASE first, and the note says why
         mine = {r[1]: r for r in rows if r[0] == key.game_type}
-        champ = min(mine.values(), key=lambda r: r[2])
-        assert champ[3] and champ[1] in champ[5] and "panel stage" in champ[5]
-    gbm_champs = {r[0] for r in gbm_rows if r[3]}
-    assert gbm_champs, "the shared-shape panel should win somewhere over noisy snaive24"
+        combo = mine.pop(COMBINATION)
+        by_cv = sorted(mine, key=lambda k: mine[k][2])
+        assert combo[3] and json.loads(combo[4])["members"] == by_cv
+        assert "champion combination" in combo[5] and "panel stage" in combo[5]
+        gbm_first |= {key.game_type} if by_cv[0] == PANEL else set()
+    assert gbm_first, "the shared-shape panel should score better somewhere than noisy snaive24"
 
     fc = forecast_all(settings, 24)
     used = dict(fc.group_by("game_type").agg(pl.col("model").first()).iter_rows())
-    assert {used[g] for g in gbm_champs} == {PANEL}  # predicted from the stored model
+    assert set(used.values()) == {COMBINATION}  # the panel member predicted from the stored model
 
     with db.session(settings.db_path) as con:
         con.execute(
@@ -163,7 +166,7 @@ def test_panel_champion_by_cv_stored_once_and_tamper_falls_back(settings: Settin
     fc = forecast_all(settings, 24)
     per = {g: (m, n) for g, m, n in fc.group_by("game_type").agg(
         pl.col("model").first(), pl.col("note").first()).iter_rows()}  # fmt: skip
-    for g in gbm_champs:
+    for g in used:  # without the panel model the combination has one member: snaive24 alone
         model, note = per[g]
         assert model == "snaive24" and "global_gbm refused" in note and "fell back" in note
     assert fc["yhat"].is_finite().all()
@@ -197,4 +200,4 @@ def test_cli_train_candidates_and_forecast(settings: Settings, tmp_path, capsys)
     out = tmp_path / "f.csv"
     assert main([*base, "forecast", "--horizon", "48", "--out", str(out)]) == 0
     frame = pl.read_csv(out)
-    assert frame.height == 3 * 48 and set(frame["model"]) <= {PANEL, "snaive24"}
+    assert frame.height == 3 * 48 and set(frame["model"]) <= {PANEL, "snaive24", COMBINATION}

@@ -867,7 +867,7 @@ def test_r15_tampered_model_refused_and_fleet_not_shrunk(aws_settings: Settings)
     _train_small(aws_settings, now)
     refused = _tamper_all(aws_settings)
     # every stored model was changed (the ensemble's JSON now holds its conformal quantiles)
-    assert set(refused) == {"mstl", "snaive24", "ensemble"}
+    assert set(refused) == {"mstl", "snaive24", "ensemble", "combination"}
     assert all("sha256" in why for why in refused.values())
     frame = forecast_all(aws_settings, 12)  # no stored model is used; the note says why
     assert "refused" in frame["note"][0] and frame["model_id"].null_count() == frame.height

@@ -13,6 +13,7 @@ import pytest
 from fleetcast.resources.logs import quiet_libraries
 from models.baselines import MSTLForecaster, SeasonalNaive, regularize
 from models.selection import (
+    COMBINATION,
     FORECASTERS,
     CVConfig,
     cv_cutoffs,
@@ -137,17 +138,17 @@ def test_refused_model_falls_back() -> None:
     assert "mstl refused: sha256 mismatch" in result.notes
 
 
-def test_champion_is_lowest_cv_mase_and_ensemble_is_scored() -> None:
+def test_candidates_are_chained_by_cv_mase_behind_their_combination() -> None:
     history = series(9)
     training = train_series(
         history,
         forecasters={"snaive24": SeasonalNaive(24), "mstl": MSTLForecaster()},
         ensembles={"ensemble": ("snaive24", "mstl")},
     )
-    scores = {n: r.cv_mase for n, r in training.candidates.items()}
+    scores = {n: r.cv_mase for n, r in training.candidates.items() if n != COMBINATION}
     assert set(scores) == {"snaive24", "mstl", "ensemble"}
-    assert training.champion == min(scores, key=lambda n: scores[n])
-    assert training.chain == sorted(scores, key=lambda n: scores[n])
+    assert training.champion == COMBINATION == training.chain[0]
+    assert training.chain[1:] == sorted(scores, key=lambda n: scores[n])
     assert training.candidates["ensemble"].origins == 2
 
 

@@ -91,5 +91,5 @@ def test_process_pool_gives_the_same_champions_and_scores_as_in_process(
     # bit-identical (measured here; the stored model JSON too).
     assert [(r.score, r.message) for r in pooled] == [(r.score, r.message) for r in alone]
     left, right = _registry(settings), _registry(other)
-    assert left.height == 4 * 4  # three candidates and the ensemble per series
+    assert left.height == 4 * 5  # three candidates, the ensemble and the combination per series
     assert right.equals(left)

@@ -1,0 +1,168 @@
+"""The served forecast: the best three candidates by CV MASE, weighted by 1 / CV MASE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.accuracy import mase, mase_scale
+from models.baselines import MSTLForecaster, SeasonalNaive
+from models.selection import (
+    COMBINATION,
+    COMBINE_BEST,
+    COMBINE_WITHIN,
+    CVConfig,
+    cv_cutoffs,
+    forecast_at,
+    forecast_series,
+    train_series,
+)
+
+
+def series(days: int = 10, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("1970-01-01", periods=24 * days, freq="h")
+    weekly = 1 + 0.2 * (ds.dayofweek.to_numpy() >= 5)
+    y = (500 + 300 * np.sin(2 * np.pi * ds.hour.to_numpy() / 24)) * weekly
+    return pd.DataFrame({"ds": ds, "y": y + rng.normal(0, 40, len(ds))})
+
+
+@dataclass(frozen=True)
+class Flat:
+    """A poor candidate: the history's mean, flat."""
+
+    name: str = "flat"
+
+    def fit(self, history: pd.DataFrame, events: Any = None) -> dict[str, Any]:
+        return {"kind": self.name}
+
+    def predict(
+        self, model: dict, history: pd.DataFrame, horizon: int, events: Any = None
+    ) -> pd.DataFrame:
+        ds = pd.date_range(history["ds"].iloc[-1] + pd.Timedelta(hours=1), periods=horizon,
+                           freq="h")  # fmt: skip
+        level = float(history["y"].mean())
+        return pd.DataFrame({"ds": ds, "yhat": level, "yhat_lower": level * 0.9,
+                             "yhat_upper": level * 1.1, "yhat_q90": level * 1.1})  # fmt: skip
+
+
+def candidates() -> dict[str, Any]:
+    return {
+        "snaive24": SeasonalNaive(24),
+        "snaive168": SeasonalNaive(168),
+        "mstl": MSTLForecaster(),
+        "flat": Flat(),
+    }
+
+
+@pytest.fixture(scope="module")
+def trained():
+    history = series()
+    fcs = candidates()
+    return history, fcs, train_series(history, forecasters=fcs, ensembles={})
+
+
+def test_the_best_three_by_cv_are_combined_weighted_by_inverse_cv_mase(trained) -> None:
+    history, fcs, training = trained
+    assert training.champion == COMBINATION and training.chain[0] == COMBINATION
+    scores = {n: r.cv_mase for n, r in training.candidates.items() if n != COMBINATION}
+    best = sorted(scores, key=lambda n: scores[n])[:COMBINE_BEST]
+    assert "flat" not in best  # the poor one is out
+    assert all(scores[n] <= (1 + COMBINE_WITHIN) * scores[best[0]] for n in best)
+    model = training.candidates[COMBINATION].model
+    assert model["members"] == best
+    inverse = np.array([1 / scores[n] for n in best])
+    assert model["weights"] == pytest.approx(list(inverse / inverse.sum()))
+    assert training.chain[1:] == sorted(scores, key=lambda n: scores[n])
+
+
+def test_its_cv_score_is_the_combined_cv_forecasts_scored_at_the_same_origins(trained) -> None:
+    history, fcs, training = trained
+    combo = training.candidates[COMBINATION]
+    model, y = combo.model, history["y"].to_numpy()
+    cuts = cv_cutoffs(len(history), CVConfig())
+    assert combo.origins == len(cuts) == 2
+    for cut, got in zip(cuts, combo.origin_mase, strict=True):
+        point = sum(
+            w * forecast_at(fcs[m], history, cut, 24)["yhat"].to_numpy()
+            for m, w in zip(model["members"], model["weights"], strict=True)
+        )
+        assert got == pytest.approx(mase(y[cut : cut + 24], point, mase_scale(y[:cut], 24)))
+    # by the triangle inequality the combination cannot score worse than its members' weighted
+    # mean (origin by origin)
+    for j, got in enumerate(combo.origin_mase):
+        members = [training.candidates[m].origin_mase[j] for m in model["members"]]
+        assert got <= float(np.dot(model["weights"], members)) + 1e-12
+
+
+def test_the_served_forecast_is_the_weighted_mean_of_the_members_served_ones(trained) -> None:
+    history, fcs, training = trained
+    models = {n: r.model for n, r in training.candidates.items()}
+    served = forecast_series(models, training.chain, history, 48, forecasters=fcs)
+    assert served.model == COMBINATION and not served.notes
+    model = models[COMBINATION]
+    alone = [forecast_series(models, [m], history, 48, forecasters=fcs).frame
+             for m in model["members"]]  # fmt: skip
+    for col in ("yhat", "yhat_lower", "yhat_upper", "yhat_q90"):
+        want = sum(w * f[col].to_numpy() for w, f in zip(model["weights"], alone, strict=True))
+        np.testing.assert_allclose(served.frame[col].to_numpy(), want)
+    assert (served.frame["yhat_lower"] <= served.frame["yhat"]).all()
+    assert (served.frame["yhat"] <= served.frame["yhat_upper"]).all()
+
+
+def test_a_member_that_cannot_forecast_is_left_out_and_one_member_left_falls_back(trained) -> None:
+    history, fcs, training = trained
+    models = {n: r.model for n, r in training.candidates.items()}
+    first, second, third = models[COMBINATION]["members"]
+    w = dict(zip(models[COMBINATION]["members"], models[COMBINATION]["weights"], strict=True))
+    served = forecast_series(models, training.chain, history, 24, forecasters=fcs,
+                             refused={first: "HMAC not verified"})  # fmt: skip
+    assert served.model == COMBINATION  # the other two, their weights renormalised
+    parts = {m: forecast_series(models, [m], history, 24, forecasters=fcs).frame["yhat"]
+             for m in (second, third)}  # fmt: skip
+    want = (w[second] * parts[second] + w[third] * parts[third]) / (w[second] + w[third])
+    np.testing.assert_allclose(served.frame["yhat"].to_numpy(), want.to_numpy())
+
+    two_gone = {first: "HMAC not verified", second: "sha256 mismatch"}
+    served = forecast_series(models, training.chain, history, 24, forecasters=fcs,
+                             refused=two_gone)  # fmt: skip
+    assert served.model == third  # next of the chain that can forecast, and the note says why
+    assert any("combination failed: 1 of its members could forecast" in n for n in served.notes)
+
+
+def test_a_candidate_over_twice_the_best_cv_mase_is_not_a_member() -> None:
+    history = series()
+    fcs = {"snaive24": SeasonalNaive(24), "mstl": MSTLForecaster(), "flat": Flat()}
+    training = train_series(history, forecasters=fcs, ensembles={})
+    scores = {n: training.candidates[n].cv_mase for n in fcs}
+    assert scores["flat"] > (1 + COMBINE_WITHIN) * min(scores.values())  # the case under test
+    model = training.candidates[COMBINATION].model
+    assert model["members"] == sorted(["snaive24", "mstl"], key=lambda n: scores[n])
+    assert training.chain[-1] == "flat"  # still a fallback
+
+
+@dataclass(frozen=True)
+class Raising:
+    name: str = "raising"
+
+    def fit(self, history: pd.DataFrame, events: Any = None) -> dict[str, Any]:
+        return {"kind": self.name}
+
+    def predict(self, model: dict, history: pd.DataFrame, horizon: int, events: Any = None):
+        raise RuntimeError("solver blew up")
+
+
+def test_with_fewer_than_two_scored_candidates_the_champion_serves_alone() -> None:
+    history = series(4)
+    one = train_series(history, forecasters={"snaive24": SeasonalNaive(24)}, ensembles={})
+    assert one.champion == "snaive24" and COMBINATION not in one.candidates
+    # a candidate that fails its CV has no finite score and is never a member
+    two = train_series(
+        history, forecasters={"snaive24": SeasonalNaive(24), "raising": Raising()}, ensembles={}
+    )
+    assert two.champion == "snaive24" and COMBINATION not in two.candidates
+    assert two.chain == ["snaive24", "raising"]
