@@ -114,6 +114,10 @@ class FittedGBM:
     nonneg: bool = True
     n_series_trained: int = 0
     notes: list[str] = field(default_factory=list)
+    # the calibration model's point forecasts, per series: hours before the series' end at the
+    # origin -> forecast (out of sample: that model trained before every origin). For the
+    # served combination's own calibration; not stored.
+    early: dict[str, dict[int, np.ndarray]] = field(default_factory=dict, repr=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +257,8 @@ def fit(
     if booster is None:
         return FittedGBM(None, horizon, season, {}, nonneg, 0, ["too little history to train"])
     fitted = FittedGBM(booster, horizon, season, {}, nonneg, len(usable))
-    errs, how = _calibration_errors(before, horizon, season, nonneg, cfg, n_jobs, seed)
+    errs, how, early = _calibration_errors(before, horizon, season, nonneg, cfg, n_jobs, seed)
+    fitted.early = {k: e for k, e in zip(usable, early, strict=True) if e}
     if not errs:  # too short for an earlier span: the held-out hours, said so in the notes
         for v in usable.values():
             f = _predict_one(fitted, v[:-horizon])
@@ -310,8 +315,10 @@ def _calibration_errors(
     cfg: GBMConfig,
     n_jobs: int | None,
     seed: int,
-) -> tuple[list[np.ndarray], str]:
-    """Scaled errors of a model trained before the calibration span, at its origins.
+) -> tuple[list[np.ndarray], str, list[dict[int, np.ndarray]]]:
+    """Scaled errors of a model trained before the calibration span, at its origins, and its
+    forecasts per series of `before` (hours before the full series' end at the origin ->
+    forecast).
 
     `before`: each series without its held-out hours. The span is the last
     ``horizon + calibration_step * (calibration_origins - 1)`` hours of it; the calibration
@@ -326,20 +333,23 @@ def _calibration_errors(
         if booster is not None:
             break
     else:
-        return [], ""
+        return [], "", [{} for _ in before]
     model = FittedGBM(booster, horizon, season, {}, nonneg)
-    errs = []
+    errs, early = [], []
     for v in before:
+        mine: dict[int, np.ndarray] = {}
         for j in range(k):
             cut = len(v) - span + j * step  # the origin: forecasts v[cut : cut + horizon]
             f = _predict_one(model, v[:cut]) if cut >= MIN_HISTORY else None
             if f is not None:
                 errs.append((v[cut : cut + horizon] - f) / _scale(v[:cut], season))
+                mine[len(v) + horizon - cut] = f
+        early.append(mine)
     how = (
         f"intervals calibrated on {len(errs)} windows of {horizon} h ({k} origins {step} h "
         f"apart, before the held-out last {horizon} h) forecast by a model trained before them"
     )
-    return errs, how
+    return errs, how, early
 
 
 _PROBS = (0.025, 0.05, 0.1, 0.25, 0.75, 0.9, 0.95, 0.975)

@@ -178,9 +178,10 @@ class CandidateResult:
     origins: int
     error: str | None = None
     origin_mase: list[float] = field(default_factory=list)  # MASE at each CV origin, oldest first
-    # the forecast at each scored CV origin with its served (calibrated) intervals, oldest first;
-    # None where it failed. Kept for the combination's CV; not stored.
-    frames: list[pd.DataFrame | None] = field(default_factory=list, repr=False)
+    # the point forecast at each CV origin it forecast out of sample (the cut: hours of history
+    # before it -> the next ``horizon`` hours), scored or calibration-only. For the combination's
+    # CV; not stored.
+    cv_points: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -293,41 +294,51 @@ def _combine(frames: Sequence[pd.DataFrame], weights: Sequence[float]) -> pd.Dat
 def combination(
     results: Mapping[str, CandidateResult],
     chain: Sequence[str],
-    actuals: Sequence[np.ndarray],
-    insamples: Sequence[np.ndarray],
-    season: int,
-    best: int | None = None,
+    y: np.ndarray,
+    scored: Sequence[int],
+    origins: Sequence[int],
+    config: CVConfig,
 ) -> CandidateResult | None:
-    """The served forecast: the ``best`` (``COMBINE_BEST``) candidates of ``chain`` with the
-    lowest finite CV MASE, those at most ``1 + COMBINE_WITHIN`` times the lowest, weighted by
-    1 / CV MASE, scored at the same origins from their calibrated CV forecasts. None when fewer
-    than 2 candidates qualify or one lacks a CV forecast at a scored origin (the champion is then
-    served alone)."""
-    best = COMBINE_BEST if best is None else best
+    """The served forecast: the ``COMBINE_BEST`` candidates of ``chain`` with the lowest finite
+    CV MASE, those at most ``1 + COMBINE_WITHIN`` times the lowest, weighted by 1 / CV MASE.
+    Scored at the ``scored`` cuts from its members' CV forecasts; its intervals are conformal
+    from its own errors at every cut of ``origins`` where all members forecast out of sample
+    (leave-one-origin-out coverage, as for every candidate). None when fewer than 2 candidates
+    qualify or one has no CV forecast at a scored cut (the champion is then served alone)."""
     members = [
         n
         for n in chain
         if n != COMBINATION and math.isfinite(results[n].cv_mase) and results[n].model is not None
-    ][:best]
+    ][:COMBINE_BEST]
     if members:
         limit = (1 + COMBINE_WITHIN) * results[members[0]].cv_mase
         members = [n for n in members if results[n].cv_mase <= limit]
-    if len(members) < 2 or not actuals:
+    if len(members) < 2 or not scored:
         return None
-    weights = [1.0 / max(results[n].cv_mase, 1e-9) for n in members]
-    scores = []
-    for j, (actual, insample) in enumerate(zip(actuals, insamples, strict=True)):
-        frames = [results[n].frames[j] if j < len(results[n].frames) else None for n in members]
-        if any(f is None for f in frames):
-            return None
-        scores.append(_score(_combine(frames, weights), actual, insample, season))  # type: ignore[arg-type]
-    total = sum(weights)
+    total = sum(1.0 / max(results[n].cv_mase, 1e-9) for n in members)
+    weights = [1.0 / max(results[n].cv_mase, 1e-9) / total for n in members]
+    h = config.horizon
+    cuts = [c for c in origins if all(c in results[n].cv_points for n in members)]
+    if any(c not in cuts for c in scored):
+        return None
+    frames = []
+    for c in cuts:
+        point = sum(w * results[n].cv_points[c][:h] for n, w in zip(members, weights, strict=True))
+        frames.append(pd.DataFrame({"yhat": point, "yhat_lower": point, "yhat_upper": point,
+                                    "yhat_q90": point}))  # fmt: skip
+    actuals = [y[c : c + h] for c in cuts]
+    cal, loo = _calibration(frames, actuals, [mase_scale(y[:c], config.season) for c in cuts])
+    scores = [_score(f, y[c : c + h], y[:c], config.season)
+              for c, f in zip(cuts, frames, strict=True) if c in scored]  # fmt: skip
+    model: dict[str, Any] = {"kind": COMBINATION, "members": members, "weights": weights}
+    if cal is not None:
+        model["conformal"] = cal
     return CandidateResult(
         name=COMBINATION,
-        model={"kind": COMBINATION, "members": members, "weights": [w / total for w in weights]},
+        model=model,
         cv_mase=float(np.mean([v[0] for v in scores])),
         cv_smape=float(np.mean([v[1] for v in scores])),
-        cv_coverage=float(np.mean([v[2] for v in scores])),
+        cv_coverage=loo,
         origins=len(scores),
         origin_mase=[float(v[0]) for v in scores],
     )
@@ -393,14 +404,12 @@ def apply_conformal(
 
 def _calibration(
     frames: Sequence[pd.DataFrame], actuals: Sequence[np.ndarray], scales: Sequence[float]
-) -> tuple[dict[str, list[float]] | None, float, list[pd.DataFrame | None]]:
+) -> tuple[dict[str, list[float]] | None, float]:
     """(conformal quantiles from every origin's errors, leave-one-origin-out coverage of the
-    80% interval: each origin's interval calibrated on the other origins' errors only, and those
-    leave-one-origin-out frames, None where an origin has no finite scale)."""
+    80% interval: each origin's interval calibrated on the other origins' errors only)."""
     ok = [i for i, s in enumerate(scales) if math.isfinite(s)]
-    loo: list[pd.DataFrame | None] = [None] * len(frames)
     if not ok:
-        return None, math.nan, loo
+        return None, math.nan
     errors = np.stack(
         [(actuals[i] - frames[i]["yhat"].to_numpy(dtype=float)) / scales[i] for i in ok]
     )
@@ -409,9 +418,9 @@ def _calibration(
         if len(ok) < 2:
             break
         cal = conformal(np.delete(errors, j, axis=0))
-        loo[i] = f = apply_conformal(frames[i], cal, scales[i], nonnegative=False)
+        f = apply_conformal(frames[i], cal, scales[i], nonnegative=False)
         covered.append(coverage(actuals[i], f["yhat_lower"].to_numpy(), f["yhat_upper"].to_numpy()))
-    return conformal(errors), float(np.mean(covered)) if covered else math.nan, loo
+    return conformal(errors), float(np.mean(covered)) if covered else math.nan
 
 
 def _forecasters(names: Sequence[str] | None) -> dict[str, Forecaster]:
@@ -553,15 +562,12 @@ def train_series(
         frames = per_origin[name]
         cv_cov = math.nan if not s else float(np.mean([v[2] for v in s]))
         ok = [i for i, f in enumerate(frames) if f is not None]
-        served: list[pd.DataFrame | None] = [None] * len(all_cuts)  # calibrated as served
         if model is not None and cuts and not failed and ok:
-            cal, loo, loo_frames = _calibration(
+            cal, loo = _calibration(
                 [frames[i] for i in ok],  # type: ignore[misc]
                 [cv_actuals[i] for i in ok],
                 [cv_scales[i] for i in ok],
             )
-            for i, f in zip(ok, loo_frames, strict=True):
-                served[i] = f
             if cal is not None:
                 model = {**model, "conformal": cal}
                 cv_cov = loo if math.isfinite(loo) else cv_cov
@@ -574,7 +580,7 @@ def train_series(
             origins=len(s),
             error=errors.get(name),
             origin_mase=[float(v[0]) for v in s],
-            frames=served[len(all_cuts) - len(cuts) :],
+            cv_points={all_cuts[i]: frames[i]["yhat"].to_numpy(dtype=float) for i in ok},  # type: ignore[index]
         )
     for name, score in (extra_scores or {}).items():
         results[name] = CandidateResult(name, None, float(score), math.nan, math.nan, len(cuts))
@@ -584,8 +590,7 @@ def train_series(
             errors.setdefault(name, cand.error)
 
     champion, chain = choose_champion(results, order=[*(extra_candidates or {}), *per_origin])
-    combo = combination(results, chain, [y[c : c + config.horizon] for c in cuts],
-                        [y[:c] for c in cuts], config.season)  # fmt: skip
+    combo = combination(results, chain, y, cuts, all_cuts, config)
     if combo is not None:
         results[COMBINATION] = combo
         champion, chain = COMBINATION, [COMBINATION, *chain]
@@ -721,16 +726,22 @@ def panel_candidate(
     *,
     config: CVConfig = CVConfig(),
     earliest_cutoff: int | None = None,
+    early: Mapping[int, np.ndarray] | None = None,
 ) -> CandidateResult:
     """Score a model trained elsewhere (across a panel) at the series' own CV cutoffs, the same
     windows ``train_series`` scores the local candidates on. ``forecast_from(past, horizon)`` gets
     only the history before each cutoff. ``earliest_cutoff``: the first hour the panel model did
-    not train on; a cutoff before it would be look-ahead and fails the candidate."""
+    not train on; a cutoff before it would be look-ahead and fails the candidate. ``early``:
+    out-of-sample point forecasts made elsewhere at earlier origins (hours before the series'
+    end -> forecast, e.g. the panel's calibration model), kept for the combination's CV."""
     hist = regularize(history)
     y = hist["y"].to_numpy(dtype=float)
     cuts = cv_cutoffs(len(hist), config)
     scores: list[tuple[float, float, float]] = []
-    frames: list[pd.DataFrame | None] = []
+    points: dict[int, np.ndarray] = {}
+    for back, f in (early or {}).items():
+        if len(hist) - back >= config.min_train and len(f) >= config.horizon:
+            points[len(hist) - back] = np.asarray(f[: config.horizon], dtype=float)
     error = None
     for cut in cuts:
         if earliest_cutoff is not None and cut < earliest_cutoff:
@@ -746,7 +757,7 @@ def panel_candidate(
             error = f"CV at {hist['ds'].iloc[cut - 1]}: {exc}"
             break
         scores.append(_score(frame, y[cut : cut + config.horizon], y[:cut], config.season))
-        frames.append(frame)
+        points[cut] = frame["yhat"].to_numpy(dtype=float)
     ok = error is None and len(scores) == len(cuts) and bool(scores)
     return CandidateResult(
         name=name,
@@ -757,5 +768,5 @@ def panel_candidate(
         origins=len(scores),
         error=error,
         origin_mase=[float(v[0]) for v in scores],
-        frames=frames if ok else [],
+        cv_points=points if ok else {},
     )

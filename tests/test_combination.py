@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ from models.selection import (
     COMBINE_BEST,
     COMBINE_WITHIN,
     CVConfig,
+    conformal,
     cv_cutoffs,
     forecast_at,
     forecast_series,
@@ -61,7 +62,7 @@ def candidates() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def trained():
-    history = series()
+    history = series(14)  # two weeks: snaive168 forecasts at all six origins
     fcs = candidates()
     return history, fcs, train_series(history, forecasters=fcs, ensembles={})
 
@@ -99,7 +100,9 @@ def test_its_cv_score_is_the_combined_cv_forecasts_scored_at_the_same_origins(tr
         assert got <= float(np.dot(model["weights"], members)) + 1e-12
 
 
-def test_the_served_forecast_is_the_weighted_mean_of_the_members_served_ones(trained) -> None:
+def test_the_served_forecast_is_the_weighted_mean_with_its_own_calibrated_interval(
+    trained,
+) -> None:
     history, fcs, training = trained
     models = {n: r.model for n, r in training.candidates.items()}
     served = forecast_series(models, training.chain, history, 48, forecasters=fcs)
@@ -107,11 +110,39 @@ def test_the_served_forecast_is_the_weighted_mean_of_the_members_served_ones(tra
     model = models[COMBINATION]
     alone = [forecast_series(models, [m], history, 48, forecasters=fcs).frame
              for m in model["members"]]  # fmt: skip
-    for col in ("yhat", "yhat_lower", "yhat_upper", "yhat_q90"):
-        want = sum(w * f[col].to_numpy() for w, f in zip(model["weights"], alone, strict=True))
-        np.testing.assert_allclose(served.frame[col].to_numpy(), want)
+    want = sum(w * f["yhat"].to_numpy() for w, f in zip(model["weights"], alone, strict=True))
+    np.testing.assert_allclose(served.frame["yhat"].to_numpy(), want)
+    # the interval is the combination's own: conformal quantiles of its CV errors at every
+    # origin (6 here), not an average of the members' intervals
+    cal = model["conformal"]
+    scale = mase_scale(history["y"].to_numpy(), 24)
+    upper = np.maximum(want[:24] + scale * np.asarray(cal["0.9"]), want[:24])
+    np.testing.assert_allclose(served.frame["yhat_upper"].to_numpy()[:24], upper)
+    pairs = zip(model["weights"], alone, strict=True)
+    averaged = sum(w * f["yhat_upper"].to_numpy() for w, f in pairs)
+    assert not np.allclose(served.frame["yhat_upper"].to_numpy(), averaged)
     assert (served.frame["yhat_lower"] <= served.frame["yhat"]).all()
     assert (served.frame["yhat"] <= served.frame["yhat_upper"]).all()
+
+
+def test_its_interval_is_calibrated_on_its_errors_at_all_six_origins(trained) -> None:
+    history, fcs, training = trained
+    combo, y = training.candidates[COMBINATION], history["y"].to_numpy()
+    model = combo.model
+    config = CVConfig()
+    six = cv_cutoffs(len(history), replace(config, n_origins=config.calibration_origins))
+    assert len(six) == 6
+    errors = []
+    for cut in six:
+        point = sum(
+            w * forecast_at(fcs[m], history, cut, 24)["yhat"].to_numpy()
+            for m, w in zip(model["members"], model["weights"], strict=True)
+        )
+        errors.append((y[cut : cut + 24] - point) / mase_scale(y[:cut], 24))
+    want = conformal(np.stack(errors))
+    for p in ("0.05", "0.1", "0.9", "0.95"):
+        np.testing.assert_allclose(model["conformal"][p], want[p])
+    assert 0.0 < combo.cv_coverage <= 1.0  # leave-one-origin-out, as for every candidate
 
 
 def test_a_member_that_cannot_forecast_is_left_out_and_one_member_left_falls_back(trained) -> None:

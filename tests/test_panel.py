@@ -133,6 +133,30 @@ def test_panel_cv_has_no_look_ahead() -> None:
     assert not np.isfinite(late.cv_mase) and "look-ahead" in (late.error or "")
 
 
+def test_the_panel_candidate_keeps_its_calibration_models_earlier_forecasts() -> None:
+    """For the served combination's calibration, the panel candidate carries out-of-sample
+    forecasts at earlier origins: the calibration model's, which trained before all of them (so
+    changing the held-out hours changes none), beside its two scored cuts."""
+    cv = CVConfig(horizon=24, n_origins=2)
+    keys = [SeriesKey(f"g{i}", "global", "players") for i in range(4)]
+    n = 20 * 24  # long enough for all 4 calibration origins
+    hist = {k: series(i, n) for i, k in enumerate(keys)}
+    changed = {
+        k: h.assign(y=np.r_[h["y"].to_numpy()[:-48], np.full(48, 9e4)]) for k, h in hist.items()
+    }
+    a = _fit_panel("players", hist, cv, local="none", threads=1, config=SMALL)
+    b = _fit_panel("players", changed, cv, local="none", threads=1, config=SMALL)
+    for key in keys:
+        pa, pb = a.scores[key].result.cv_points, b.scores[key].result.cv_points
+        # 4 calibration origins a day apart ending 48 h before the held-out hours, then the
+        # two scored cuts inside them
+        assert sorted(pa) == [n - 168, n - 144, n - 120, n - 96,
+                              n - 48, n - 24]  # fmt: skip
+        for cut in (n - 168, n - 144, n - 120, n - 96):
+            assert len(pa[cut]) == 24
+            np.testing.assert_array_equal(pa[cut], pb[cut])
+
+
 def test_panel_champion_by_cv_stored_once_and_tamper_falls_back(settings: Settings) -> None:
     keys = insert(settings, 6)
     results = train_all(settings, candidates=[PANEL, "snaive24"], workers=1, panel_config=SMALL)

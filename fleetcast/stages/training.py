@@ -249,6 +249,7 @@ def _fit_panel(
             forecast_from,  # type: ignore[arg-type]
             config=cv,
             earliest_cutoff=n - horizon,
+            early=fitted.early.get(key.label()),
         )
         fit.scores[key] = PanelScore(result, note)
     fit.seconds = time.perf_counter() - start
