@@ -35,6 +35,7 @@ from fleetcast.resources.registry import champion_sets, model_key  # noqa: E402
 from fleetcast.stages.histories import load_events, load_histories  # noqa: E402
 from fleetcast.stages.serving import _forecast_one, _panel_forecasts  # noqa: E402
 from models.accuracy import mase, mase_scale, smape  # noqa: E402
+from models.selection import COMBINATION  # noqa: E402
 
 Cands = dict[str, tuple[float, np.ndarray]]  # name -> (CV MASE, validation forecast)
 
@@ -64,11 +65,7 @@ def candidate_forecasts(work: Path) -> dict[str, tuple[np.ndarray, np.ndarray, C
         panel = _panel_forecasts(con, sets, histories, HORIZON, mac)  # type: ignore[arg-type]
         scores = {
             key: dict(
-                con.execute(
-                    "select kind, score from models where model_id in "
-                    "(select unnest($ids::varchar[]))",
-                    {"ids": list(cs.model_ids.values())},
-                ).fetchall()
+                con.execute(db.sql("model_scores"), {"ids": list(cs.model_ids.values())}).fetchall()
             )
             for key, cs in sets.items()
         }
@@ -92,15 +89,17 @@ def candidate_forecasts(work: Path) -> dict[str, tuple[np.ndarray, np.ndarray, C
 
 
 def _by_cv(c: Cands) -> list[str]:
-    return sorted(c, key=lambda n: c[n][0])
+    """The candidates by CV MASE, a stored combination left out (``always combination`` is it)."""
+    return sorted((n for n in c if n != COMBINATION), key=lambda n: c[n][0])
 
 
 def champion(c: Cands, chosen: str) -> np.ndarray:
-    return c[chosen][1] if chosen in c else c[_by_cv(c)[0]][1]
+    """The lowest CV MASE alone: the champion rule before the combination."""
+    return c[_by_cv(c)[0]][1]
 
 
 def always(name: str) -> Callable[[Cands, str], np.ndarray]:
-    return lambda c, chosen: c[name][1] if name in c else champion(c, chosen)
+    return lambda c, chosen: c[name][1] if name in c else champion(c, chosen)  # (or the lowest)
 
 
 def top_mean(k: int) -> Callable[[Cands, str], np.ndarray]:
@@ -158,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     actuals = validation_actuals(args)
     fc = candidate_forecasts(args.workdir)
     names = sorted({n for _, _, c, _ in fc.values() for n in c})
-    rules: dict[str, Callable[[Cands, str], np.ndarray]] = {"champion (today)": champion}
+    rules: dict[str, Callable[[Cands, str], np.ndarray]] = {"lowest CV alone": champion}
     rules |= {f"always {n}": always(n) for n in names}
     rules |= {f"mean of best {k}": top_mean(k) for k in (2, 3)}
     rules |= {f"median of best {k}": top_median(k) for k in (3, 5)}
