@@ -135,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     intervals = [("q90_upper", None, "q90"), ("80_two_sided", "yhat_lower", "yhat_upper")]
     rows = []
     for name, frame in {"fleetcast (product)": product, **fc}.items():
-        _, s = score_frame(frame, actuals, history, season=24, interval_columns=intervals)
+        per, s = score_frame(frame, actuals, history, season=24, interval_columns=intervals)
         rows.append(
             {
                 "model": name,
                 "mase": round(s["mase"], 3),
+                "median_mase": round(float(per["mase"].median()), 3),
                 "smape": round(s["smape"], 3),
                 "cover_80": round(s["coverage_80_two_sided"], 3),
                 "cover_q90": round(s["coverage_q90_upper"], 3),
