@@ -100,11 +100,12 @@ def mark_busy(url: str, ids: Iterable[str], busy: bool = True) -> None:
 
 
 class CallLog:
-    """Every Auto Scaling operation a boto3 client makes, with its API parameters."""
+    """Every operation a boto3 client makes (Auto Scaling unless ``service`` says otherwise),
+    with its API parameters."""
 
-    def __init__(self, boto_client: Any) -> None:
+    def __init__(self, boto_client: Any, service: str = "autoscaling") -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        boto_client.meta.events.register("before-parameter-build.autoscaling", self._on)
+        boto_client.meta.events.register(f"before-parameter-build.{service}", self._on)
 
     def _on(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         self.calls.append((model.name, dict(params)))
