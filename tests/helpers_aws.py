@@ -169,3 +169,18 @@ def inject_error(
 
     boto_client.meta.events.register(f"before-send.autoscaling.{operation}", handler)
     return seen
+
+
+def answer_once(boto_client: Any, event: str, body: str) -> None:
+    """Answer the next request of ``event`` (``service.Operation``) with ``body``, HTTP 200, as
+    the service would (botocore 'before-send': the request never reaches moto); a shape moto
+    never produces, such as an answer leaving out the optional members."""
+    used = [False]
+
+    def handler(request: Any, **_: Any) -> AWSResponse | None:
+        if used[0]:
+            return None
+        used[0] = True
+        return AWSResponse(request.url, 200, {"Content-Type": "text/xml"}, _Body(body.encode()))
+
+    boto_client.meta.events.register(f"before-send.{event}", handler)

@@ -9,12 +9,21 @@ from helpers_aws.inject_error (a botocore 'before-send' hook).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from helpers_aws import CallLog, group, inject_error, instance_ids, make_group, mark_busy
+from helpers_aws import (
+    CallLog,
+    answer_once,
+    group,
+    inject_error,
+    instance_ids,
+    make_group,
+    mark_busy,
+)
 from prefect_aws import AwsCredentials
 
 from fleetcast.config import Settings
@@ -99,6 +108,20 @@ def test_a_credentials_block_session_is_loaded_once_and_errors_say_how_to_fix(
             "FLEETCAST_AWS_CREDENTIALS_BLOCK"
         )
         assert isinstance(err.value.__cause__, ValueError)
+    finally:
+        aws._block_session.cache_clear()
+
+
+def test_without_prefect_aws_a_credentials_block_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "prefect_aws", None)  # the import fails
+    aws._block_session.cache_clear()
+    try:
+        with pytest.raises(CredentialsBlockError) as err:
+            aws._block_session("team-aws")
+        assert str(err.value) == "the AwsCredentials block needs prefect-aws"
+        assert isinstance(err.value.__cause__, ImportError)
     finally:
         aws._block_session.cache_clear()
 
@@ -238,7 +261,10 @@ def test_every_write_refuses_a_group_off_the_allow_list(aws_settings: Settings) 
     for call, args in calls.items():
         with pytest.raises(GroupNotAllowed) as err:
             getattr(backend, call)("stranger", *args)
-        assert str(err.value).startswith("group 'stranger' is not on the allow-list: "), call
+        assert str(err.value) == (
+            "group 'stranger' is not on the allow-list: add it to FLEETCAST_ALLOWED_GROUPS or "
+            "tag it fleetcast:managed=true; fleetcast changes nothing else"
+        ), call
     assert log.mutating == []
     # named in the settings: allowed without the tag, each call goes out once
     named = AwsBackend(replace(aws_settings, allowed_groups=("stranger",)), ec2=backend.ec2)
@@ -282,3 +308,43 @@ def test_throttling_is_retried_up_to_max_attempts(aws_settings: Settings) -> Non
         backend.set_desired("g1", 4)
     assert seen == [2] and err.value.response["Error"]["Code"] == "Throttling"
     assert group(_url(s), "g1")["DesiredCapacity"] == 3
+
+
+ASG_NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
+EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+
+def asg_answer(groups: str | None) -> str:
+    """A DescribeAutoScalingGroups answer with these group members (None: no list at all)."""
+    inner = "" if groups is None else f"<AutoScalingGroups>{groups}</AutoScalingGroups>"
+    return (
+        f'<DescribeAutoScalingGroupsResponse xmlns="{ASG_NS}"><DescribeAutoScalingGroupsResult>'
+        f"{inner}</DescribeAutoScalingGroupsResult></DescribeAutoScalingGroupsResponse>"
+    )
+
+
+def test_optional_fields_left_out_of_an_answer_read_as_empty(aws_settings: Settings) -> None:
+    # the API model makes a group's Instances and Tags and DescribeTags' Tags optional
+    backend = AwsBackend(aws_settings)
+    group_xml = (
+        "<member><AutoScalingGroupName>{name}</AutoScalingGroupName><MinSize>0</MinSize>"
+        "<MaxSize>3</MaxSize><DesiredCapacity>1</DesiredCapacity>{extra}</member>"
+    )
+    groups = group_xml.format(name="bare", extra="") + group_xml.format(
+        name="one",
+        extra="<Instances><member><InstanceId>i-1</InstanceId><LifecycleState>InService"
+        "</LifecycleState><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member></Instances>",
+    )
+    answer_once(backend.client, "autoscaling.DescribeAutoScalingGroups", asg_answer(groups))
+    no_tags = (
+        f'<DescribeTagsResponse xmlns="{EC2_NS}"><requestId>r</requestId></DescribeTagsResponse>'
+    )
+    answer_once(backend.ec2, "ec2.DescribeTags", no_tags)
+    got = backend.describe_many(["bare", "one"])
+    assert got == {
+        "bare": GroupState("bare", 1, 0, 3, {}, ()),
+        "one": GroupState("one", 1, 0, 3, {}, (InstanceState("i-1", "InService", False),)),
+    }
+    # an answer with no AutoScalingGroups element at all: no groups
+    answer_once(backend.client, "autoscaling.DescribeAutoScalingGroups", asg_answer(None))
+    assert backend.describe_many(["gone"]) == {}
