@@ -100,11 +100,12 @@ def mark_busy(url: str, ids: Iterable[str], busy: bool = True) -> None:
 
 
 class CallLog:
-    """Every Auto Scaling operation a boto3 client makes, with its API parameters."""
+    """Every operation a boto3 client makes (Auto Scaling unless ``service`` says otherwise),
+    with its API parameters."""
 
-    def __init__(self, boto_client: Any) -> None:
+    def __init__(self, boto_client: Any, service: str = "autoscaling") -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        boto_client.meta.events.register("before-parameter-build.autoscaling", self._on)
+        boto_client.meta.events.register(f"before-parameter-build.{service}", self._on)
 
     def _on(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         self.calls.append((model.name, dict(params)))
@@ -168,3 +169,18 @@ def inject_error(
 
     boto_client.meta.events.register(f"before-send.autoscaling.{operation}", handler)
     return seen
+
+
+def answer_once(boto_client: Any, event: str, body: str) -> None:
+    """Answer the next request of ``event`` (``service.Operation``) with ``body``, HTTP 200, as
+    the service would (botocore 'before-send': the request never reaches moto); a shape moto
+    never produces, such as an answer leaving out the optional members."""
+    used = [False]
+
+    def handler(request: Any, **_: Any) -> AWSResponse | None:
+        if used[0]:
+            return None
+        used[0] = True
+        return AWSResponse(request.url, 200, {"Content-Type": "text/xml"}, _Body(body.encode()))
+
+    boto_client.meta.events.register(f"before-send.{event}", handler)
