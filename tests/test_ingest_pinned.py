@@ -445,6 +445,12 @@ def test_ingest_paths_no_files_and_data_docs(settings: Settings) -> None:
     write(settings, "a.csv", "ts,game_type,metric,value\n2024-03-01T00:00:00,g,players,1\n")
     [r] = ingest_paths(settings, [Path("a.csv")], data_docs=False)
     assert r.status == "loaded" and not settings.docs_dir.exists()
+    (settings.landing_dir / "day").mkdir()
+    write(settings, "day/c.csv", "ts,game_type,metric,value\n2024-03-01T02:00:00,g,players,1\n")
+    [r] = ingest_paths(
+        settings, [Path("c.csv")], data_docs=False, base=settings.landing_dir / "day"
+    )
+    assert (r.file, r.status) == ("day/c.csv", "loaded")  # relative to base, not the landing
     write(settings, "b.csv", "ts,game_type,metric,value\n2024-03-01T01:00:00,g,players,1\n")
     [r] = ingest_paths(settings, [settings.landing_dir / "b.csv"])
     assert r.status == "loaded" and r.file == "b.csv"
@@ -485,3 +491,13 @@ def test_summary_and_totals_for_people() -> None:
         "whole, 0 unreadable; rows: 0 stored, 0 quarantined"
     )
     assert [r.ok for r in results] == [True, True, True, False, True]
+
+
+def test_store_with_no_rows_or_no_table_writes_nothing(settings: Settings) -> None:
+    frame = pl.DataFrame({"_row": [1], "unparseable": [None], "ts": [NOW], "game_type": ["g"],
+                          "region": ["global"], "metric": ["players"], "value": [1.0]})  # fmt: skip
+    with db.session(settings.db_path) as con:
+        ingest._store(con, "metrics", pl.DataFrame(), "b-1")
+        ingest._store(con, None, frame, "b-1")
+        ingest._store(con, "metrics", frame, "b-2")
+    assert metrics(settings) == [(NOW, "g", "global", "players", 1.0, "b-2")]
