@@ -37,12 +37,26 @@ from models.clock import utcnow
 from models.validation import FrameValidator, Limits
 
 NOW = dt.datetime(2024, 3, 1, 12)  # the run's "now" for the time limits
+
+
 BATCH_ID = re.compile(r"b-(\d{8}T\d{6})-[0-9a-f]{8}")
+
+
 UNIQUE = "expect_column_values_to_be_unique(natural_key): repeats the natural key"
+
+
 BETWEEN = "expect_column_pair_values_a_to_be_greater_than_b(value)"
+
+
 REGEX = "expect_column_values_to_match_regex(game_type)"
+
+
 UNPARSEABLE = "expect_column_values_to_be_null(unparseable)"
+
+
 VALUE_MISSING = "expect_column_values_to_not_be_null(value): value is missing"
+
+
 NAME_RULE = "use 1-64 lowercase letters, digits, '_' or '-'"
 
 
@@ -130,6 +144,28 @@ LONG = (
 )
 
 
+WIDE = (
+    "ts,game_type,region,players,cpu_cores,queue_len\n"
+    "2024-03-01T00:00:00,br,eu,100,4,1\n"  # 1 good: three values
+    "2024-03-01T01:00:00,br,eu,,,\n"  # 2 every metric cell empty: nothing to store
+    "2024-03-01T02:00:00,br,eu,abc,5,2\n"  # 3 one bad cell: quarantined, two good cells stored
+    "2024-03-01T03:00:00,br,eu,120,,\n"  # 4 empty cells (not measured): stored
+    "yesterday,br,eu,100,4,1\n"  # 5 bad ts: no cell stored
+    "2024-03-01T05:00:00,br,eu,nan,inf,\n"  # 6 every cell bad
+)
+
+
+SCHEMA = (
+    "rejected: wrong schema: unrecognised columns ['what', 'when']: expected metrics long (ts, "
+    "game_type, metric, value), metrics wide (ts, game_type, <metric>...), sessions (session_id, "
+    "game_type, start, ...) or events (name, kind, start, end, ...)"
+)
+
+
+def ALLBAD_RAW(value: str) -> dict[str, str]:  # noqa: N802
+    return {"ts": "2024-01-01", "game_type": "g", "metric": "players", "value": value}
+
+
 def test_long_file_every_row_stored_or_quarantined_with_its_exact_reason(
     limits_settings: Settings, validator: FrameValidator
 ) -> None:
@@ -165,15 +201,75 @@ def test_long_file_every_row_stored_or_quarantined_with_its_exact_reason(
     check_batch(s, r, path, t0)
 
 
-WIDE = (
-    "ts,game_type,region,players,cpu_cores,queue_len\n"
-    "2024-03-01T00:00:00,br,eu,100,4,1\n"  # 1 good: three values
-    "2024-03-01T01:00:00,br,eu,,,\n"  # 2 every metric cell empty: nothing to store
-    "2024-03-01T02:00:00,br,eu,abc,5,2\n"  # 3 one bad cell: quarantined, two good cells stored
-    "2024-03-01T03:00:00,br,eu,120,,\n"  # 4 empty cells (not measured): stored
-    "yesterday,br,eu,100,4,1\n"  # 5 bad ts: no cell stored
-    "2024-03-01T05:00:00,br,eu,nan,inf,\n"  # 6 every cell bad
-)
+def test_plan_batch_is_pure_and_rejects_before_validating(validator: FrameValidator) -> None:
+    limits = Limits(now=NOW)
+    raw = pl.DataFrame({"ts": ["2024-03-01T00:00:00"], "game_type": ["g"], "players": ["x"]})
+    plan = plan_batch(raw, validator, limits)
+    assert (plan.kind, plan.table, plan.status, plan.message) == (
+        None, None, "rejected", "rejected: wrong schema: wide metrics columns ['players'] hold "
+        "no numbers")  # fmt: skip
+    assert plan.stored.shape == (0, 0) and plan.warnings == []
+    text = json.dumps(raw.row(0, named=True), separators=(",", ":"))
+    assert plan.quarantined.to_dicts() == [
+        {"_row": 1, "raw": text, "reason": f"file {plan.message}"}
+    ]
+    assert raw.columns == ["ts", "game_type", "players"]  # not mutated
+    empty = plan_batch(pl.DataFrame(), validator, limits)
+    assert (empty.status, empty.message, empty.quarantined.height) == (
+        "rejected", "rejected: empty file", 0)  # fmt: skip
+    assert empty.quarantined.schema == pl.Schema({"_row": pl.Int64, "raw": pl.String,
+                                                  "reason": pl.String})  # fmt: skip
+    rejected = plan_batch(
+        pl.DataFrame({"ts": ["2024-03-01"], "game_type": ["g"], "metric": ["players"],
+                      "value": ["-1"]}), validator, limits)  # fmt: skip
+    assert (rejected.kind, rejected.table) == ("metrics_long", "metrics")
+
+
+def test_rejected_files_quarantine_every_row_with_the_file_reason(
+    settings: Settings, validator: FrameValidator
+) -> None:
+    write(settings, "zero.csv", b"")
+    write(settings, "header.csv", "ts,game_type,metric,value\n")
+    write(settings, "schema.csv", "when,what\n2024-01-01,x\n,y\n")
+    write(settings, "text.csv", "ts,game_type,players,mood\n2024-01-01,g,1,happy\n")
+    write(settings, "allbad.csv", "ts,game_type,metric,value\n2024-01-01,g,players,-1\n"
+          "2024-01-01,g,players,-2\n2024-01-01,g,players,-1\n")  # fmt: skip
+    write(settings, "noise.csv", b"\x00\x01\x02\xff" * 50)
+    t0 = utcnow()
+    names = ["zero.csv", "header.csv", "schema.csv", "text.csv", "allbad.csv", "noise.csv"]
+    results = run(settings, validator, *names)
+    assert [(r.file, r.kind, r.status, r.rows_in, r.rows_stored, r.rows_quarantined, r.message)
+            for r in results] == [
+        ("zero.csv", None, "rejected", 0, 0, 0, "rejected: empty file"),
+        ("header.csv", None, "rejected", 0, 0, 0,
+         "rejected: no data rows: the file is empty below its header"),
+        ("schema.csv", None, "rejected", 2, 0, 2, SCHEMA),
+        ("text.csv", None, "rejected", 1, 0, 1,
+         "rejected: wrong schema: wide metrics columns ['mood'] hold no numbers"),
+        ("allbad.csv", "metrics_long", "rejected", 3, 0, 3,
+         "rejected: no usable rows: all 3 rows failed row-level expectations"),
+        ("noise.csv", None, "rejected", 0, 0, 0, "rejected: noise.csv: unreadable: binary "
+         "content (NUL byte at offset 0), not a csv text file"),
+    ]  # fmt: skip
+    assert all(r.ok and r.warnings == [] for r in results)
+    assert metrics(settings) == []
+    _, schema, text, allbad, _ = (r.batch_id for r in results[1:])
+    low = f"{BETWEEN}: players = {{}} is outside [0.0, 1000000000.0]"
+    repeat = f"{UNIQUE} (ts, game_type, region, metric) of row 1"
+    allbad_file = "file rejected: no usable rows: all 3 rows failed row-level expectations"
+    assert quarantine(settings) == [
+        (schema, "schema.csv", 1, {"when": "2024-01-01", "what": "x"}, f"file {SCHEMA}"),
+        (schema, "schema.csv", 2, {"when": None, "what": "y"}, f"file {SCHEMA}"),
+        (text, "text.csv", 1, {"ts": "2024-01-01", "game_type": "g", "players": "1",
+                               "mood": "happy"}, f"file {results[3].message}"),
+        (allbad, "allbad.csv", 1, ALLBAD_RAW("-1"), f"{allbad_file} | {low.format(-1.0)}"),
+        (allbad, "allbad.csv", 2, ALLBAD_RAW("-2"), f"{allbad_file} | {low.format(-2.0)} | "
+         f"{repeat}"),
+        (allbad, "allbad.csv", 3, ALLBAD_RAW("-1"), f"{allbad_file} | {low.format(-1.0)} | "
+         f"{repeat}"),
+    ]  # fmt: skip
+    for r, name in zip(results, names, strict=True):
+        check_batch(settings, r, settings.landing_dir / name, t0)
 
 
 def test_wide_file_good_cells_of_a_quarantined_row_are_stored(
@@ -243,138 +339,6 @@ def test_clean_files_messages_and_default_limits(
     assert [x[8] for x in ledger(settings)] == [w.message, lo.message]
 
 
-def test_sessions_and_events_stored_and_upserted_on_their_keys(
-    settings: Settings, validator: FrameValidator
-) -> None:
-    head = "session_id,game_type,region,server_config,start,stop,peak_players\n"
-    write(settings, "s1.csv", head + "s-1,br,eu,large,2024-03-01T00:00:00,2024-03-01T00:30:00,"
-          "10\ns-2,br,eu,,2024-03-01T01:00:00,2024-03-01T00:30:00,5\n")  # fmt: skip
-    write(settings, "s2.csv", head + "s-1,br,eu,small,2024-03-01T00:00:00,,12\n")
-    ev = ('{"name": "Cup", "kind": "tournament", "game_type": "br", "start": '
-          '"2024-03-10T18:00:00", "end": "2024-03-10T22:00:00"}\n')  # fmt: skip
-    write(settings, "e1.jsonl", ev)
-    write(settings, "e2.jsonl", ev.replace("22:00", "23:00") + ev.replace("Cup", ""))
-    t0 = utcnow()
-    seen: list[BatchResult] = []
-    results = ingest_paths(settings, [Path("s1.csv"), Path("e1.jsonl"), Path("s2.csv"),
-                           Path("e2.jsonl")], data_docs=False, on_file=seen.append)  # fmt: skip
-    assert seen == results
-    s1, e1, s2, e2 = results
-    assert [(r.file, r.kind, r.status, r.rows_in, r.rows_stored, r.rows_quarantined)
-            for r in results] == [
-        ("s1.csv", "sessions", "loaded", 2, 1, 1), ("e1.jsonl", "events", "loaded", 1, 1, 0),
-        ("s2.csv", "sessions", "loaded", 1, 1, 0), ("e2.jsonl", "events", "loaded", 2, 1, 1),
-    ]  # fmt: skip
-    t = dt.datetime
-    assert rows(settings, "select session_id, server_config, stopped_at, peak_players, batch_id"
-                " from sessions order by 1") == [
-        ("s-1", "small", None, 12.0, s2.batch_id)]  # fmt: skip
-    assert rows(settings, "select name, kind, game_type, ends_at, batch_id from events") == [
-        ("Cup", "tournament", "br", t(2024, 3, 10, 23), e2.batch_id)
-    ]
-    got = [(b, f, n, reason) for b, f, n, _, reason in quarantine(settings)]
-    assert got == [
-        (s1.batch_id, "s1.csv", 2, "expect_column_pair_values_a_to_be_greater_than_b(stopped_at)"
-         ": stopped_at is before started_at"),
-        (e2.batch_id, "e2.jsonl", 2, "expect_column_values_to_not_be_null(name): name is missing"),
-    ]  # fmt: skip
-    for r, name in zip(results, ["s1.csv", "e1.jsonl", "s2.csv", "e2.jsonl"], strict=True):
-        check_batch(settings, r, settings.landing_dir / name, t0)
-
-
-def test_reruns_same_bytes_are_duplicates_other_bytes_change_only_corrected_values(
-    settings: Settings, validator: FrameValidator
-) -> None:
-    """R9: the checksum skips the same bytes; the same rows in other bytes pass it, and the
-    anti-join keeps the natural key unique: a corrected value replaces the old one (with the
-    new batch), unchanged values keep the batch that first stored them, new keys are added."""
-    head = "ts,game_type,region,metric,value\n"
-    lines = [f"2024-03-01T0{h}:00:00,g,eu,players,{h}" for h in range(4)]
-    path = write(settings, "a.csv", head + "\n".join(lines) + "\n")
-    write(settings, "copy.csv", path.read_bytes())
-    corrected = [*reversed(lines[1:]), "2024-03-01T00:00:00,g,eu,players,99",
-                 "2024-03-01T05:00:00,g,eu,players,5"]  # fmt: skip
-    write(settings, "c.csv", head + "\r\n".join(corrected) + "\r\n")
-    t0 = utcnow()
-    a, dup, c = run(settings, validator, "a.csv", "copy.csv", "c.csv")
-    assert replace(dup, batch_id=None) == BatchResult(
-        None, "copy.csv", None, "duplicate", 0, 0, 0,
-        f"same bytes as batch {a.batch_id} (a.csv): skipped, nothing changed",
-    )  # fmt: skip
-    assert (c.status, c.rows_in, c.rows_stored, c.rows_quarantined) == ("loaded", 5, 5, 0)
-    at = lambda h: dt.datetime(2024, 3, 1, h)  # noqa: E731
-    assert metrics(settings) == [
-        (at(0), "g", "eu", "players", 99.0, c.batch_id),
-        (at(1), "g", "eu", "players", 1.0, a.batch_id),
-        (at(2), "g", "eu", "players", 2.0, a.batch_id),
-        (at(3), "g", "eu", "players", 3.0, a.batch_id),
-        (at(5), "g", "eu", "players", 5.0, c.batch_id),
-    ]
-    for r, name in [(a, "a.csv"), (dup, "copy.csv"), (c, "c.csv")]:
-        check_batch(settings, r, settings.landing_dir / name, t0)
-    [again] = run(settings, validator, "c.csv")  # the newest batch's bytes: named in the message
-    assert again.message == f"same bytes as batch {c.batch_id} (c.csv): skipped, nothing changed"
-    assert len(ledger(settings)) == 4 and len(metrics(settings)) == 5
-
-
-def test_rejected_files_quarantine_every_row_with_the_file_reason(
-    settings: Settings, validator: FrameValidator
-) -> None:
-    write(settings, "zero.csv", b"")
-    write(settings, "header.csv", "ts,game_type,metric,value\n")
-    write(settings, "schema.csv", "when,what\n2024-01-01,x\n,y\n")
-    write(settings, "text.csv", "ts,game_type,players,mood\n2024-01-01,g,1,happy\n")
-    write(settings, "allbad.csv", "ts,game_type,metric,value\n2024-01-01,g,players,-1\n"
-          "2024-01-01,g,players,-2\n2024-01-01,g,players,-1\n")  # fmt: skip
-    write(settings, "noise.csv", b"\x00\x01\x02\xff" * 50)
-    t0 = utcnow()
-    names = ["zero.csv", "header.csv", "schema.csv", "text.csv", "allbad.csv", "noise.csv"]
-    results = run(settings, validator, *names)
-    assert [(r.file, r.kind, r.status, r.rows_in, r.rows_stored, r.rows_quarantined, r.message)
-            for r in results] == [
-        ("zero.csv", None, "rejected", 0, 0, 0, "rejected: empty file"),
-        ("header.csv", None, "rejected", 0, 0, 0,
-         "rejected: no data rows: the file is empty below its header"),
-        ("schema.csv", None, "rejected", 2, 0, 2, SCHEMA),
-        ("text.csv", None, "rejected", 1, 0, 1,
-         "rejected: wrong schema: wide metrics columns ['mood'] hold no numbers"),
-        ("allbad.csv", "metrics_long", "rejected", 3, 0, 3,
-         "rejected: no usable rows: all 3 rows failed row-level expectations"),
-        ("noise.csv", None, "rejected", 0, 0, 0, "rejected: noise.csv: unreadable: binary "
-         "content (NUL byte at offset 0), not a csv text file"),
-    ]  # fmt: skip
-    assert all(r.ok and r.warnings == [] for r in results)
-    assert metrics(settings) == []
-    _, schema, text, allbad, _ = (r.batch_id for r in results[1:])
-    low = f"{BETWEEN}: players = {{}} is outside [0.0, 1000000000.0]"
-    repeat = f"{UNIQUE} (ts, game_type, region, metric) of row 1"
-    allbad_file = "file rejected: no usable rows: all 3 rows failed row-level expectations"
-    assert quarantine(settings) == [
-        (schema, "schema.csv", 1, {"when": "2024-01-01", "what": "x"}, f"file {SCHEMA}"),
-        (schema, "schema.csv", 2, {"when": None, "what": "y"}, f"file {SCHEMA}"),
-        (text, "text.csv", 1, {"ts": "2024-01-01", "game_type": "g", "players": "1",
-                               "mood": "happy"}, f"file {results[3].message}"),
-        (allbad, "allbad.csv", 1, ALLBAD_RAW("-1"), f"{allbad_file} | {low.format(-1.0)}"),
-        (allbad, "allbad.csv", 2, ALLBAD_RAW("-2"), f"{allbad_file} | {low.format(-2.0)} | "
-         f"{repeat}"),
-        (allbad, "allbad.csv", 3, ALLBAD_RAW("-1"), f"{allbad_file} | {low.format(-1.0)} | "
-         f"{repeat}"),
-    ]  # fmt: skip
-    for r, name in zip(results, names, strict=True):
-        check_batch(settings, r, settings.landing_dir / name, t0)
-
-
-SCHEMA = (
-    "rejected: wrong schema: unrecognised columns ['what', 'when']: expected metrics long (ts, "
-    "game_type, metric, value), metrics wide (ts, game_type, <metric>...), sessions (session_id, "
-    "game_type, start, ...) or events (name, kind, start, end, ...)"
-)
-
-
-def ALLBAD_RAW(value: str) -> dict[str, str]:  # noqa: N802
-    return {"ts": "2024-01-01", "game_type": "g", "metric": "players", "value": value}
-
-
 def test_unreadable_file_fails_and_records_nothing(
     settings: Settings, validator: FrameValidator, tmp_path: Path
 ) -> None:
@@ -415,28 +379,49 @@ def test_a_failed_step_leaves_nothing_of_the_batch(
     assert n.status == "loaded" and len(metrics(settings)) == 1 and len(ledger(settings)) == 1
 
 
-def test_plan_batch_is_pure_and_rejects_before_validating(validator: FrameValidator) -> None:
-    limits = Limits(now=NOW)
-    raw = pl.DataFrame({"ts": ["2024-03-01T00:00:00"], "game_type": ["g"], "players": ["x"]})
-    plan = plan_batch(raw, validator, limits)
-    assert (plan.kind, plan.table, plan.status, plan.message) == (
-        None, None, "rejected", "rejected: wrong schema: wide metrics columns ['players'] hold "
-        "no numbers")  # fmt: skip
-    assert plan.stored.shape == (0, 0) and plan.warnings == []
-    text = json.dumps(raw.row(0, named=True), separators=(",", ":"))
-    assert plan.quarantined.to_dicts() == [
-        {"_row": 1, "raw": text, "reason": f"file {plan.message}"}
+def test_reruns_same_bytes_are_duplicates_other_bytes_change_only_corrected_values(
+    settings: Settings, validator: FrameValidator
+) -> None:
+    """R9: the checksum skips the same bytes; the same rows in other bytes pass it, and the
+    anti-join keeps the natural key unique: a corrected value replaces the old one (with the
+    new batch), unchanged values keep the batch that first stored them, new keys are added."""
+    head = "ts,game_type,region,metric,value\n"
+    lines = [f"2024-03-01T0{h}:00:00,g,eu,players,{h}" for h in range(4)]
+    path = write(settings, "a.csv", head + "\n".join(lines) + "\n")
+    write(settings, "copy.csv", path.read_bytes())
+    corrected = [*reversed(lines[1:]), "2024-03-01T00:00:00,g,eu,players,99",
+                 "2024-03-01T05:00:00,g,eu,players,5"]  # fmt: skip
+    write(settings, "c.csv", head + "\r\n".join(corrected) + "\r\n")
+    t0 = utcnow()
+    a, dup, c = run(settings, validator, "a.csv", "copy.csv", "c.csv")
+    assert replace(dup, batch_id=None) == BatchResult(
+        None, "copy.csv", None, "duplicate", 0, 0, 0,
+        f"same bytes as batch {a.batch_id} (a.csv): skipped, nothing changed",
+    )  # fmt: skip
+    assert (c.status, c.rows_in, c.rows_stored, c.rows_quarantined) == ("loaded", 5, 5, 0)
+    at = lambda h: dt.datetime(2024, 3, 1, h)  # noqa: E731
+    assert metrics(settings) == [
+        (at(0), "g", "eu", "players", 99.0, c.batch_id),
+        (at(1), "g", "eu", "players", 1.0, a.batch_id),
+        (at(2), "g", "eu", "players", 2.0, a.batch_id),
+        (at(3), "g", "eu", "players", 3.0, a.batch_id),
+        (at(5), "g", "eu", "players", 5.0, c.batch_id),
     ]
-    assert raw.columns == ["ts", "game_type", "players"]  # not mutated
-    empty = plan_batch(pl.DataFrame(), validator, limits)
-    assert (empty.status, empty.message, empty.quarantined.height) == (
-        "rejected", "rejected: empty file", 0)  # fmt: skip
-    assert empty.quarantined.schema == pl.Schema({"_row": pl.Int64, "raw": pl.String,
-                                                  "reason": pl.String})  # fmt: skip
-    rejected = plan_batch(
-        pl.DataFrame({"ts": ["2024-03-01"], "game_type": ["g"], "metric": ["players"],
-                      "value": ["-1"]}), validator, limits)  # fmt: skip
-    assert (rejected.kind, rejected.table) == ("metrics_long", "metrics")
+    for r, name in [(a, "a.csv"), (dup, "copy.csv"), (c, "c.csv")]:
+        check_batch(settings, r, settings.landing_dir / name, t0)
+    [again] = run(settings, validator, "c.csv")  # the newest batch's bytes: named in the message
+    assert again.message == f"same bytes as batch {c.batch_id} (c.csv): skipped, nothing changed"
+    assert len(ledger(settings)) == 4 and len(metrics(settings)) == 5
+
+
+def test_store_with_no_rows_or_no_table_writes_nothing(settings: Settings) -> None:
+    frame = pl.DataFrame({"_row": [1], "unparseable": [None], "ts": [NOW], "game_type": ["g"],
+                          "region": ["global"], "metric": ["players"], "value": [1.0]})  # fmt: skip
+    with db.session(settings.db_path) as con:
+        ingest._store(con, "metrics", pl.DataFrame(), "b-1")
+        ingest._store(con, None, frame, "b-1")
+        ingest._store(con, "metrics", frame, "b-2")
+    assert metrics(settings) == [(NOW, "g", "global", "players", 1.0, "b-2")]
 
 
 def test_ingest_paths_no_files_and_data_docs(settings: Settings) -> None:
@@ -456,6 +441,45 @@ def test_ingest_paths_no_files_and_data_docs(settings: Settings) -> None:
     assert r.status == "loaded" and r.file == "b.csv"
     assert (settings.docs_dir / "index.html").exists()
     assert list((settings.docs_dir / "validations").rglob("*.html"))
+
+
+def test_sessions_and_events_stored_and_upserted_on_their_keys(
+    settings: Settings, validator: FrameValidator
+) -> None:
+    head = "session_id,game_type,region,server_config,start,stop,peak_players\n"
+    write(settings, "s1.csv", head + "s-1,br,eu,large,2024-03-01T00:00:00,2024-03-01T00:30:00,"
+          "10\ns-2,br,eu,,2024-03-01T01:00:00,2024-03-01T00:30:00,5\n")  # fmt: skip
+    write(settings, "s2.csv", head + "s-1,br,eu,small,2024-03-01T00:00:00,,12\n")
+    ev = ('{"name": "Cup", "kind": "tournament", "game_type": "br", "start": '
+          '"2024-03-10T18:00:00", "end": "2024-03-10T22:00:00"}\n')  # fmt: skip
+    write(settings, "e1.jsonl", ev)
+    write(settings, "e2.jsonl", ev.replace("22:00", "23:00") + ev.replace("Cup", ""))
+    t0 = utcnow()
+    seen: list[BatchResult] = []
+    results = ingest_paths(settings, [Path("s1.csv"), Path("e1.jsonl"), Path("s2.csv"),
+                           Path("e2.jsonl")], data_docs=False, on_file=seen.append)  # fmt: skip
+    assert seen == results
+    s1, e1, s2, e2 = results
+    assert [(r.file, r.kind, r.status, r.rows_in, r.rows_stored, r.rows_quarantined)
+            for r in results] == [
+        ("s1.csv", "sessions", "loaded", 2, 1, 1), ("e1.jsonl", "events", "loaded", 1, 1, 0),
+        ("s2.csv", "sessions", "loaded", 1, 1, 0), ("e2.jsonl", "events", "loaded", 2, 1, 1),
+    ]  # fmt: skip
+    t = dt.datetime
+    assert rows(settings, "select session_id, server_config, stopped_at, peak_players, batch_id"
+                " from sessions order by 1") == [
+        ("s-1", "small", None, 12.0, s2.batch_id)]  # fmt: skip
+    assert rows(settings, "select name, kind, game_type, ends_at, batch_id from events") == [
+        ("Cup", "tournament", "br", t(2024, 3, 10, 23), e2.batch_id)
+    ]
+    got = [(b, f, n, reason) for b, f, n, _, reason in quarantine(settings)]
+    assert got == [
+        (s1.batch_id, "s1.csv", 2, "expect_column_pair_values_a_to_be_greater_than_b(stopped_at)"
+         ": stopped_at is before started_at"),
+        (e2.batch_id, "e2.jsonl", 2, "expect_column_values_to_not_be_null(name): name is missing"),
+    ]  # fmt: skip
+    for r, name in zip(results, ["s1.csv", "e1.jsonl", "s2.csv", "e2.jsonl"], strict=True):
+        check_batch(settings, r, settings.landing_dir / name, t0)
 
 
 def test_summary_and_totals_for_people() -> None:
@@ -491,13 +515,3 @@ def test_summary_and_totals_for_people() -> None:
         "whole, 0 unreadable; rows: 0 stored, 0 quarantined"
     )
     assert [r.ok for r in results] == [True, True, True, False, True]
-
-
-def test_store_with_no_rows_or_no_table_writes_nothing(settings: Settings) -> None:
-    frame = pl.DataFrame({"_row": [1], "unparseable": [None], "ts": [NOW], "game_type": ["g"],
-                          "region": ["global"], "metric": ["players"], "value": [1.0]})  # fmt: skip
-    with db.session(settings.db_path) as con:
-        ingest._store(con, "metrics", pl.DataFrame(), "b-1")
-        ingest._store(con, None, frame, "b-1")
-        ingest._store(con, "metrics", frame, "b-2")
-    assert metrics(settings) == [(NOW, "g", "global", "players", 1.0, "b-2")]
