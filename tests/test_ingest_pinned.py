@@ -36,6 +36,7 @@ from fleetcast.stages.ingest import (
 from models.clock import utcnow
 from models.validation import FrameValidator, Limits
 
+STAGES = "select view_name from duckdb_views() where temporary and not internal"
 NOW = dt.datetime(2024, 3, 1, 12)  # the run's "now" for the time limits
 
 
@@ -83,10 +84,12 @@ def write(settings: Settings, name: str, text: str | bytes) -> Path:
 def run(
     settings: Settings, validator: FrameValidator, *names: str, now: dt.datetime | None = NOW
 ) -> list[BatchResult]:
+    results = []
     with db.session(settings.db_path) as con:
-        return [
-            ingest_file(con, settings, validator, settings.landing_dir / n, now=now) for n in names
-        ]
+        for n in names:
+            results.append(ingest_file(con, settings, validator, settings.landing_dir / n, now=now))
+            assert con.sql(STAGES).fetchall() == []  # no staged frame left registered
+    return results
 
 
 def rows(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
@@ -515,3 +518,16 @@ def test_summary_and_totals_for_people() -> None:
         "whole, 0 unreadable; rows: 0 stored, 0 quarantined"
     )
     assert [r.ok for r in results] == [True, True, True, False, True]
+
+
+def test_ledger_message_lists_every_warning(settings: Settings) -> None:
+    """A batch's warnings follow its message in the ledger, each one, separated by "; "."""
+    started = dt.datetime(2024, 3, 1, 12)
+    result = BatchResult("b-1", "a.csv", "sessions", "loaded", 2, 2, 0, "unit: input rows",
+                         ["stale data: first", "stale data: second"])  # fmt: skip
+    with db.session(settings.db_path) as con:
+        ingest._ledger(con, result, "abc123", started)
+    [row] = ledger(settings)
+    assert row[:10] == ("b-1", "a.csv", "abc123", "sessions", "loaded", 2, 2, 0,
+                        "unit: input rows | warnings: stale data: first; stale data: second",
+                        started)  # fmt: skip
