@@ -531,3 +531,29 @@ def test_ledger_message_lists_every_warning(settings: Settings) -> None:
     assert row[:10] == ("b-1", "a.csv", "abc123", "sessions", "loaded", 2, 2, 0,
                         "unit: input rows | warnings: stale data: first; stale data: second",
                         started)  # fmt: skip
+
+
+def test_a_wide_file_with_no_values_is_rejected_without_a_stale_warning(
+    settings: Settings, validator: FrameValidator
+) -> None:
+    """Every metric cell empty: nothing to validate, so rejected; there is no newest timestamp,
+    so no freshness warning (it said "stale data: newest ts NaT ...")."""
+    path = write(settings, "empty_cells.csv", "ts,game_type,players,cpu_cores\n"
+                 "2024-03-01T00:00:00,g,,\n2024-03-01T01:00:00,g,,\n")  # fmt: skip
+    t0 = utcnow()
+    [r] = run(settings, validator, "empty_cells.csv")
+    assert replace(r, batch_id=None) == BatchResult(
+        None, "empty_cells.csv", "metrics_wide", "rejected", 2, 0, 2,
+        "rejected: no usable rows: nothing to validate", [],
+    )  # fmt: skip
+    reason = (
+        "file rejected: no usable rows: nothing to validate | no metric values: every metric "
+        "cell is empty"
+    )
+    assert [(n, raw, why) for _, _, n, raw, why in quarantine(settings)] == [
+        (1, {"ts": "2024-03-01T00:00:00", "game_type": "g", "players": None, "cpu_cores": None},
+         reason),
+        (2, {"ts": "2024-03-01T01:00:00", "game_type": "g", "players": None, "cpu_cores": None},
+         reason),
+    ]  # fmt: skip
+    check_batch(settings, r, path, t0)
