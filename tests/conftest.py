@@ -20,6 +20,19 @@ os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's dummy val
 os.environ.pop("AWS_PROFILE", None)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each file's tests in the order they are written, however their ids were given.
+
+    mutmut passes a mutant's tests as a set (a random order); test_ingest_pinned.py puts the
+    test that catches the most mutants first, so with ``-x`` most mutants stop after it. The
+    files keep the order they came in, so a plain run is unchanged.
+    """
+    files: dict[Path, int] = {}
+    for item in items:
+        files.setdefault(item.path, len(files))
+    items.sort(key=lambda item: (files[item.path], item.reportinfo()[1] or 0))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     home = tmp_path_factory.mktemp("prefect_home")
