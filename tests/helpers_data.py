@@ -1,8 +1,10 @@
-"""Shared test helper: store a metrics frame straight into DuckDB (setup, not the ingest path)."""
+"""Shared test helpers: store a metrics frame straight into DuckDB (setup, not the ingest path),
+and read rows back from the database file."""
 
 from __future__ import annotations
 
 import polars as pl
+from helpers_reliability import query as query_file
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
@@ -16,3 +18,8 @@ def store_metrics(settings: Settings, frame: pl.DataFrame) -> None:
             "insert into metrics (ts, game_type, region, metric, value, batch_id) "
             "select ts, game_type, region, metric, value, batch_id from frame"
         ).fetchall()
+
+
+def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
+    """The rows of ``sql`` on the settings' database file, read-only."""
+    return query_file(settings.db_path, sql, params)

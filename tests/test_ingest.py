@@ -6,9 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
+from helpers_data import query
 
 from fleetcast.config import Settings
 from fleetcast.interface.cli import main
@@ -34,14 +34,6 @@ def write(settings: Settings, name: str, text: str) -> Path:
 
 def ingest(settings: Settings, *names: str) -> list[BatchResult]:
     return ingest_paths(settings, [Path(n) for n in names], data_docs=False)
-
-
-def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(settings.db_path), read_only=True)
-    try:
-        return con.sql(sql, params=params).fetchall()
-    finally:
-        con.close()
 
 
 def ledger(settings: Settings) -> list[tuple]:

@@ -16,10 +16,10 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-import duckdb
 import great_expectations  # noqa: F401  (imported once in the mutation fork server; see above)
 import polars as pl
 import pytest
+from helpers_data import query as rows
 
 import fleetcast.stages.ingest as ingest
 from fleetcast.config import Settings
@@ -90,14 +90,6 @@ def run(
             results.append(ingest_file(con, settings, validator, settings.landing_dir / n, now=now))
             assert con.sql(STAGES).fetchall() == []  # no staged frame left registered
     return results
-
-
-def rows(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(settings.db_path), read_only=True)
-    try:
-        return con.sql(sql, params=params).fetchall()
-    finally:
-        con.close()
 
 
 def metrics(settings: Settings) -> list[tuple]:
