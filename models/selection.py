@@ -281,8 +281,8 @@ def _ensemble(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _combine(frames: Sequence[pd.DataFrame], weights: Sequence[float]) -> pd.DataFrame:
-    """The weighted mean of forecasts, every column (point and interval bounds alike: the
-    members' quantiles averaged), weights renormalised to sum to 1."""
+    """The weighted mean of forecasts, every column, weights renormalised to sum to 1. A stored
+    combination then replaces the averaged bounds with its own conformal interval."""
     w = np.asarray(weights, dtype=float)
     w = w / w.sum()
     out = frames[0][["ds"]].copy()
@@ -315,8 +315,8 @@ def combination(
         members = [n for n in members if results[n].cv_mase <= limit]
     if len(members) < 2 or not scored:
         return None
-    total = sum(1.0 / max(results[n].cv_mase, 1e-9) for n in members)
-    weights = [1.0 / max(results[n].cv_mase, 1e-9) / total for n in members]
+    inverse = [1.0 / max(results[n].cv_mase, 1e-9) for n in members]
+    weights = [v / sum(inverse) for v in inverse]
     h = config.horizon
     cuts = [c for c in origins if all(c in results[n].cv_points for n in members)]
     if any(c not in cuts for c in scored):

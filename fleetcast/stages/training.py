@@ -171,10 +171,10 @@ def _why(training: SeriesTraining) -> str:
     c = training.candidates
     first = c[training.champion]
     text = f"champion {training.champion} (cv_mase {first.cv_mase:.3f}"
-    members = (first.model or {}).get("weights") and first.model["members"]  # type: ignore[index]
-    if members:
-        weights = first.model["weights"]  # type: ignore[index]
-        text += " of " + " + ".join(f"{w:.2f} {m}" for m, w in zip(members, weights, strict=True))
+    model = first.model or {}
+    if "weights" in model:  # a combination: its members and their weights
+        pairs = zip(model["members"], model["weights"], strict=True)
+        text += " of " + " + ".join(f"{w:.2f} {m}" for m, w in pairs)
     others = [n for n in training.chain[1:] if np.isfinite(c[n].cv_mase)]
     if others:
         text += f"; next {others[0]} {c[others[0]].cv_mase:.3f}"
