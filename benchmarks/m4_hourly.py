@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=None, help="boosting rounds")
     ap.add_argument("--objective", default=None, help="LightGBM objective (default: l1)")
     ap.add_argument(
+        "--refit", choices=("yes", "no"), default=None, help="serve a model retrained on all hours"
+    )
+    ap.add_argument(
         "--validation",
         action="store_true",
         help="the validation protocol (docs/forecasting.md): hold out the last 48 h of each "
@@ -185,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_cutoffs": args.max_cutoffs,
         "num_rounds": args.rounds,
         "objective": args.objective,
+        "refit": None if args.refit is None else args.refit == "yes",
     }
     config = global_gbm.GBMConfig(**{k: v for k, v in overrides.items() if v is not None})
     results = []

@@ -14,20 +14,23 @@ One LightGBM model learns across all series of a panel. Every training row is on
 - Target: y[cutoff + h] / level; objective L1 (median), which scored best on M4 Hourly.
 - Forecast = level * prediction, clipped at 0 when the history is non-negative.
 
-Intervals (split conformal on windows before the held-out ones): the served model is trained on
-history minus the last `horizon` hours, the windows the product scores it on (its CV windows:
-``fleetcast.stages.training``). Its intervals must not be calibrated on those hours, or the
-coverage recorded there is optimistic; so a second model, with the same settings, is trained on
-the history before an earlier calibration span and forecasts `calibration_origins` windows of
-`horizon` hours from origins `calibration_step` hours apart, the last ending where the held-out
-hours begin (the cross-validation calibration of mlforecast's conformal intervals, with one
-refit for all the windows). Those errors divided by each series' scale at the origin (in-sample
-mean |y_t - y_(t-24)| over the 336 hours before it) give empirical quantiles per horizon step,
-pooled over series and origins (and over nearby steps when the panel is small). Neither model
-reads the last `horizon` hours' values. A history too short for that many origins gets as many
-as it allows; one too short for any is calibrated on the held-out hours instead, and the model's
-notes (stored with it, shown in the registry's note) say which was done. The final
-forecast uses the served model with features from the full history, so the newest observation
+Intervals (split conformal on windows before the held-out ones): the model the product scores is
+trained on history minus the last `horizon` hours, the windows it is scored on (its CV windows:
+``fleetcast.stages.training``); the served one is then retrained with those hours
+(`GBMConfig.refit`, as every local candidate is refitted on its whole history after CV; chosen on
+the M4 validation windows, benchmarks/README.md). The intervals must not be calibrated on the
+held-out hours, or the coverage recorded there is optimistic; so a second model, with the same
+settings, is trained on the history before an earlier calibration span and forecasts
+`calibration_origins` windows of `horizon` hours from origins `calibration_step` hours apart,
+the last ending where the held-out hours begin (the cross-validation calibration of
+mlforecast's conformal intervals, with one refit for all the windows). Those errors divided by
+each series' scale at the origin (in-sample mean |y_t - y_(t-24)| over the 336 hours before it)
+give empirical quantiles per horizon step, pooled over series and origins (and over nearby
+steps when the panel is small), widened by ``models.intervals``. Neither the scored model nor
+the calibration model reads the last `horizon` hours' values. A history too short for that many
+origins gets as many as it allows; one too short for any is calibrated on the held-out hours
+instead, and the model's notes (stored with it, shown in the registry's note) say which was
+done. The final forecast uses the served model with features from the full history, so the newest observation
 is always used: `predict` is the cheap hourly path (no refit).
 
 Gaps: each series is put on a regular hourly grid from its first to its last timestamp; missing
@@ -48,7 +51,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import lightgbm as lgb
@@ -57,6 +60,7 @@ import polars as pl
 
 from models.baselines import seasonal_naive
 from models.hourly import fill_gaps, to_hourly
+from models.intervals import widen
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,9 @@ class GBMConfig:
     # the last window ending where the held-out (CV) hours begin
     calibration_origins: int = 4  # chosen on M4 validation windows (benchmarks/README.md)
     calibration_step: int = 24
+    # serve a model retrained on the whole history, held-out hours included; the CV windows
+    # are still scored with the one trained without them (``FittedGBM.held_out``)
+    refit: bool = True  # chosen on M4 validation windows (benchmarks/README.md)
 
 
 @dataclass
@@ -118,6 +125,14 @@ class FittedGBM:
     # origin -> forecast (out of sample: that model trained before every origin). For the
     # served combination's own calibration; not stored.
     early: dict[str, dict[int, np.ndarray]] = field(default_factory=dict, repr=False)
+    # with ``GBMConfig.refit``: the booster trained without the last ``horizon`` hours, the one
+    # the CV windows inside them are scored with (``booster`` then read them); not stored
+    held_out: lgb.Booster | None = field(default=None, repr=False)
+
+    def scored(self) -> FittedGBM:
+        """The model the CV windows are scored with: the held-out one when ``booster`` is a
+        refit on the whole history, else this one."""
+        return self if self.held_out is None else replace(self, booster=self.held_out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,6 +290,11 @@ def fit(
         fitted.notes.append(how)
     else:
         fitted.notes.append("no calibration window: intervals from seasonal naive errors")
+    if cfg.refit:
+        full = _train(list(usable.values()), horizon, cfg, n_jobs, seed)
+        if full is not None:
+            fitted.held_out, fitted.booster = booster, full
+            fitted.notes.append(f"served model retrained with the held-out last {horizon} h")
     return fitted
 
 
@@ -367,7 +387,7 @@ def _step_quantiles(e: np.ndarray, small: bool) -> dict[float, np.ndarray]:
             q[h] = np.nanquantile(e[:, lo:hi], p)
         # errors do not shrink with the horizon: enforce monotone widening of the tails
         q = np.maximum.accumulate(q) if p > 0.5 else np.minimum.accumulate(q)
-        out[p] = q
+        out[p] = widen(q, p)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -168,8 +169,8 @@ def test_intervals_are_calibrated_on_windows_before_the_held_out_hours(
     arrays = _panel(4, n=hours)
     rng = np.random.default_rng(7)
     changed = {k: np.r_[v[:-H], v[-H:] * rng.lognormal(0, 0.5, H)] for k, v in arrays.items()}
-    a = global_gbm.fit(arrays, H, n_jobs=1, config=FAST)
-    b = global_gbm.fit(changed, H, n_jobs=1, config=FAST)
+    a = global_gbm.fit(arrays, H, n_jobs=1, config=FAST).scored()  # not the refit served one
+    b = global_gbm.fit(changed, H, n_jobs=1, config=FAST).scored()
     assert a.booster is not None and b.booster is not None
     assert a.booster.model_to_string() == b.booster.model_to_string()
     assert a.quantiles.keys() == b.quantiles.keys() and a.quantiles
@@ -177,8 +178,34 @@ def test_intervals_are_calibrated_on_windows_before_the_held_out_hours(
         np.testing.assert_array_equal(a.quantiles[p], b.quantiles[p])
     assert a.notes == [
         f"intervals calibrated on {4 * origins} windows of 48 h ({origins} origins 24 h apart, "
-        "before the held-out last 48 h) forecast by a model trained before them"
+        "before the held-out last 48 h) forecast by a model trained before them",
+        "served model retrained with the held-out last 48 h",
     ]
+
+
+def test_refit_serves_the_held_out_hours_and_cv_reads_the_model_that_never_saw_them() -> None:
+    """With ``refit`` the served booster is retrained with the held-out hours (it reads them),
+    while the model the CV windows are scored with, and the intervals, are the ones trained
+    without them: the same as with ``refit`` off, and unchanged when those hours change."""
+    arrays = _panel(4, n=600)
+    rng = np.random.default_rng(7)
+    changed = {k: np.r_[v[:-H], v[-H:] * rng.lognormal(0, 0.5, H)] for k, v in arrays.items()}
+    on, off = replace(FAST, refit=True), replace(FAST, refit=False)
+    a = global_gbm.fit(arrays, H, n_jobs=1, config=on)
+    b = global_gbm.fit(changed, H, n_jobs=1, config=on)
+    plain = global_gbm.fit(arrays, H, n_jobs=1, config=off)
+    assert plain.held_out is None and plain.scored() is plain
+    assert a.booster is not None and b.booster is not None and plain.booster is not None
+    assert a.booster.model_to_string() != b.booster.model_to_string()  # the refit read them
+    held = [f.scored().booster for f in (a, b)]
+    assert held[0] is not None and held[1] is not None
+    assert held[0].model_to_string() == held[1].model_to_string()
+    assert held[0].model_to_string() == plain.booster.model_to_string()
+    for p in plain.quantiles:
+        np.testing.assert_array_equal(a.quantiles[p], plain.quantiles[p])
+        np.testing.assert_array_equal(b.quantiles[p], plain.quantiles[p])
+    assert a.notes[-1] == "served model retrained with the held-out last 48 h"
+    assert global_gbm.loads(global_gbm.dumps(a)).held_out is None  # what is stored is served
 
 
 def test_too_short_for_an_earlier_calibration_window_is_said() -> None:
@@ -186,6 +213,7 @@ def test_too_short_for_an_earlier_calibration_window_is_said() -> None:
     are calibrated on the held-out hours and the model's notes say the coverage is optimistic."""
     fitted = global_gbm.fit(_panel(4, n=290), H, n_jobs=1, config=FAST)
     assert fitted.booster is not None and fitted.quantiles
-    (note,) = fitted.notes
+    note, refit = fitted.notes
+    assert refit == "served model retrained with the held-out last 48 h"
     assert note.startswith("intervals calibrated on the held-out last 48 h (4 windows)")
     assert "optimistic" in note

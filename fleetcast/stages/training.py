@@ -239,7 +239,7 @@ def _fit_panel(
         f"{'; '.join(fitted.notes)}); local candidates: {local}"
     )
     fit = PanelFit(metric, text, fitted.n_series_trained, horizon, 0.0, note)
-    forecast_from = _panel_forecast_from(fitted)
+    forecast_from = _panel_forecast_from(fitted.scored())  # the model the CV hours were held from
     for key, hist in histories.items():
         n = len(arrays[key])
         result = panel_candidate(
