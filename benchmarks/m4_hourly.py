@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-cutoffs", type=int, default=None, help="training cutoffs per series")
     ap.add_argument("--rounds", type=int, default=None, help="boosting rounds")
     ap.add_argument("--objective", default=None, help="LightGBM objective (default: l1)")
+    ap.add_argument("--leaves", type=int, default=None, help="LightGBM num_leaves")
+    ap.add_argument("--learning-rate", type=float, default=None, help="LightGBM learning rate")
     ap.add_argument(
         "--refit", choices=("yes", "no"), default=None, help="serve a model retrained on all hours"
     )
@@ -188,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_cutoffs": args.max_cutoffs,
         "num_rounds": args.rounds,
         "objective": args.objective,
+        "num_leaves": args.leaves,
+        "learning_rate": args.learning_rate,
         "refit": None if args.refit is None else args.refit == "yes",
     }
     config = global_gbm.GBMConfig(**{k: v for k, v in overrides.items() if v is not None})
