@@ -26,12 +26,12 @@ the last ending where the held-out hours begin (the cross-validation calibration
 mlforecast's conformal intervals, with one refit for all the windows). Those errors divided by
 each series' scale at the origin (in-sample mean |y_t - y_(t-24)| over the 336 hours before it)
 give empirical quantiles per horizon step, pooled over series and origins (and over nearby
-steps when the panel is small); ``predict`` widens them by ``models.intervals``. Neither the scored model nor
-the calibration model reads the last `horizon` hours' values. A history too short for that many
+steps when the panel is small); ``predict`` widens them by ``models.intervals``. Neither the
+scored model nor the calibration model reads the last `horizon` hours' values. A history too short for that many
 origins gets as many as it allows; one too short for any is calibrated on the held-out hours
 instead, and the model's notes (stored with it, shown in the registry's note) say which was
-done. The final forecast uses the served model with features from the full history, so the newest observation
-is always used: `predict` is the cheap hourly path (no refit).
+done. The final forecast uses the served model with features from the full history, so the
+newest observation is always used: `predict` is the cheap hourly path (no refit).
 
 Gaps: each series is put on a regular hourly grid from its first to its last timestamp; missing
 or null values are filled from the past only (``models.hourly.fill_gaps``); duplicate
@@ -93,7 +93,8 @@ class GBMConfig:
 
     stride: int = 4  # hours between training cutoffs
     max_cutoffs: int = 150  # training cutoffs per series (the most recent ones)
-    num_rounds: int = 600  # rounds and leaves: chosen on M4 validation windows (benchmarks/README.md)
+    # rounds and leaves: chosen on M4 validation windows (benchmarks/README.md)
+    num_rounds: int = 600
     learning_rate: float = 0.05
     num_leaves: int = 127
     min_data_in_leaf: int = 100
