@@ -27,9 +27,9 @@ mlforecast's conformal intervals, with one refit for all the windows). Those err
 each series' scale at the origin (in-sample mean |y_t - y_(t-24)| over the 336 hours before it)
 give empirical quantiles per horizon step, pooled over series and origins (and over nearby
 steps when the panel is small); ``predict`` widens them by ``models.intervals``. Neither the
-scored model nor the calibration model reads the last `horizon` hours' values. A history too short for that many
-origins gets as many as it allows; one too short for any is calibrated on the held-out hours
-instead, and the model's notes (stored with it, shown in the registry's note) say which was
+scored model nor the calibration model reads the last `horizon` hours' values. A history too
+short for that many origins gets as many as it allows; one too short for any is calibrated on
+the held-out hours instead, and the model's notes (stored with it, shown in the registry's note) say which was
 done. The final forecast uses the served model with features from the full history, so the
 newest observation is always used: `predict` is the cheap hourly path (no refit).
 
