@@ -29,9 +29,9 @@ give empirical quantiles per horizon step, pooled over series and origins (and o
 steps when the panel is small); ``predict`` widens them by ``models.intervals``. Neither the
 scored model nor the calibration model reads the last `horizon` hours' values. A history too
 short for that many origins gets as many as it allows; one too short for any is calibrated on
-the held-out hours instead, and the model's notes (stored with it, shown in the registry's note) say which was
-done. The final forecast uses the served model with features from the full history, so the
-newest observation is always used: `predict` is the cheap hourly path (no refit).
+the held-out hours instead, and the model's notes (stored with it, shown in the registry's
+note) say which was done. The final forecast uses the served model with features from the full
+history, so the newest observation is always used: `predict` is the cheap hourly path (no refit).
 
 Gaps: each series is put on a regular hourly grid from its first to its last timestamp; missing
 or null values are filled from the past only (``models.hourly.fill_gaps``); duplicate
