@@ -5,10 +5,12 @@ on validation windows, for each widening factor of the upper and the lower side.
 
 Each WORKDIR is one run of ``m4_product.py --validation`` or ``steam_heldout.py --validation``
 (its ``f.csv`` and database are read; nothing is run again). A served bound ``b`` around the
-point forecast ``yhat`` becomes ``yhat + c * (b - yhat)`` (lower bounds clipped at 0), the way
-``models.intervals.widen`` serves it, so one run prices every factor. The factors are chosen here,
-on validation windows only (docs/forecasting.md "Validation protocol"); the test parts are scored
-afterwards with the chosen factors frozen.
+point forecast ``yhat`` becomes ``yhat + c * (b - yhat)`` (lower bounds clipped at 0), so one
+run prices every factor. The product does not widen yet: a chosen factor would scale the
+conformal quantiles where they are applied (``models.selection.apply_conformal``,
+``models.global_gbm.predict``). Factors are chosen here, on validation windows only
+(docs/forecasting.md "Validation protocol"); the test parts are scored afterwards with the
+chosen factors frozen.
 """
 
 from __future__ import annotations

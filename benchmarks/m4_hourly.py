@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--leaves", type=int, default=None, help="LightGBM num_leaves")
     ap.add_argument("--learning-rate", type=float, default=None, help="LightGBM learning rate")
     ap.add_argument(
-        "--refit", choices=("yes", "no"), default=None, help="serve a model retrained on all hours"
+        "--refit", action=argparse.BooleanOptionalAction, help="serve a refit on all hours"
     )
     ap.add_argument(
         "--validation",
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "objective": args.objective,
         "num_leaves": args.leaves,
         "learning_rate": args.learning_rate,
-        "refit": None if args.refit is None else args.refit == "yes",
+        "refit": args.refit,
     }
     config = global_gbm.GBMConfig(**{k: v for k, v in overrides.items() if v is not None})
     results = []

@@ -26,7 +26,7 @@ the last ending where the held-out hours begin (the cross-validation calibration
 mlforecast's conformal intervals, with one refit for all the windows). Those errors divided by
 each series' scale at the origin (in-sample mean |y_t - y_(t-24)| over the 336 hours before it)
 give empirical quantiles per horizon step, pooled over series and origins (and over nearby
-steps when the panel is small); ``predict`` widens them by ``models.intervals``. Neither the
+steps when the panel is small). Neither the
 scored model nor the calibration model reads the last `horizon` hours' values. A history too
 short for that many origins gets as many as it allows; one too short for any is calibrated on
 the held-out hours instead, and the model's notes (stored with it, shown in the registry's
@@ -60,7 +60,6 @@ import polars as pl
 
 from models.baselines import seasonal_naive
 from models.hourly import fill_gaps, to_hourly
-from models.intervals import widen
 
 log = logging.getLogger(__name__)
 
@@ -456,10 +455,10 @@ def predict(
             "yhat": f,
         }
         for lv, lo, hi in probs:
-            cols[f"lo_{lv}"] = f + s * widen(quant[lo][:h], lo)
-            cols[f"hi_{lv}"] = f + s * widen(quant[hi][:h], hi)
-        cols["q90"] = f + s * widen(quant[0.9][:h], 0.9)
-        cols["yhat_lower"] = f + s * widen(quant[0.1][:h], 0.1)
+            cols[f"lo_{lv}"] = f + s * quant[lo][:h]
+            cols[f"hi_{lv}"] = f + s * quant[hi][:h]
+        cols["q90"] = f + s * quant[0.9][:h]
+        cols["yhat_lower"] = f + s * quant[0.1][:h]
         cols["yhat_upper"] = cols["q90"]
         cols["model"] = [model] * h
         frames.append(pl.DataFrame(cols))

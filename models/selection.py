@@ -41,7 +41,6 @@ import pandas as pd
 from models.accuracy import coverage, mase, mase_scale, smape
 from models.baselines import MSTLForecaster, SeasonalNaive, regularize
 from models.hourly import DAY
-from models.intervals import widen
 from models.prophet_model import ProphetForecaster, event_overlay, remove_events
 
 MIN_HISTORY_HOURS = 48
@@ -389,9 +388,9 @@ def apply_conformal(
     yhat = out["yhat"].to_numpy(dtype=float)
     n = len(yhat)
 
-    def q(p: float) -> np.ndarray:  # widened where it is applied (models.intervals)
+    def q(p: float) -> np.ndarray:
         vals = np.asarray(cal[repr(p)], dtype=float)
-        return widen(vals[np.minimum(np.arange(n), vals.size - 1)], p)
+        return vals[np.minimum(np.arange(n), vals.size - 1)]
 
     lower, upper = yhat + scale * q(0.1), yhat + scale * q(0.9)
     out["yhat_lower"] = np.minimum(lower, yhat)
