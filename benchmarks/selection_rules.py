@@ -146,6 +146,45 @@ def within(ratio: float, k: int, power: float = 1.0) -> Callable[[Cands, str], n
     return rule
 
 
+NAIVES = ("snaive24", "snaive168")
+
+
+def models_only(ratio: float, k: int, margin: float) -> Callable[[Cands, str], np.ndarray]:
+    """``within(ratio, k)`` over the candidates that are not seasonal naives; with fewer than
+    two of those, ``panel_unless(margin)``."""
+    comb, alone = within(ratio, k), panel_unless(margin)
+
+    def rule(c: Cands, chosen: str) -> np.ndarray:
+        models = {n: v for n, v in c.items() if n not in NAIVES}
+        if (
+            len(
+                [
+                    n
+                    for n in _by_cv(models)[:k]
+                    if models[n][0] <= (1 + ratio) * models[_by_cv(models)[0]][0]
+                ]
+            )
+            >= 2
+        ):
+            return comb(models, chosen)
+        return alone(c, chosen)
+
+    return rule
+
+
+def panel_unless_then(
+    margin: float, then: Callable[[Cands, str], np.ndarray]
+) -> Callable[[Cands, str], np.ndarray]:
+    """The panel model unless a local candidate is lower by more than ``margin``; then ``then``."""
+
+    def rule(c: Cands, chosen: str) -> np.ndarray:
+        if "global_gbm" in c and c[_by_cv(c)[0]][0] >= (1 - margin) * c["global_gbm"][0]:
+            return c["global_gbm"][1]
+        return then(c, chosen)
+
+    return rule
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = ap.add_mutually_exclusive_group(required=True)
@@ -166,6 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     rules |= {f"inverse-CV, best 3 within {r:.0%}": within(r, 3) for r in (0.1, 0.25, 0.5, 1.0)}
     rules |= {f"inverse-CV^2, best 3 within {r:.0%}": within(r, 3, 2) for r in (0.25, 0.5)}
     rules |= {"inverse-CV^2, best 3": within(1e9, 3, 2), "inverse-CV^4, best 3": within(1e9, 3, 4)}
+    rules |= {
+        f"models only within 100%, else global unless {m:.0%}": models_only(1.0, 3, m)
+        for m in (0.2, 0.3)
+    }
+    rules |= {
+        f"global unless {m:.0%} better, else combination": panel_unless_then(m, within(1.0, 3))
+        for m in (0.2, 0.3)
+    }
     act = {str(g): part for (g,), part in actuals.group_by("unique_id")}
     rows = []
     for label, rule in rules.items():

@@ -142,6 +142,11 @@ ENSEMBLES: dict[str, tuple[str, ...]] = {"ensemble": ("snaive24", "mstl", "proph
 COMBINATION = "combination"
 COMBINE_BEST = 3
 COMBINE_WITHIN = 1.0
+# Before the combination: a panel model (``extra_candidates``) is served alone unless a candidate's
+# CV MASE is more than PANEL_KEEP_MARGIN below its own (``kept_panel``). Chosen over the
+# combination everywhere on the same validation windows once the panel model was re-derived
+# (benchmarks/README.md, "The selection rule re-chosen with the new global model").
+PANEL_KEEP_MARGIN = 0.2
 LAST_RESORT = "snaive24"
 # Per-series candidates beside a panel model when the panel is large (cheap enough for 100s of
 # series); ``train_all(candidates=...)`` / ``fleetcast train --candidates`` override it.
@@ -590,8 +595,10 @@ def train_series(
             errors.setdefault(name, cand.error)
 
     champion, chain = choose_champion(results, order=[*(extra_candidates or {}), *per_origin])
-    combo = combination(results, chain, y, cuts, all_cuts, config)
-    if combo is not None:
+    kept = kept_panel(results, chain, list(extra_candidates or {}))
+    if kept is not None:
+        champion, chain = kept, [kept, *(n for n in chain if n != kept)]
+    elif (combo := combination(results, chain, y, cuts, all_cuts, config)) is not None:
         results[COMBINATION] = combo
         champion, chain = COMBINATION, [COMBINATION, *chain]
     for name, r in results.items():
@@ -606,6 +613,21 @@ def train_series(
         n_obs=len(hist),
         notes=notes,
     )
+
+
+def kept_panel(
+    results: Mapping[str, CandidateResult], chain: Sequence[str], panels: Sequence[str]
+) -> str | None:
+    """The panel candidate served alone: the first of ``panels`` with a model and a finite CV
+    MASE that no candidate of ``chain`` beats by more than ``PANEL_KEEP_MARGIN``; else None."""
+    scores = [results[n].cv_mase for n in chain if math.isfinite(results[n].cv_mase)]
+    for name in panels:
+        r = results.get(name)
+        if r is None or r.model is None or not math.isfinite(r.cv_mase) or r.error:
+            continue
+        if min(scores) >= (1 - PANEL_KEEP_MARGIN) * r.cv_mase:
+            return name
+    return None
 
 
 def choose_champion(

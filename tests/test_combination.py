@@ -15,6 +15,8 @@ from models.selection import (
     COMBINATION,
     COMBINE_BEST,
     COMBINE_WITHIN,
+    PANEL_KEEP_MARGIN,
+    CandidateResult,
     CVConfig,
     conformal,
     cv_cutoffs,
@@ -197,3 +199,39 @@ def test_with_fewer_than_two_scored_candidates_the_champion_serves_alone() -> No
     )
     assert two.champion == "snaive24" and COMBINATION not in two.candidates
     assert two.chain == ["snaive24", "raising"]
+
+
+def _panel(cv_mase: float) -> CandidateResult:
+    """A panel candidate scored elsewhere (as ``panel_candidate`` gives it), without CV points."""
+    return CandidateResult("global_gbm", {"kind": "global_gbm"}, cv_mase, cv_mase, 0.8, 2)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "served"),
+    [
+        (0.9, "global_gbm"),  # the panel is the best by CV
+        (0.999 / (1 - PANEL_KEEP_MARGIN), "global_gbm"),  # the best local is not 20% below it
+        (1.001 / (1 - PANEL_KEEP_MARGIN), "best local"),  # it is: the panel is a member with
+        # no CV points here, so no combination: the lowest CV MASE serves alone
+        (3.0, COMBINATION),  # far behind: the locals' combination
+    ],
+)
+def test_a_panel_model_is_served_alone_unless_a_local_one_is_20_percent_better(
+    trained, ratio: float, served: str
+) -> None:
+    history, fcs, plain = trained
+    scores = {n: r.cv_mase for n, r in plain.candidates.items() if n != COMBINATION}
+    best = min(scores.values())
+    served = min(scores, key=lambda n: scores[n]) if served == "best local" else served
+    training = train_series(
+        history,
+        forecasters=fcs,
+        ensembles={},
+        extra_candidates={"global_gbm": _panel(best * ratio)},
+    )
+    assert training.champion == served and training.chain[0] == served
+    assert "global_gbm" in training.chain
+    if served == "global_gbm":  # kept: no combination is built, the locals follow by CV
+        assert COMBINATION not in training.candidates
+        rest = [n for n in training.chain if n != "global_gbm"]
+        assert rest == sorted(rest, key=lambda n: training.candidates[n].cv_mase)
