@@ -110,16 +110,19 @@ def top_median(k: int) -> Callable[[Cands, str], np.ndarray]:
     return lambda c, chosen: np.median([c[n][1] for n in _by_cv(c)[:k]], axis=0)
 
 
-def panel_unless(margin: float) -> Callable[[Cands, str], np.ndarray]:
-    """The panel model unless a local candidate's CV MASE is lower by more than ``margin``."""
+def panel_unless(
+    margin: float, then: Callable[[Cands, str], np.ndarray] | None = None
+) -> Callable[[Cands, str], np.ndarray]:
+    """The panel model unless a local candidate's CV MASE is lower by more than ``margin``; then
+    ``then`` (default: that candidate alone)."""
 
     def rule(c: Cands, chosen: str) -> np.ndarray:
         if "global_gbm" not in c:
             return champion(c, chosen)
         best = _by_cv(c)[0]
-        if c[best][0] < (1 - margin) * c["global_gbm"][0]:
-            return c[best][1]
-        return c["global_gbm"][1]
+        if c[best][0] >= (1 - margin) * c["global_gbm"][0]:
+            return c["global_gbm"][1]
+        return c[best][1] if then is None else then(c, chosen)
 
     return rule
 
@@ -151,36 +154,15 @@ NAIVES = ("snaive24", "snaive168")
 
 def models_only(ratio: float, k: int, margin: float) -> Callable[[Cands, str], np.ndarray]:
     """``within(ratio, k)`` over the candidates that are not seasonal naives; with fewer than
-    two of those, ``panel_unless(margin)``."""
+    two of those qualifying, ``panel_unless(margin)``."""
     comb, alone = within(ratio, k), panel_unless(margin)
 
     def rule(c: Cands, chosen: str) -> np.ndarray:
         models = {n: v for n, v in c.items() if n not in NAIVES}
-        if (
-            len(
-                [
-                    n
-                    for n in _by_cv(models)[:k]
-                    if models[n][0] <= (1 + ratio) * models[_by_cv(models)[0]][0]
-                ]
-            )
-            >= 2
-        ):
+        names = _by_cv(models)[:k]
+        if len([n for n in names if models[n][0] <= (1 + ratio) * models[names[0]][0]]) >= 2:
             return comb(models, chosen)
         return alone(c, chosen)
-
-    return rule
-
-
-def panel_unless_then(
-    margin: float, then: Callable[[Cands, str], np.ndarray]
-) -> Callable[[Cands, str], np.ndarray]:
-    """The panel model unless a local candidate is lower by more than ``margin``; then ``then``."""
-
-    def rule(c: Cands, chosen: str) -> np.ndarray:
-        if "global_gbm" in c and c[_by_cv(c)[0]][0] >= (1 - margin) * c["global_gbm"][0]:
-            return c["global_gbm"][1]
-        return then(c, chosen)
 
     return rule
 
@@ -210,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in (0.2, 0.3)
     }
     rules |= {
-        f"global unless {m:.0%} better, else combination": panel_unless_then(m, within(1.0, 3))
+        f"global unless {m:.0%} better, else combination": panel_unless(m, within(1.0, 3))
         for m in (0.2, 0.3)
     }
     act = {str(g): part for (g,), part in actuals.group_by("unique_id")}

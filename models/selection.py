@@ -625,7 +625,7 @@ def kept_panel(
         r = results.get(name)
         if r is None or r.model is None or not math.isfinite(r.cv_mase) or r.error:
             continue
-        if min(scores) >= (1 - PANEL_KEEP_MARGIN) * r.cv_mase:
+        if min(scores, default=r.cv_mase) >= (1 - PANEL_KEEP_MARGIN) * r.cv_mase:
             return name
     return None
 
