@@ -26,7 +26,12 @@ the last ending where the held-out hours begin (the cross-validation calibration
 mlforecast's conformal intervals, with one refit for all the windows). Those errors divided by
 each series' scale at the origin (in-sample mean |y_t - y_(t-24)| over the 336 hours before it)
 give empirical quantiles per horizon step, pooled over series and origins (and over nearby
-steps when the panel is small). Neither the
+steps when the panel is small). With `GBMConfig.normalise`, each series' errors are first divided
+by its difficulty, the mean |scaled error| of its own calibration windows (each window divided by
+the difficulty of the series' other windows, so the pooled quantiles are not made narrow by the
+errors they are computed from), and the served interval is the pooled quantile times the
+series' difficulty: a series the model forecasts well gets a narrower interval than one it
+forecasts badly, at the same pooled coverage (normalised conformal). Neither the
 scored model nor the calibration model reads the last `horizon` hours' values. A history too
 short for that many origins gets as many as it allows; one too short for any is calibrated on
 the held-out hours instead, and the model's notes (stored with it, shown in the registry's
@@ -108,6 +113,8 @@ class GBMConfig:
     # serve a model retrained on the whole history, held-out hours included; the CV windows
     # are still scored with the one trained without them (``FittedGBM.held_out``)
     refit: bool = True  # chosen on M4 validation windows (benchmarks/README.md)
+    # per-series normalised intervals (module docstring)
+    normalise: bool = True
 
 
 @dataclass
@@ -128,6 +135,10 @@ class FittedGBM:
     # with ``GBMConfig.refit``: the booster trained without the last ``horizon`` hours, the one
     # the CV windows inside them are scored with (``booster`` then read them); not stored
     held_out: lgb.Booster | None = field(default=None, repr=False)
+    # ``GBMConfig.normalise``: each series' interval multiplier (by unique_id) and the one for a
+    # series without calibration windows; empty / 1.0 for pooled quantiles
+    difficulty: dict[str, float] = field(default_factory=dict)
+    difficulty_default: float = 1.0
 
     def scored(self) -> FittedGBM:
         """The model the CV windows are scored with: the held-out one when ``booster`` is a
@@ -272,13 +283,16 @@ def fit(
     if booster is None:
         return FittedGBM(None, horizon, season, {}, nonneg, 0, ["too little history to train"])
     fitted = FittedGBM(booster, horizon, season, {}, nonneg, len(usable))
-    errs, how, early = _calibration_errors(before, horizon, season, nonneg, cfg, n_jobs, seed)
+    errs, owners, how, early = _calibration_errors(
+        before, horizon, season, nonneg, cfg, n_jobs, seed
+    )
     fitted.early = {k: e for k, e in zip(usable, early, strict=True) if e}
     if not errs:  # too short for an earlier span: the held-out hours, said so in the notes
-        for v in usable.values():
+        for i, v in enumerate(usable.values()):
             f = _predict_one(fitted, v[:-horizon])
             if f is not None:
                 errs.append((v[-horizon:] - f) / _scale(v[:-horizon], season))
+                owners.append(i)
         how = (
             f"intervals calibrated on the held-out last {horizon} h ({len(errs)} windows): too "
             "little history for an earlier calibration span, so coverage measured on those "
@@ -286,7 +300,17 @@ def fit(
         )
     if errs:
         small = len(usable) < cfg.small_panel_series
-        fitted.quantiles = _step_quantiles(np.stack(errs), small=small)
+        e = np.stack(errs)
+        if cfg.normalise:
+            per_series, per_window, default = difficulty(e, np.asarray(owners), len(usable))
+            e = e / per_window[:, None]
+            names = list(usable)
+            fitted.difficulty = {
+                names[i]: float(d) for i, d in enumerate(per_series) if np.isfinite(d)
+            }
+            fitted.difficulty_default = default
+            how += "; normalised by each series' own calibration error"
+        fitted.quantiles = _step_quantiles(e, small=small)
         fitted.notes.append(how)
     else:
         fitted.notes.append("no calibration window: intervals from seasonal naive errors")
@@ -335,10 +359,10 @@ def _calibration_errors(
     cfg: GBMConfig,
     n_jobs: int | None,
     seed: int,
-) -> tuple[list[np.ndarray], str, list[dict[int, np.ndarray]]]:
-    """Scaled errors of a model trained before the calibration span, at its origins, and its
-    forecasts per series of `before` (hours before the full series' end at the origin ->
-    forecast).
+) -> tuple[list[np.ndarray], list[int], str, list[dict[int, np.ndarray]]]:
+    """Scaled errors of a model trained before the calibration span, at its origins, the index
+    in `before` of each error's series, and the model's forecasts per series of `before` (hours
+    before the full series' end at the origin -> forecast).
 
     `before`: each series without its held-out hours. The span is the last
     ``horizon + calibration_step * (calibration_origins - 1)`` hours of it; the calibration
@@ -353,23 +377,60 @@ def _calibration_errors(
         if booster is not None:
             break
     else:
-        return [], "", [{} for _ in before]
+        return [], [], "", [{} for _ in before]
     model = FittedGBM(booster, horizon, season, {}, nonneg)
-    errs, early = [], []
-    for v in before:
+    errs, owners, early = [], [], []
+    for i, v in enumerate(before):
         mine: dict[int, np.ndarray] = {}
         for j in range(k):
             cut = len(v) - span + j * step  # the origin: forecasts v[cut : cut + horizon]
             f = _predict_one(model, v[:cut]) if cut >= MIN_HISTORY else None
             if f is not None:
                 errs.append((v[cut : cut + horizon] - f) / _scale(v[:cut], season))
+                owners.append(i)
                 mine[len(v) + horizon - cut] = f
         early.append(mine)
     how = (
         f"intervals calibrated on {len(errs)} windows of {horizon} h ({k} origins {step} h "
         f"apart, before the held-out last {horizon} h) forecast by a model trained before them"
     )
-    return errs, how, early
+    return errs, owners, how, early
+
+
+# a difficulty is never below this share of the panel's median (a series' few calm windows do not
+# give it an interval of nearly zero width)
+DIFFICULTY_FLOOR = 0.1
+
+
+def difficulty(
+    errors: np.ndarray, owners: np.ndarray, n_series: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-series interval multipliers from calibration errors (windows x steps, scaled).
+
+    Returns (the difficulty of each of `n_series` series: the mean |error| over its windows, NaN
+    for a series without any; each window's divisor: the mean over the *other* windows of its
+    series, or the panel's median difficulty for a series with one window; that median, the
+    multiplier for a series without windows). Every value is at least `DIFFICULTY_FLOOR` times
+    the median, and 1.0 replaces a median that is zero or not finite."""
+    e = np.abs(np.atleast_2d(np.asarray(errors, dtype=float)))
+    owners = np.asarray(owners, dtype=int)
+    per_window = np.nanmean(e, axis=1) if e.size else np.zeros(0)
+    total = np.bincount(owners, weights=np.nan_to_num(per_window), minlength=n_series)
+    count = np.bincount(owners, weights=np.isfinite(per_window), minlength=n_series)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_series = np.where(count > 0, total / count, np.nan)
+        others = count[owners] - np.isfinite(per_window)
+        loo = (total[owners] - np.nan_to_num(per_window)) / others
+    median = float(np.nanmedian(per_series)) if np.isfinite(per_series).any() else 1.0
+    if not np.isfinite(median) or median <= 0:
+        median = 1.0
+    floor = DIFFICULTY_FLOOR * median
+    loo = np.where((others > 0) & np.isfinite(loo), loo, median)
+    return (
+        np.where(np.isfinite(per_series), np.maximum(per_series, floor), np.nan),
+        np.maximum(loo, floor),
+        median,
+    )
 
 
 _PROBS = (0.025, 0.05, 0.1, 0.25, 0.75, 0.9, 0.95, 0.975)
@@ -441,13 +502,14 @@ def predict(
         f = _predict_one(fitted, y)
         model = MODEL_NAME
         quant = fitted.quantiles
+        s = _scale(y, fitted.season) * fitted.difficulty.get(uid, fitted.difficulty_default)
         if f is None or not quant:
             if f is None:
                 f = seasonal_naive(y, fitted.horizon, fitted.season)
                 model = FALLBACK_NAME
             quant = _snaive_quantiles(y, fitted.horizon, fitted.season)
+            s = _scale(y, fitted.season)
         f = f[:h]
-        s = _scale(y, fitted.season)
         last = start + timedelta(hours=len(y) - 1)
         cols: dict[str, object] = {
             "unique_id": [uid] * h,
@@ -554,6 +616,8 @@ def dumps(fitted: FittedGBM) -> str:
         "n_series_trained": fitted.n_series_trained,
         "notes": list(fitted.notes),
         "quantiles": {repr(p): [float(v) for v in q] for p, q in fitted.quantiles.items()},
+        "difficulty": dict(fitted.difficulty),
+        "difficulty_default": float(fitted.difficulty_default),
         "booster": None if fitted.booster is None else fitted.booster.model_to_string(),
     }
     return json.dumps(body, sort_keys=True)
@@ -578,4 +642,7 @@ def loads(text: str) -> FittedGBM:
         nonneg=bool(body["nonneg"]),
         n_series_trained=int(body["n_series_trained"]),
         notes=list(body.get("notes") or []),
+        # absent in models written before normalised intervals: pooled quantiles, multiplier 1
+        difficulty={str(k): float(v) for k, v in (body.get("difficulty") or {}).items()},
+        difficulty_default=float(body.get("difficulty_default", 1.0)),
     )

@@ -176,9 +176,11 @@ def test_intervals_are_calibrated_on_windows_before_the_held_out_hours(
     assert a.quantiles.keys() == b.quantiles.keys() and a.quantiles
     for p in a.quantiles:
         np.testing.assert_array_equal(a.quantiles[p], b.quantiles[p])
+    assert a.difficulty == b.difficulty and len(a.difficulty) == 4
     assert a.notes == [
         f"intervals calibrated on {4 * origins} windows of 48 h ({origins} origins 24 h apart, "
-        "before the held-out last 48 h) forecast by a model trained before them",
+        "before the held-out last 48 h) forecast by a model trained before them; normalised by "
+        "each series' own calibration error",
         "served model retrained with the held-out last 48 h",
     ]
 
@@ -217,3 +219,73 @@ def test_too_short_for_an_earlier_calibration_window_is_said() -> None:
     assert refit == "served model retrained with the held-out last 48 h"
     assert note.startswith("intervals calibrated on the held-out last 48 h (4 windows)")
     assert "optimistic" in note
+
+
+def test_difficulty_divides_each_window_by_its_series_other_windows() -> None:
+    """Series 0 has windows of mean |error| 1 and 3, series 1 one window of 2, series 2 none: the
+    served multipliers are 2, 2 and the median 2 (NaN marks "no windows"); window 0 is divided by
+    3 (its series' other window), window 1 by 1, and series 1's only window by the median."""
+    errors = np.array([[1.0, -1.0], [3.0, -3.0], [-2.0, 2.0]])
+    per_series, per_window, default = global_gbm.difficulty(errors, np.array([0, 0, 1]), 3)
+    np.testing.assert_array_equal(per_series[:2], [2.0, 2.0])
+    assert np.isnan(per_series[2])
+    np.testing.assert_array_equal(per_window, [3.0, 1.0, 2.0])
+    assert default == 2.0
+
+
+def test_difficulty_is_floored_at_a_share_of_the_median() -> None:
+    """A series whose calibration windows were forecast perfectly does not get a zero-width
+    interval; an all-zero panel gets multiplier 1."""
+    errors = np.array([[0.0, 0.0], [0.0, 0.0], [2.0, 2.0], [2.0, 2.0], [4.0, 4.0], [4.0, 4.0]])
+    per_series, per_window, default = global_gbm.difficulty(errors, np.repeat([0, 1, 2], 2), 3)
+    assert default == 2.0
+    floor = global_gbm.DIFFICULTY_FLOOR * 2.0
+    np.testing.assert_array_equal(per_series, [floor, 2.0, 4.0])
+    assert per_window.min() == floor
+    _, _, none = global_gbm.difficulty(np.zeros((2, 3)), np.array([0, 1]), 2)
+    assert none == 1.0
+
+
+def _calm_and_noisy(n_each: int, n: int = 600) -> dict[str, np.ndarray]:
+    """Two kinds of series of one scale: a strong weekly pattern with little noise (the model
+    forecasts it far better than a day-ago value does) and a flat level with large iid noise
+    (nothing to forecast)."""
+    t = np.arange(n)
+    weekly = (1 + 0.6 * np.sin(2 * np.pi * t / 168)) * (1 + 0.5 * np.sin(2 * np.pi * t / 24))
+    out = {}
+    for i in range(n_each):
+        rng = np.random.default_rng(100 + i)
+        out[f"calm{i}"] = 100 * weekly * rng.lognormal(0, 0.03, n)
+        out[f"noisy{i}"] = np.maximum(100 + 40 * rng.standard_normal(n), 0.0)
+    return out
+
+
+def _held_out_q90_coverage(fitted: global_gbm.FittedGBM, arrays: dict[str, np.ndarray]) -> dict:
+    scored = fitted.scored()
+    past = {k: (T0, v[:-H]) for k, v in arrays.items()}
+    fc = global_gbm.predict(scored, past, H)
+    out: dict[str, list[float]] = {"calm": [], "noisy": []}
+    for uid, v in arrays.items():
+        q90 = fc.filter(pl.col("unique_id") == uid).sort("ds")["q90"].to_numpy()
+        out[uid.rstrip("0123456789")].append(float(np.mean(v[-H:] <= q90)))
+    return {k: float(np.mean(c)) for k, c in out.items()}
+
+
+def test_normalised_intervals_cover_calm_and_noisy_series_alike() -> None:
+    """Pooled over a panel, one set of scaled quantiles over-covers the series the model forecasts
+    well and under-covers the ones it cannot: the pooled q90 covers the calm series' held-out
+    hours nearly always and the noisy ones' well below 90%. Normalised by each series' own
+    calibration error, both kinds are covered near 90%, with a far narrower calm interval."""
+    arrays = _calm_and_noisy(8)
+    pooled = global_gbm.fit(arrays, H, n_jobs=1, config=replace(FAST, normalise=False))
+    normal = global_gbm.fit(arrays, H, n_jobs=1, config=replace(FAST, normalise=True))
+    assert pooled.difficulty == {} and len(normal.difficulty) == 16
+    calm = np.mean([d for k, d in normal.difficulty.items() if k.startswith("calm")])
+    noisy = np.mean([d for k, d in normal.difficulty.items() if k.startswith("noisy")])
+    assert noisy > 2 * calm
+    before, after = _held_out_q90_coverage(pooled, arrays), _held_out_q90_coverage(normal, arrays)
+    assert before["calm"] > 0.97 and before["noisy"] < 0.85
+    assert 0.84 <= after["calm"] <= 0.96 and 0.84 <= after["noisy"] <= 0.96
+    stored = global_gbm.loads(global_gbm.dumps(normal))
+    assert stored.difficulty == normal.difficulty
+    assert stored.difficulty_default == normal.difficulty_default

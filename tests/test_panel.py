@@ -132,7 +132,7 @@ def test_panel_cv_has_no_look_ahead() -> None:
     for key in keys:  # the point forecast at the first cut, what CV MASE scores there
         first_a, first_b = a.scores[key].result.cv_points, b.scores[key].result.cv_points
         np.testing.assert_array_equal(first_a[HOURS - 48], first_b[HOURS - 48])
-    fa = _panel_forecast_from(global_gbm.loads(a.model_json))
+    fa = _panel_forecast_from(global_gbm.loads(a.model_json), keys[0].label())
     assert all(np.isfinite(s.result.cv_mase) for s in a.scores.values())
     assert a.scores[keys[0]].result.cv_mase != b.scores[keys[0]].result.cv_mase  # actuals differ
     late = panel_candidate(PANEL, {}, hist[keys[0]], fa, config=cv, earliest_cutoff=HOURS - 24)  # type: ignore[arg-type]

@@ -181,11 +181,14 @@ def _why(training: SeriesTraining) -> str:
     return text + f", {first.origins} CV origins)"
 
 
-def _panel_forecast_from(fitted: global_gbm.FittedGBM) -> object:
+def _panel_forecast_from(fitted: global_gbm.FittedGBM, label: str) -> object:
+    """The panel model's forecasts for the series `label` (its interval multiplier) from a
+    history cut at any hour."""
+
     def forecast_from(past: pd.DataFrame, horizon: int) -> pd.DataFrame:
         start = pd.Timestamp(past["ds"].iloc[0]).to_pydatetime()
         y = past["y"].to_numpy(dtype=float)
-        out = global_gbm.predict(fitted, {"s": (start, y)}, horizon)
+        out = global_gbm.predict(fitted, {label: (start, y)}, horizon)
         if out["model"][0] != global_gbm.MODEL_NAME:
             raise ValueError(f"panel model could not forecast ({out['model'][0]} instead)")
         return panel_frame(out)
@@ -239,14 +242,14 @@ def _fit_panel(
         f"{'; '.join(fitted.notes)}); local candidates: {local}"
     )
     fit = PanelFit(metric, text, fitted.n_series_trained, horizon, 0.0, note)
-    forecast_from = _panel_forecast_from(fitted.scored())  # the model the CV hours were held from
+    scored = fitted.scored()  # the model the CV hours were held from
     for key, hist in histories.items():
         n = len(arrays[key])
         result = panel_candidate(
             PANEL,
             {"kind": PANEL},  # completed with the panel id when stored
             hist,
-            forecast_from,  # type: ignore[arg-type]
+            _panel_forecast_from(scored, key.label()),  # type: ignore[arg-type]
             config=cv,
             earliest_cutoff=n - horizon,
             early=fitted.early.get(key.label()),
