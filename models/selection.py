@@ -187,6 +187,8 @@ class CandidateResult:
     # before it -> the next ``horizon`` hours), scored or calibration-only. For the combination's
     # CV; not stored.
     cv_points: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    # share of actuals at or below the 0.9 quantile (the bound capacity reads) in CV
+    cv_coverage_q90: float = math.nan
 
 
 @dataclass
@@ -332,7 +334,8 @@ def combination(
         frames.append(pd.DataFrame({"yhat": point, "yhat_lower": point, "yhat_upper": point,
                                     "yhat_q90": point}))  # fmt: skip
     actuals = [y[c : c + h] for c in cuts]
-    cal, loo = _calibration(frames, actuals, [mase_scale(y[:c], config.season) for c in cuts])
+    scales = [mase_scale(y[:c], config.season) for c in cuts]
+    cal, loo, loo90 = _calibration(frames, actuals, scales)
     scores = [_score(f, y[c : c + h], y[:c], config.season)
               for c, f in zip(cuts, frames, strict=True) if c in scored]  # fmt: skip
     model: dict[str, Any] = {"kind": COMBINATION, "members": members, "weights": weights}
@@ -346,18 +349,29 @@ def combination(
         cv_coverage=loo,
         origins=len(scores),
         origin_mase=[float(v[0]) for v in scores],
+        cv_coverage_q90=loo90,
     )
 
 
-def _score(
-    frame: pd.DataFrame, actual: np.ndarray, insample: np.ndarray, season: int
-) -> tuple[float, float, float]:
+Score = tuple[float, float, float, float]  # MASE, sMAPE, coverage of the 80% interval and of q90
+
+
+def _score(frame: pd.DataFrame, actual: np.ndarray, insample: np.ndarray, season: int) -> Score:
     f = frame["yhat"].to_numpy(dtype=float)
     return (
         mase(actual, f, mase_scale(insample, season)),
         smape(actual, f),
         coverage(actual, frame["yhat_lower"].to_numpy(), frame["yhat_upper"].to_numpy()),
+        _q90_coverage(actual, frame),
     )
+
+
+def _q90_coverage(actual: np.ndarray, frame: pd.DataFrame) -> float:
+    """Share of the finite actuals at or below the frame's ``yhat_q90``."""
+    a = np.asarray(actual, dtype=float)
+    q = frame["yhat_q90"].to_numpy(dtype=float)[: a.size]
+    ok = np.isfinite(a) & np.isfinite(q)
+    return float(np.mean(a[ok] <= q[ok])) if ok.any() else math.nan
 
 
 # Conformal intervals: quantiles of a candidate's own CV errors (scaled by the series' MASE scale at
@@ -409,23 +423,27 @@ def apply_conformal(
 
 def _calibration(
     frames: Sequence[pd.DataFrame], actuals: Sequence[np.ndarray], scales: Sequence[float]
-) -> tuple[dict[str, list[float]] | None, float]:
+) -> tuple[dict[str, list[float]] | None, float, float]:
     """(conformal quantiles from every origin's errors, leave-one-origin-out coverage of the
-    80% interval: each origin's interval calibrated on the other origins' errors only)."""
+    80% interval and of q90: each origin's interval calibrated on the other origins' errors
+    only)."""
     ok = [i for i, s in enumerate(scales) if math.isfinite(s)]
     if not ok:
-        return None, math.nan
+        return None, math.nan, math.nan
     errors = np.stack(
         [(actuals[i] - frames[i]["yhat"].to_numpy(dtype=float)) / scales[i] for i in ok]
     )
-    covered = []
+    covered, below = [], []
     for j, i in enumerate(ok):
         if len(ok) < 2:
             break
         cal = conformal(np.delete(errors, j, axis=0))
         f = apply_conformal(frames[i], cal, scales[i], nonnegative=False)
         covered.append(coverage(actuals[i], f["yhat_lower"].to_numpy(), f["yhat_upper"].to_numpy()))
-    return conformal(errors), float(np.mean(covered)) if covered else math.nan
+        below.append(_q90_coverage(actuals[i], f))
+    if not covered:
+        return conformal(errors), math.nan, math.nan
+    return conformal(errors), float(np.mean(covered)), float(np.nanmean(below))
 
 
 def _forecasters(names: Sequence[str] | None) -> dict[str, Forecaster]:
@@ -448,7 +466,7 @@ class _Origin:
         name: str,
         got: pd.DataFrame | Exception,
         per_origin: dict[str, list[pd.DataFrame | None]],
-        scores: dict[str, list[tuple[float, float, float]]],
+        scores: dict[str, list[Score]],
         errors: dict[str, str],
     ) -> None:
         """Record a candidate's forecast at this origin (scored if the origin is), or its
@@ -514,7 +532,7 @@ def train_series(
         )
 
     per_origin: dict[str, list[pd.DataFrame | None]] = {n: [] for n in [*cands, *variants, *ens]}
-    scores: dict[str, list[tuple[float, float, float]]] = {n: [] for n in per_origin}
+    scores: dict[str, list[Score]] = {n: [] for n in per_origin}
     errors: dict[str, str] = {}
     all_cuts = [*calib_only, *cuts]
     for cut in all_cuts:
@@ -566,9 +584,10 @@ def train_series(
         failed = name in errors or (cuts and len(s) < len(cuts))
         frames = per_origin[name]
         cv_cov = math.nan if not s else float(np.mean([v[2] for v in s]))
+        cv_q90 = math.nan if not s else float(np.nanmean([v[3] for v in s]))
         ok = [i for i, f in enumerate(frames) if f is not None]
         if model is not None and cuts and not failed and ok:
-            cal, loo = _calibration(
+            cal, loo, loo90 = _calibration(
                 [frames[i] for i in ok],  # type: ignore[misc]
                 [cv_actuals[i] for i in ok],
                 [cv_scales[i] for i in ok],
@@ -576,6 +595,7 @@ def train_series(
             if cal is not None:
                 model = {**model, "conformal": cal}
                 cv_cov = loo if math.isfinite(loo) else cv_cov
+                cv_q90 = loo90 if math.isfinite(loo90) else cv_q90
         results[name] = CandidateResult(
             name=name,
             model=model,
@@ -586,6 +606,7 @@ def train_series(
             error=errors.get(name),
             origin_mase=[float(v[0]) for v in s],
             cv_points={all_cuts[i]: frames[i]["yhat"].to_numpy(dtype=float) for i in ok},  # type: ignore[index]
+            cv_coverage_q90=cv_q90,
         )
     for name, score in (extra_scores or {}).items():
         results[name] = CandidateResult(name, None, float(score), math.nan, math.nan, len(cuts))
@@ -759,7 +780,7 @@ def panel_candidate(
     hist = regularize(history)
     y = hist["y"].to_numpy(dtype=float)
     cuts = cv_cutoffs(len(hist), config)
-    scores: list[tuple[float, float, float]] = []
+    scores: list[Score] = []
     points: dict[int, np.ndarray] = {}
     for back, f in (early or {}).items():
         if len(hist) - back >= config.min_train and len(f) >= config.horizon:
@@ -791,4 +812,5 @@ def panel_candidate(
         error=error,
         origin_mase=[float(v[0]) for v in scores],
         cv_points=points if ok else {},
+        cv_coverage_q90=float(np.nanmean([v[3] for v in scores])) if scores else math.nan,
     )

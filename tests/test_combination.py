@@ -145,6 +145,7 @@ def test_its_interval_is_calibrated_on_its_errors_at_all_six_origins(trained) ->
     for p in ("0.05", "0.1", "0.9", "0.95"):
         np.testing.assert_allclose(model["conformal"][p], want[p])
     assert 0.0 < combo.cv_coverage <= 1.0  # leave-one-origin-out, as for every candidate
+    assert 0.0 < combo.cv_coverage_q90 <= 1.0
 
 
 def test_a_member_that_cannot_forecast_is_left_out_and_one_member_left_falls_back(trained) -> None:

@@ -53,7 +53,7 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def cand(name: str, model: dict | None, mase: float, error: str | None = None) -> CandidateResult:
-    return CandidateResult(name, model, mase, mase * 10, 0.9, 2, error)
+    return CandidateResult(name, model, mase, mase * 10, 0.9, 2, error, cv_coverage_q90=mase + 0.3)
 
 
 def training(*, champion: str = "snaive24", notes: list[str] | None = None) -> SeriesTraining:
@@ -171,6 +171,8 @@ def test_store_training_one_row_per_candidate(con: duckdb.DuckDBPyConnection) ->
     assert stored[("prophet", 1)]["cv_smape"] is None  # inf is stored as null
     assert stored[("snaive168", 1)]["cv_smape"] == pytest.approx(7.0)
     assert stored[("snaive168", 1)]["cv_coverage"] == pytest.approx(0.9)
+    assert stored[("snaive168", 1)]["cv_coverage_q90"] == pytest.approx(1.0)
+    assert stored[("prophet", 1)]["cv_coverage_q90"] is None  # inf is stored as null
     assert {k: stored[(k, 1)]["note"] for k in t.candidates} == {
         "snaive24": "short history; prophet failed",  # the champion carries the notes
         "snaive168": None,

@@ -248,6 +248,7 @@ def store_training(
                 "train_run": train_run,
                 "cv_smape": _finite(cand.cv_smape),
                 "cv_coverage": _finite(cand.cv_coverage),
+                "cv_coverage_q90": _finite(cand.cv_coverage_q90),
                 "hmac": model_mac(mac_key, text),
             },
         ).fetchall()

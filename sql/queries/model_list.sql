@@ -1,9 +1,10 @@
 -- model_list: the registry for `fleetcast models`: newest first per series, champions first;
 -- score = CV MASE (the score that chose the champion), cv_coverage = CV coverage of the 80%
--- interval (each origin calibrated on the others), realised_mase = the newest realised MASE of
+-- interval and cv_coverage_q90 the share of CV actuals at or below the 0.9 quantile (each origin
+-- calibrated on the others), realised_mase = the newest realised MASE of
 -- a forecast this model made, on actuals that arrived later (a true held-out score).
 select game_type, region, metric, kind, version, is_champion, train_start, train_end, n_obs,
-       score, cv_smape, cv_coverage, trained_at, note, model_id, sha256, r.realised_mase
+       score, cv_smape, cv_coverage, cv_coverage_q90, trained_at, note, model_id, sha256, r.realised_mase
 from models
 left join (
     select model_id as rid, arg_max(mase, scored_at) as realised_mase from accuracy group by 1
