@@ -83,6 +83,35 @@ def read_forecasts(out: Path, db_path: Path, series_id: pl.Expr) -> pl.DataFrame
     return fc.join(q90, on=["unique_id", "ds"])
 
 
+def coverage_by_kind(fc: pl.DataFrame, actuals: pl.DataFrame, db_path: Path) -> pl.DataFrame:
+    """Per served model kind: held-out hours and series, the held-out coverage of q90 and of the
+    80% interval, and the mean CV coverage of both stored with the champions of that kind (each
+    CV origin calibrated on the other origins' errors, ``fleetcast models``)."""
+    import duckdb  # noqa: PLC0415 - only needed here
+
+    held = (
+        actuals.select("unique_id", "ds", "y")
+        .join(fc, on=["unique_id", "ds"], how="inner")
+        .group_by(pl.col("model").alias("kind"))
+        .agg(
+            pl.col("unique_id").n_unique().alias("series"),
+            pl.len().alias("hours"),
+            (100 * (pl.col("y") <= pl.col("q90")).mean()).round(1).alias("held_out_q90"),
+            (100 * pl.col("y").is_between(pl.col("yhat_lower"), pl.col("yhat_upper")).mean())
+            .round(1)
+            .alias("held_out_80"),
+        )
+    )
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        cv = con.sql(
+            "select kind, round(100 * avg(cv_coverage_q90), 1) as cv_q90, "
+            "round(100 * avg(cv_coverage), 1) as cv_80 from models m where is_champion "
+            "and version = (select max(version) from models v where v.game_type = m.game_type "
+            "and v.region = m.region and v.metric = m.metric and v.kind = m.kind) group by kind"
+        ).pl()
+    return held.join(cv, on="kind", how="left").sort("hours", descending=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data_dir", type=Path)
@@ -139,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     with pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True):
         print(pl.DataFrame(timings))
         print(models.sort("count", descending=True))
+        print("coverage per served kind, held-out hours and CV (%):")
+        print(coverage_by_kind(fc, actuals, db_path))
     total_wall = sum(float(t["wall_s"]) for t in timings)  # type: ignore[arg-type]
     total_cpu = sum(float(t["cpu_s"]) for t in timings)  # type: ignore[arg-type]
     print(f"total: wall {total_wall:.1f} s, CPU {total_cpu:.1f} s")

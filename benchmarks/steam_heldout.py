@@ -37,7 +37,7 @@ import polars as pl
 if __package__ in (None, ""):  # run as a script: make the repo importable (no effect on import)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.m4_product import read_forecasts, run_step  # noqa: E402
+from benchmarks.m4_product import coverage_by_kind, read_forecasts, run_step  # noqa: E402
 from models.baselines import MSTLForecaster, SeasonalNaive, regularize  # noqa: E402
 from models.hourly import to_hourly  # noqa: E402
 from models.m4_scoring import score_frame  # noqa: E402
@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         print(pl.DataFrame(timings))
         champions = product.group_by("unique_id").agg(pl.col("model").first())["model"]
         print(champions.value_counts().sort("count", descending=True))
+        print("coverage per served kind, held-out hours and CV (%):")
+        print(coverage_by_kind(product, actuals, db_path))
     ratio = rows[0]["mase"] / best
     print(f"product MASE / best baseline MASE = {ratio:.3f} (target <= 0.8)")
     return 0

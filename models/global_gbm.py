@@ -113,7 +113,8 @@ class GBMConfig:
     # serve a model retrained on the whole history, held-out hours included; the CV windows
     # are still scored with the one trained without them (``FittedGBM.held_out``)
     refit: bool = True  # chosen on M4 validation windows (benchmarks/README.md)
-    # per-series normalised intervals (module docstring)
+    # per-series normalised intervals (module docstring); chosen on the validation windows of M4
+    # and steam-dev (benchmarks/README.md, "Normalised intervals")
     normalise: bool = True
 
 
