@@ -85,6 +85,29 @@ def test_scale_sets_absolute_desired_and_tag_then_second_run_is_a_noop(
     assert "nothing sent" in second.outcome
 
 
+def test_a_group_raised_since_the_plan_is_not_lowered_below_it(aws_settings: Settings) -> None:
+    """The plan read desired 4 and decided 6; someone raised the group to 10 before apply. The
+    plan never checked a scale-in from 10, so apply keeps 10 and says why. A plan that read 10
+    (its checks made from 10), or a group lowered since the plan, is applied as decided."""
+    url = aws_settings.aws_endpoint_url or ""
+    make_group(url, "g1", desired=10, max_size=20)
+    backend = AwsBackend(aws_settings)
+    log = CallLog(backend.client)
+    held = _apply(backend, replace(decision("g1", 6), current=4), aws_settings)
+    assert not held.applied and "SetDesiredCapacity" not in [c[0] for c in log.mutating]
+    assert held.outcome == (
+        "target 6 held at 10: the group was raised from 4 since the plan, so no scale-in this "
+        "cycle; desired already 10: nothing sent"
+    )
+    assert group(url, "g1")["DesiredCapacity"] == 10
+    up = _apply(backend, replace(decision("g1", 12), current=4), aws_settings)
+    assert up.applied_desired == 12 and up.outcome == "set desired 10 -> 12"
+    planned_here = _apply(backend, replace(decision("g1", 7), current=12), aws_settings)
+    assert planned_here.applied_desired == 7 and planned_here.outcome == "set desired 12 -> 7"
+    lowered_since = _apply(backend, replace(decision("g1", 5), current=9), aws_settings)
+    assert lowered_since.applied_desired == 5 and group(url, "g1")["DesiredCapacity"] == 5
+
+
 def test_forecast_only_makes_no_mutating_call(aws_settings: Settings) -> None:
     make_group(aws_settings.aws_endpoint_url or "", "g1", desired=1)
     backend = AwsBackend(aws_settings)

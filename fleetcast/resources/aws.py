@@ -402,10 +402,11 @@ def apply_decision(
     forecast_only mode: no mutating call at all. Otherwise: refuse groups off the allow-list;
     raise MaxSize first when the decision says so; protect busy instances before any scale-in
     and release protected instances that have drained, never going below the busy instances
-    in ``state`` (sessions that started after the plan); write the processes-per-instance tag
-    only when it changed; send an absolute SetDesiredCapacity (never above the group's max,
-    never below its min) only when it differs from the current desired; restore a raised max
-    last. ``ScalingActivityInProgress`` is recorded as deferred, not raised.
+    in ``state`` (sessions that started after the plan) nor below a desired capacity raised
+    since the plan read ``decision.current`` (its scale-in was never checked); write the
+    processes-per-instance tag only when it changed; send an absolute SetDesiredCapacity (never
+    above the group's max, never below its min) only when it differs from the current desired;
+    restore a raised max last. ``ScalingActivityInProgress`` is recorded as deferred, not raised.
     """
     name = state.name
     target = decision.target
@@ -430,6 +431,14 @@ def apply_decision(
     if target < state.min_size:
         notes.append(f"target {target} raised to the group's MinSize {state.min_size}")
         target = state.min_size
+    # Raised since the plan read it (by hand, or another scaler): the plan's scale-in checks
+    # were made from the lower value, so this cycle never lowers the group below what it is now.
+    if decision.current is not None and decision.current < state.desired and target < state.desired:
+        notes.append(
+            f"target {target} held at {state.desired}: the group was raised from "
+            f"{decision.current} since the plan, so no scale-in this cycle"
+        )
+        target = state.desired
 
     busy = set(state.busy_ids) | set(busy_ids)
     live = {i.instance_id: i for i in state.instances if i.lifecycle_state != "Terminating"}
