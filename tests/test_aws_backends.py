@@ -3,6 +3,7 @@ mutation testing of fleetcast/resources/aws.py can run them for every mutant."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -138,6 +139,41 @@ def run(state: GroupState, d: Decision, **kw: Any) -> tuple[ApplyResult, list[An
     result = apply_decision(rec, d, state, allowed_groups=kw.pop("allowed", ()),
                             allowed_tag=TAG, **kw)  # fmt: skip
     return result, rec.calls
+
+
+HELD = "the group was raised from {} since the plan, so no scale-in this cycle"
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "calls", "outcome"),
+    [
+        (4, 6, [], f"target 6 held at 10: {HELD.format(4)}; desired already 10: nothing sent"),
+        (9, 9, [], f"target 9 held at 10: {HELD.format(9)}; desired already 10: nothing sent"),
+        (9, 10, [], "desired already 10: nothing sent"),
+        (9, 12, [("SetDesiredCapacity", "g", 12)], "set desired 10 -> 12"),
+        (10, 6, [("SetDesiredCapacity", "g", 6)], "set desired 10 -> 6"),
+        (11, 6, [("SetDesiredCapacity", "g", 6)], "set desired 10 -> 6"),
+        (None, 6, [("SetDesiredCapacity", "g", 6)], "set desired 10 -> 6"),
+    ],
+)
+def test_apply_never_lowers_a_group_raised_since_the_plan(
+    current: int | None, target: int, calls: list[Any], outcome: str
+) -> None:
+    """The plan read ``current``; the group reads 10 at apply. Raised since the plan: no
+    scale-in below 10 this cycle (the plan's checks were made from the lower value)."""
+    result, sent = run(plain(desired=10, max_size=20), replace(decision(target), current=current))
+    assert (sent, result.outcome) == (calls, outcome)
+
+
+def test_apply_holds_a_raised_group_after_the_min_and_before_the_busy_floor() -> None:
+    busy = tuple(inst(f"i-{n}", busy=True, protected=True) for n in range(7))
+    state = plain(desired=5, min_size=3, max_size=20, instances=busy)
+    result, sent = run(state, replace(decision(1), current=2))
+    assert sent == [("SetDesiredCapacity", "g", 7)]
+    assert result.outcome == (
+        f"target 1 raised to the group's MinSize 3; target 3 held at 5: {HELD.format(2)}; "
+        "target 5 raised to the 7 busy instances read before apply; set desired 5 -> 7"
+    )
 
 
 def test_apply_forecast_only_says_what_it_would_do_and_calls_nothing() -> None:
