@@ -54,12 +54,18 @@ def steam_joined(data_dir: Path, work: Path) -> pl.DataFrame:
     return actuals.join(fc, on=["unique_id", "ds"], how="inner")
 
 
-def coverage(joined: pl.DataFrame, up: float, low: float) -> tuple[float, float]:
-    """(q90 coverage, 80% interval coverage) with the bounds widened by ``up`` and ``low``."""
-    y = joined["y"].to_numpy()
+def widened(joined: pl.DataFrame, up: float, low: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper): the served 80% bounds widened by ``low`` and ``up`` (lower clipped at 0)."""
     f = joined["yhat"].to_numpy()
     upper = f + up * (joined["q90"].to_numpy() - f)
     lower = np.maximum(f - low * (f - joined["yhat_lower"].to_numpy()), 0.0)
+    return lower, upper
+
+
+def coverage(joined: pl.DataFrame, up: float, low: float) -> tuple[float, float]:
+    """(q90 coverage, 80% interval coverage) with the bounds widened by ``up`` and ``low``."""
+    y = joined["y"].to_numpy()
+    lower, upper = widened(joined, up, low)
     return float(np.mean(y <= upper)), float(np.mean((y >= lower) & (y <= upper)))
 
 
@@ -69,9 +75,7 @@ def interval_score(joined: pl.DataFrame, up: float, low: float) -> float:
     ``low``, divided per series by its mean held-out actual, as a percentage, the median over the
     series (a series near zero would decide a mean): a scale-free way to compare calibrations
     of the same forecasts."""
-    f = joined["yhat"].to_numpy()
-    upper = f + up * (joined["q90"].to_numpy() - f)
-    lower = np.maximum(f - low * (f - joined["yhat_lower"].to_numpy()), 0.0)
+    lower, upper = widened(joined, up, low)
     y = joined["y"].to_numpy()
     score = (upper - lower) + 10 * np.maximum(lower - y, 0) + 10 * np.maximum(y - upper, 0)
     per = (

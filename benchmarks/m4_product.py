@@ -86,8 +86,9 @@ def read_forecasts(out: Path, db_path: Path, series_id: pl.Expr) -> pl.DataFrame
 def coverage_by_kind(fc: pl.DataFrame, actuals: pl.DataFrame, db_path: Path) -> pl.DataFrame:
     """Per served model kind: held-out hours and series, the held-out coverage of q90 and of the
     80% interval, and the mean CV coverage of both stored with the champions of that kind (each
-    CV origin calibrated on the other origins' errors, ``fleetcast models``)."""
-    import duckdb  # noqa: PLC0415 - only needed here
+    CV origin calibrated on the other origins' errors, as ``fleetcast models`` lists them)."""
+    from fleetcast.resources import db  # noqa: PLC0415 - only needed here
+    from fleetcast.resources.registry import list_models  # noqa: PLC0415
 
     held = (
         actuals.select("unique_id", "ds", "y")
@@ -102,13 +103,12 @@ def coverage_by_kind(fc: pl.DataFrame, actuals: pl.DataFrame, db_path: Path) -> 
             .alias("held_out_80"),
         )
     )
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        cv = con.sql(
-            "select kind, round(100 * avg(cv_coverage_q90), 1) as cv_q90, "
-            "round(100 * avg(cv_coverage), 1) as cv_80 from models m where is_champion "
-            "and version = (select max(version) from models v where v.game_type = m.game_type "
-            "and v.region = m.region and v.metric = m.metric and v.kind = m.kind) group by kind"
-        ).pl()
+    with db.session(db_path, read_only=True) as con:
+        champions = list_models(con).filter(pl.col("is_champion"))
+    cv = champions.group_by("kind").agg(
+        (100 * pl.col("cv_coverage_q90").mean()).round(1).alias("cv_q90"),
+        (100 * pl.col("cv_coverage").mean()).round(1).alias("cv_80"),
+    )
     return held.join(cv, on="kind", how="left").sort("hours", descending=True)
 
 

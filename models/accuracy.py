@@ -48,7 +48,8 @@ def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
     return float(np.mean(np.where(denom > 0, 200.0 * np.abs(a - f) / safe, 0.0)))
 
 
-def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+def coverage(actual: np.ndarray, lower: np.ndarray | float, upper: np.ndarray) -> float:
+    """Share of ``actual`` inside [lower, upper]; ``lower=-inf`` for a one-sided upper bound."""
     a = np.asarray(actual, dtype=float)
     if a.size == 0:
         return math.nan

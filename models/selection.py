@@ -362,16 +362,8 @@ def _score(frame: pd.DataFrame, actual: np.ndarray, insample: np.ndarray, season
         mase(actual, f, mase_scale(insample, season)),
         smape(actual, f),
         coverage(actual, frame["yhat_lower"].to_numpy(), frame["yhat_upper"].to_numpy()),
-        _q90_coverage(actual, frame),
+        coverage(actual, -np.inf, frame["yhat_q90"].to_numpy()),
     )
-
-
-def _q90_coverage(actual: np.ndarray, frame: pd.DataFrame) -> float:
-    """Share of the finite actuals at or below the frame's ``yhat_q90``."""
-    a = np.asarray(actual, dtype=float)
-    q = frame["yhat_q90"].to_numpy(dtype=float)[: a.size]
-    ok = np.isfinite(a) & np.isfinite(q)
-    return float(np.mean(a[ok] <= q[ok])) if ok.any() else math.nan
 
 
 # Conformal intervals: quantiles of a candidate's own CV errors (scaled by the series' MASE scale at
@@ -440,10 +432,10 @@ def _calibration(
         cal = conformal(np.delete(errors, j, axis=0))
         f = apply_conformal(frames[i], cal, scales[i], nonnegative=False)
         covered.append(coverage(actuals[i], f["yhat_lower"].to_numpy(), f["yhat_upper"].to_numpy()))
-        below.append(_q90_coverage(actuals[i], f))
+        below.append(coverage(actuals[i], -np.inf, f["yhat_q90"].to_numpy()))
     if not covered:
         return conformal(errors), math.nan, math.nan
-    return conformal(errors), float(np.mean(covered)), float(np.nanmean(below))
+    return conformal(errors), float(np.mean(covered)), float(np.mean(below))
 
 
 def _forecasters(names: Sequence[str] | None) -> dict[str, Forecaster]:
@@ -584,7 +576,7 @@ def train_series(
         failed = name in errors or (cuts and len(s) < len(cuts))
         frames = per_origin[name]
         cv_cov = math.nan if not s else float(np.mean([v[2] for v in s]))
-        cv_q90 = math.nan if not s else float(np.nanmean([v[3] for v in s]))
+        cv_q90 = math.nan if not s else float(np.mean([v[3] for v in s]))
         ok = [i for i, f in enumerate(frames) if f is not None]
         if model is not None and cuts and not failed and ok:
             cal, loo, loo90 = _calibration(
@@ -812,5 +804,5 @@ def panel_candidate(
         error=error,
         origin_mase=[float(v[0]) for v in scores],
         cv_points=points if ok else {},
-        cv_coverage_q90=float(np.nanmean([v[3] for v in scores])) if scores else math.nan,
+        cv_coverage_q90=float(np.mean([v[3] for v in scores])) if scores else math.nan,
     )
