@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,12 +64,19 @@ class ProcessFit:
 
     processes_per_instance: int
     players_per_instance: float | None
-    source: str  # telemetry | override | static
+    source: str  # telemetry | bounded | held | override | static
     binding: str | None = None  # the resource that limits the count
     limits: dict[str, int] = field(default_factory=dict)  # processes per resource
     headroom: float = 0.0
     needs: ProcessNeeds | None = None
     note: str = ""
+    # what telemetry taught before the bounds (None: nothing learned), and why the accepted
+    # value differs from it ("" = it does not); approval: a person is asked for the learned one
+    learned: dict[str, Any] | None = None
+    bounded: str = ""
+    approval: bool = False
+    accepted: dict[str, Any] | None = None  # :func:`accepted_record`, kept under an override
+    reference: int | None = None  # the band's centre (configured or approved processes)
 
     def as_record(self) -> dict[str, Any]:
         """JSON-able, for ``allocations.inputs``."""
@@ -78,12 +85,28 @@ class ProcessFit:
             n = out["needs"]
             for k in ("window_start", "window_end"):
                 n[k] = None if n[k] is None else n[k].isoformat()
-            n["needs"] = {k: round(v, 6) for k, v in n["needs"].items()}
+            n["needs"] = {k: _sig(v) for k, v in n["needs"].items()}
             if n["players_per_process"] is not None:
-                n["players_per_process"] = round(n["players_per_process"], 4)
+                n["players_per_process"] = _sig(n["players_per_process"])
         if out["players_per_instance"] is not None:
             out["players_per_instance"] = round(out["players_per_instance"], 4)
         return out
+
+
+def _sig(v: float) -> float:
+    return float(f"{v:.6g}")  # six significant digits (a need can be tiny, never zeroed)
+
+
+def accepted_record(fit: ProcessFit) -> dict[str, Any] | None:
+    """What the next cycle reads back as the last accepted value (None: nothing learned)."""
+    if fit.source not in ("telemetry", "bounded", "held") or fit.needs is None:
+        return None
+    return {
+        "processes_per_instance": fit.processes_per_instance,
+        "players_per_instance": fit.players_per_instance,
+        "needs": {k: _sig(v) for k, v in fit.needs.needs.items()},
+        "players_per_process": fit.needs.players_per_process,
+    }
 
 
 def concurrent_sessions(sessions: pl.DataFrame, hours: pl.DataFrame) -> pl.DataFrame:
@@ -201,4 +224,181 @@ def fit_processes(
         headroom=headroom,
         needs=needs,
         note=note,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds on what telemetry may teach (docs/operations.md "Processes per instance")
+#
+# One broken exporter must not be able to empty a fleet, so a learned value is accepted only
+# within these bounds, in this order:
+# 1. telemetry that cannot be right is held: a per-process need (or players per process) that
+#    moved by JUMP or more against the last accepted one, or a process needing less than
+#    MIN_INSTANCE_SHARE of an instance in its tightest resource; the last accepted value stays;
+# 2. the band: BAND around the reference (the fleet's configured value, or the one a person
+#    approved); beyond it the fleet sizes on the nearer bound and a person is asked;
+# 3. the rate: processes (and players) per instance rise at most DAILY_RISE above the lowest
+#    value accepted in the last 24 hours (more per instance = fewer instances, the risky way);
+#    a fall (more instances) is taken at once, within the band.
+
+BAND = (0.5, 2.0)  # accepted / reference
+DAILY_RISE = 1.5  # accepted / lowest accepted in the last 24 h
+JUMP = 10.0  # a need this many times higher or lower than the accepted one is not believed
+MIN_INSTANCE_SHARE = 0.001  # a process needing less of an instance than this is not believed
+_METRICS = {"cpu": "cpu_cores", "memory": "memory_gb", "net": "net_in_mbps/net_out_mbps"}
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the last decisions accepted for a fleet (from their recorded ``processes``)."""
+
+    processes_per_instance: int
+    players_per_instance: float | None
+    needs: dict[str, float]  # resource -> the need per process behind the accepted value
+    players_per_process: float | None
+    at: datetime
+    low_processes: int  # lowest accepted processes per instance over the last 24 h
+    low_players: float | None  # lowest accepted players per instance over the last 24 h
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The centre of the band: the fleet's configured values, or a person's approved ones."""
+
+    processes_per_instance: int
+    players_per_instance: float
+    source: str = "configured"  # configured | approved <change id>
+
+
+def implausible(
+    needs: ProcessNeeds, capacities: Mapping[str, float | None], last: Accepted | None
+) -> str | None:
+    """Why this telemetry cannot be right (None: plausible): a need per process that jumped by
+    ``JUMP`` or more against the last accepted one, or a process needing less than
+    ``MIN_INSTANCE_SHARE`` of an instance in its tightest resource. The reason names the metric
+    and the jump."""
+    pairs: list[tuple[str, float, float | None]] = [
+        (r, v, (last.needs.get(r) if last else None)) for r, v in sorted(needs.needs.items())
+    ]
+    if needs.players_per_process is not None and last is not None:
+        pairs.append(("players", needs.players_per_process, last.players_per_process))
+    for resource, value, before in pairs:
+        if before is None or before <= 0 or value <= 0:
+            continue
+        ratio = value / before
+        if ratio >= JUMP or ratio <= 1 / JUMP:
+            name = _METRICS.get(resource, resource)
+            way = f"{ratio:,.0f}x higher" if ratio > 1 else f"{1 / ratio:,.0f}x lower"
+            return (
+                f"{name} per session {value:.4g} against {before:.4g} accepted ({way}): "
+                "telemetry held"
+            )
+    shares = {
+        r: v / cap
+        for r, v in needs.needs.items()
+        if (cap := capacities.get(r)) is not None and cap > 0
+    }
+    if shares and max(shares.values()) < MIN_INSTANCE_SHARE:
+        tight = max(shares, key=lambda r: (shares[r], r))
+        return (
+            f"{_METRICS.get(tight, tight)} per session {needs.needs[tight]:.4g} is less than "
+            f"{MIN_INSTANCE_SHARE:.1%} of an instance's {capacities[tight]:g} (the tightest "
+            "resource): telemetry held"
+        )
+    return None
+
+
+def _clamp(value: float, lo: float, hi: float) -> float:
+    return min(max(value, lo), hi)
+
+
+def bound_fit(
+    fit: ProcessFit,
+    reference: Reference,
+    last: Accepted | None,
+    capacities: Mapping[str, float | None],
+) -> ProcessFit:
+    """The learned ``fit`` (source telemetry) as accepted: held when implausible (the last
+    accepted value, else the reference), within ``BAND`` of the reference, risen at most
+    ``DAILY_RISE`` above the last 24 hours' lowest. The learned values and the reason they
+    differ are kept (``learned``, ``bounded``); ``approval`` names a learned value beyond the
+    band that needs a person."""
+    fit = replace(fit, reference=reference.processes_per_instance)
+    learned = {
+        "processes_per_instance": fit.processes_per_instance,
+        "players_per_instance": fit.players_per_instance,
+    }
+    held = implausible(fit.needs, capacities, last) if fit.needs is not None else None
+    if held is not None:
+        if last is not None and fit.needs is not None:
+            return replace(
+                fit,
+                processes_per_instance=last.processes_per_instance,
+                players_per_instance=last.players_per_instance,
+                source="held",
+                needs=replace(
+                    fit.needs,
+                    needs=dict(last.needs),
+                    players_per_process=last.players_per_process,
+                ),
+                learned=learned,
+                bounded=f"{held}; keeps {last.processes_per_instance} accepted "
+                f"{last.at:%Y-%m-%d %H:%M}",
+            )
+        return replace(
+            fit,
+            processes_per_instance=reference.processes_per_instance,
+            players_per_instance=reference.players_per_instance,
+            source="held",
+            needs=None,
+            learned=learned,
+            bounded=f"{held}; sizes on the {reference.source} {reference.processes_per_instance}",
+        )
+    why: list[str] = []
+    approval = False
+    ref_p = reference.processes_per_instance
+    lo, hi = max(1, math.ceil(BAND[0] * ref_p)), max(1, math.floor(BAND[1] * ref_p))
+    ppi = fit.processes_per_instance
+    if not lo <= ppi <= hi:
+        approval = True
+        ppi = int(_clamp(ppi, lo, hi))
+        why.append(
+            f"learned {fit.processes_per_instance} processes is outside {lo}-{hi} "
+            f"({BAND[0]:g}x-{BAND[1]:g}x the {reference.source} {ref_p}): {ppi} until approved"
+        )
+    if last is not None:
+        top = max(math.floor(DAILY_RISE * last.low_processes), last.low_processes + 1)
+        if ppi > top:
+            why.append(
+                f"processes rise at most {DAILY_RISE:g}x a day: {top} "
+                f"(learned {fit.processes_per_instance}, lowest in 24 h {last.low_processes})"
+            )
+            ppi = top
+    players = fit.players_per_instance
+    if players is not None and fit.processes_per_instance:
+        players = players * ppi / fit.processes_per_instance  # players per process kept
+        ref_pl = reference.players_per_instance * ppi / ref_p
+        plo, phi = BAND[0] * ref_pl, BAND[1] * ref_pl
+        if not plo <= players <= phi:
+            approval = True
+            why.append(
+                f"learned {players:.4g} players per instance is outside {plo:.4g}-{phi:.4g} "
+                f"({BAND[0]:g}x-{BAND[1]:g}x the {reference.source} players per process)"
+            )
+            players = _clamp(players, plo, phi)
+        if last is not None and last.low_players is not None:
+            ptop = DAILY_RISE * last.low_players
+            if players > ptop:
+                why.append(f"players per instance rise at most {DAILY_RISE:g}x a day: {ptop:.4g}")
+                players = ptop
+    if not why:
+        return replace(fit, learned=learned)
+    return replace(
+        fit,
+        processes_per_instance=ppi,
+        players_per_instance=players,
+        source="bounded",
+        learned=learned,
+        bounded="; ".join(why),
+        approval=approval,
     )

@@ -33,7 +33,7 @@ from fleetcast.stages import approval
 from fleetcast.stages.budgets import apply_budgets, run_rule
 from fleetcast.stages.decide import decide_live
 from fleetcast.stages.fleets import load_fleets
-from fleetcast.stages.processes import plan_processes, sized_spec
+from fleetcast.stages.processes import plan_processes, record_setting_changes, sized_spec
 from models.approval import Proposal
 from models.clock import utcnow
 from models.decision import FleetState
@@ -48,6 +48,7 @@ from models.policy import (
     Override,
     SeriesForecast,
 )
+from models.processes import ProcessFit
 
 
 def new_run_id(now: datetime) -> str:
@@ -350,8 +351,11 @@ def plan(
                 forecast_error=group_error or errors.get(spec.fleet) or errors.get(spec.game_type),
                 max_forecast_age=timedelta(hours=settings.freshness_hours),
             )
+            fit = fits[spec.fleet]
             decision = replace(
-                decision, inputs={**decision.inputs, "processes": fits[spec.fleet].as_record()}
+                decision,
+                inputs={**decision.inputs, "processes": fit.as_record()},
+                reason=decision.reason + _processes_note(fit),
             )
             if state is not None and spec.mode == "scale":
                 if not is_allowed(state, settings.allowed_groups, settings.allowed_tag):
@@ -373,6 +377,18 @@ def plan(
         decisions, proposals = approval.gate_decisions(decisions, rules, pending, now)
     asked = f"{run_id} ({asked_by})"
     return Plan(run_id, now, tuple(decisions), states, busy_extra, tuple(proposals), asked)
+
+
+def _processes_note(fit: ProcessFit) -> str:
+    """The decision's word on a learned processes per instance that was held or bounded."""
+    if not fit.bounded:
+        return ""
+    learned = (fit.learned or {}).get("processes_per_instance")
+    head = "held" if fit.source == "held" else "bounded"
+    return (
+        f"; processes per instance {fit.processes_per_instance} ({head}; learned {learned}): "
+        f"{fit.bounded}" + ("; waits for approval (fleetcast approve)" if fit.approval else "")
+    )
 
 
 def _budget_from_settings(settings: Settings) -> Budget:
@@ -497,6 +513,7 @@ def apply_and_record(
     with db.session(settings.db_path) as con:  # before any AWS call and before anyone is asked
         approval.expire_due(con, plan_.now)
         approval.record_proposals(con, plan_.proposals, plan_.asked_by or plan_.run_id, plan_.now)
+        record_setting_changes(con, plan_.decisions, plan_.now)
     decisions = plan_.decisions
     scale = [d.asg_name for d in decisions if d.mode == "scale" and d.fleet in plan_.states]
     fresh = _describe_all(backend, scale)

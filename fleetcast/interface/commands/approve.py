@@ -1,5 +1,7 @@
 """``fleetcast approve --fleet F | --game-type G [--note ...]``: apply the changes waiting for
-approval, each re-checked against its group now (``fleetcast reject`` records a refusal).
+approval, each re-checked against its group now (``fleetcast reject`` records a refusal), and
+answer the learned settings waiting for a person (processes per instance beyond their band:
+approved, the learned value is the fleet's band centre from the next cycle on).
 
 A flow run paused for these changes (the approval form in the Prefect UI) is resumed with the
 same answer once nothing it waits for is pending any more, so it finishes now instead of
@@ -102,6 +104,35 @@ def _resume(settings: Settings, decided: list[Any], approve: bool, note: str, wa
             print(f"{run.name}: {state.name if state is not None else 'unknown'}")
 
 
+def _decide_settings(settings: Settings, args: argparse.Namespace, approve: bool) -> int:
+    """Answer the learned settings waiting for the fleet (or game type); how many."""
+    from fleetcast.resources import db
+    from fleetcast.stages.approval import default_decider
+    from fleetcast.stages.processes import decide_setting, list_setting_changes
+    from models.clock import utcnow
+
+    if not settings.db_path.exists() or args.change_id is not None:
+        return 0
+    now, by = utcnow(), args.decided_by or default_decider()
+    with db.session(settings.db_path) as con:
+        waiting = [
+            c
+            for c in list_setting_changes(con, fleet=args.fleet)
+            if args.game_type is None or c["game_type"] == args.game_type
+        ]
+        for c in waiting:
+            decide_setting(
+                con, c["change_id"], approve=approve, decided_by=by, note=args.note, now=now
+            )
+            print(
+                f"{c['fleet']}: learned {c['learned']:g} processes per instance "
+                f"{'approved' if approve else 'rejected'} by {by} (band centre was "
+                f"{c['reference']:g}; sized on {c['used']:g} meanwhile)"
+                + ("; used from the next cycle" if approve else "")
+            )
+    return len(waiting)
+
+
 def decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> int:
     from fleetcast.config import capacity_backend
     from fleetcast.stages.approval import (
@@ -112,8 +143,11 @@ def decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> in
     )
     from models.clock import utcnow
 
+    answered = _decide_settings(settings, args, approve)
     changes = _waiting(settings, args)
     verb = "approve" if approve else "reject"
+    if not changes and answered:
+        return 0
     if not changes:
         scope = f"fleet {args.fleet}" if args.fleet else f"game type {args.game_type}"
         print(f"nothing to {verb}: no change waits for {scope}")
