@@ -19,7 +19,16 @@ record, as ``fleetcast scale`` does, against real moto groups. At most one fault
 - ``nan_forecast``: one fleet's newest forecast is NaN;
 - ``tampered_model``: one fleet's stored model fails its sha256 check, so the forecaster falls
   back to an unstored last resort and says so (as ``forecast_all`` does);
-- ``busy_between``: instances of a fleet being scaled in become busy between plan and apply.
+- ``busy_between``: instances of a fleet being scaled in become busy between plan and apply;
+- ``bad_telemetry``: the exporter of every fleet switches units: its resource metrics
+  (``cpu_cores``, ``memory_gb``) land divided (or multiplied) by 1000 for the next
+  ``BAD_TELEMETRY_CYCLES`` cycles, longer than the 2-hour window processes per instance are
+  learned from, so the learned value would follow them all the way (docs/operations.md
+  "Processes per instance": the bounds must hold the last accepted value instead).
+
+Every fleet reports its telemetry each cycle (sessions, players, CPU and memory per session
+exactly what 4 processes of 25 players fit on one instance with 20% headroom: 100 players per
+instance, the fleets' configured capacity), so processes per instance are learned live.
 
 Checked after each cycle, per fleet, from the groups as moto has them: a *wrongful scale-in*
 is a drop of the desired capacity below what the observed demand needs (no margin), below the
@@ -61,7 +70,10 @@ KINDS = (
     "nan_forecast",
     "tampered_model",
     "busy_between",
+    "bad_telemetry",
 )
+BAD_TELEMETRY_CYCLES = 15  # 2.5 h of wrong units: more than the 2 h learning window
+CPU_PER_SESSION, MEM_PER_SESSION, PLAYERS_PER_SESSION = 3.2, 0.8, 25.0  # 4 per 16-core instance
 FORECAST_FAULTS = {"stale_forecast", "nan_forecast", "tampered_model"}
 T0 = datetime(2024, 5, 1, 0, 0)
 STEP = timedelta(minutes=10)
@@ -132,6 +144,7 @@ class Soak:
             work_dir=folder / "work",
             aws_endpoint_url=url,
             freshness_hours=1,
+            process_window_hours=2,
         )
         self.specs = [
             FleetSpec(
@@ -143,6 +156,9 @@ class Soak:
                 min_size=1,
                 max_size=40,
                 mode="scale",
+                processes_per_instance=4,
+                capacity_cpu=16.0,
+                capacity_memory_gb=32.0,
             )
             for i in range(fleets)
         ]
@@ -161,6 +177,8 @@ class Soak:
         self.stopped: dict[str, datetime] = {}  # fleet -> forecasts stopped at
         self.written: dict[str, int] = {}  # batch file -> rows written
         self.faults: Counter[str] = Counter()
+        self.bad_units: tuple[int, float] | None = None  # (until cycle, factor) of bad telemetry
+        self.sources: Counter[str | None] = Counter()  # decisions by processes source
         self.states: Counter[str] = Counter()
         self.wrongful: list[str] = []
         self.busy_lost: list[str] = []
@@ -211,6 +229,17 @@ class Soak:
         ts = (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
         lines = ["ts,game_type,region,metric,value"]
         lines += [f"{ts},{s.game_type},{s.region},players,{observed[s.fleet]}" for s in self.specs]
+        units = 1.0
+        if self.bad_units is not None and cycle < self.bad_units[0]:
+            units = self.bad_units[1]
+        for s in self.specs:
+            sessions = observed[s.fleet] / PLAYERS_PER_SESSION
+            for metric, value in (
+                ("sessions", sessions),
+                ("cpu_cores", sessions * CPU_PER_SESSION * units),
+                ("memory_gb", sessions * MEM_PER_SESSION * units),
+            ):
+                lines.append(f"{ts},{s.game_type},{s.region},{metric},{value:.6g}")
         if cycle % 5 == 0:  # a planted bad row: must be quarantined, not lost
             lines.append(
                 f"{ts},{self.specs[0].game_type},eu,players,{self.rng.choice(['nan', '-3', 'x'])}"
@@ -327,6 +356,8 @@ class Soak:
             ids = [i["InstanceId"] for i in g["Instances"]][:2]
             self.tag_busy(s.asg_name, ids, cycle + 3)
         held: set[str] = set()
+        if fault == "bad_telemetry":
+            self.bad_units = (cycle + BAD_TELEMETRY_CYCLES, self.rng.choice([1e-3, 1e3]))
         if fault == "stale_forecast":
             s = self.specs[victim]
             self.stopped[s.fleet] = now
@@ -398,6 +429,7 @@ class Soak:
                 self.timing["apply"] += time.monotonic() - t1
                 self.deferred += sum("deferred" in d.outcome for d in done)
                 self.errors += sum(d.outcome.startswith("error") for d in done)
+                self.sources.update(d.inputs.get("processes", {}).get("source") for d in done)
                 state = "Completed"
         except CycleTimeout:
             state = "TimedOut"
@@ -522,6 +554,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rows lost                  {lost} (written {written}: stored {kept}, "
           f"quarantined {quarantined})")  # fmt: skip
     print(f"deferred / error outcomes  {soak.deferred} / {soak.errors}")
+    sources = ", ".join(f"{k} {v}" for k, v in sorted(soak.sources.items(), key=str))
+    print(f"processes per instance     {sources} (decisions by source)")
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in soak.timing.items())
     print(f"time by stage              {timing}")
     if soak.lock_waits:
