@@ -402,3 +402,12 @@ def bound_fit(
         bounded="; ".join(why),
         approval=approval,
     )
+
+
+def describe(used: object, source: str | None, learned: object = None) -> str:
+    """Processes per instance as shown to a person: used, where from, and the learned value
+    where it differs ("3 (held, learned 3744)")."""
+    head = f"{used} ({source or 'static'}"
+    if learned is not None and str(learned) != str(used):
+        head += f", learned {learned}"
+    return head + ")"

@@ -32,6 +32,7 @@ from prefect.cache_policies import NO_CACHE
 
 from fleetcast.stages.ingest import STATUSES
 from fleetcast.stages.orchestration import is_transient
+from models.processes import describe as describe_processes
 
 MAX_TABLE_ROWS = 200
 
@@ -160,6 +161,14 @@ def _unit(record: Mapping[str, Any]) -> str | None:
     return "players" if "required_players" in inputs or "players" in models else None
 
 
+def _processes(r: Mapping[str, Any]) -> str | None:
+    rec = (r.get("inputs") or {}).get("processes")
+    if not rec:
+        return None
+    learned = (rec.get("learned") or {}).get("processes_per_instance")
+    return describe_processes(rec.get("processes_per_instance"), rec.get("source"), learned)
+
+
 def render_plan_table(decisions: Sequence[Any]) -> list[dict[str, Any]]:
     """Readable at 1440 px: fleet, current -> target, applied, a short reason first; units and
     rounded numbers; the full reason last."""
@@ -181,6 +190,7 @@ def render_plan_table(decisions: Sequence[Any]) -> list[dict[str, Any]]:
                 "applied": applied,
                 "why": short_reason(r.get("reason")),
                 "demand (with margin)": _figure(r.get("demand_forecast"), _unit(r)),
+                "processes per instance": _processes(r),
                 "mode": r.get("mode"),
                 "status": r.get("status"),
                 "unserved": _figure(r.get("unserved_instances"), "instances")

@@ -14,10 +14,12 @@ from fleetcast.config import Settings
 from fleetcast.resources import db
 from fleetcast.stages.allocate import list_overrides
 from fleetcast.stages.approval import list_changes
+from fleetcast.stages.processes import list_setting_changes
 from models.approval import PendingChange
 from models.clock import utcnow
 from models.names import check_name
 from models.policy import Override
+from models.processes import describe as describe_processes
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Status:
     accuracy: pl.DataFrame | None = None  # newest scores per series, where scored
     now: datetime | None = None
     approvals: list[PendingChange] = field(default_factory=list)  # changes waiting for a person
+    settings: list[dict[str, Any]] = field(default_factory=list)  # learned settings waiting
 
 
 def read_pending(con: duckdb.DuckDBPyConnection, fleets: set[str]) -> list[PendingChange]:
@@ -55,8 +58,14 @@ def read_status(
         overrides = [o for o in list_overrides(con, now) if o.fleet in names]
         accuracy = read_accuracy(con, game_type)
         approvals = read_pending(con, names)
+        waiting = [c for c in list_setting_changes(con) if c["fleet"] in names]
     return Status(
-        fleets=fleets, overrides=overrides, accuracy=accuracy, now=now, approvals=approvals
+        fleets=fleets,
+        overrides=overrides,
+        accuracy=accuracy,
+        now=now,
+        approvals=approvals,
+        settings=waiting,
     )
 
 
@@ -102,7 +111,9 @@ def status_rows(status: Status) -> list[dict[str, str]]:
                 "unserved": "-" if r["decided_at"] is None else str(r["unserved_instances"] or 0),
                 "processes": "-"
                 if r["decided_at"] is None
-                else f"{r['processes_per_instance']} ({r['processes_source'] or 'static'})",
+                else describe_processes(
+                    r["processes_per_instance"], r["processes_source"], r["processes_learned"]
+                ),
                 "why": why or "-",
             }
         )

@@ -25,7 +25,9 @@ last_decision as (
            arg_max(coalesce(unserved_instances, 0), decided_at) as unserved_instances,
            arg_max(processes_per_instance, decided_at) as processes_per_instance,
            arg_max(json_extract_string(inputs, '$.processes.source'), decided_at)
-               as processes_source
+               as processes_source,
+           arg_max(json_extract_string(inputs, '$.processes.learned.processes_per_instance'),
+                   decided_at) as processes_learned
     from allocations
     group by fleet
 )
@@ -34,7 +36,8 @@ select f.fleet, f.game_type, f.region, f.asg_name, f.mode, f.min_size, f.max_siz
        lf.forecast_at, lf.forecast_run, lf.forecast_model,
        ld.decided_at, ld.decision_run, ld.decision_mode, ld.current_desired, ld.target_desired,
        ld.applied_desired, ld.applied, ld.status, ld.reason, ld.outcome,
-       ld.unserved_instances, ld.processes_per_instance, ld.processes_source
+       ld.unserved_instances, ld.processes_per_instance, ld.processes_source,
+       ld.processes_learned
 from fleets f
 left join last_forecast lf
   on lf.game_type = f.game_type and lf.region = f.region and lf.metric = f.demand_metric

@@ -57,6 +57,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             console.print(f"  {describe_change(c, status.now or c.created_at)}", markup=False)
     else:
         console.print("changes waiting for approval: none")
+    if status.settings:
+        console.print("learned settings waiting for approval (fleetcast approve|reject --fleet F):")
+        for s in status.settings:
+            console.print(
+                f"  {s['fleet']}: processes per instance learned {s['learned']:g}, outside the "
+                f"band around {s['reference']:g}; sized on {s['used']:g} meanwhile (asked "
+                f"{s['created_at']:%Y-%m-%d %H:%M})",
+                markup=False,
+            )
 
     if status.accuracy is not None and status.accuracy.height:
         acc = status.accuracy.head(20)
