@@ -14,7 +14,9 @@ Kinds (detected from the columns):
   A wide row becomes one long row per non-empty metric cell (an empty cell = not measured);
 - ``sessions``: ``session_id, game_type, start`` and optional ``region, server_config, stop,
   peak_players, actions_per_minute, movement``;
-- ``events``: ``name, kind, start, end`` and optional ``game_type, region`` (empty = all).
+- ``events``: ``name, kind, start, end`` and optional ``game_type, region`` (empty = all),
+  ``multiplier`` (the expected peak demand over the usual, for a kind never seen before) and
+  ``announced`` (when the event became known; empty = the rule in docs/operations.md).
 
 Timestamps: ISO 8601 with or without a UTC offset (``Z``, ``+02:00``, ``+0200``), ``T`` or a
 space between date and time, optional fractional seconds, or a bare date. With an offset they
@@ -74,7 +76,8 @@ _SESSIONS_OPTIONAL = {
     "movement",
 }
 _EVENTS_REQUIRED = {"name", "kind", "start", "end"}
-_EVENTS_OPTIONAL = {"game_type", "region"}
+_EVENTS_OPTIONAL = {"game_type", "region", "multiplier", "announced"}
+EVENT_MULTIPLIER = (0.05, 50.0)  # an event's expected peak over usual demand (optional column)
 
 
 class SchemaError(ValueError):
@@ -389,6 +392,31 @@ def _sessions(raw: pl.DataFrame) -> Normalised:
 def _events(raw: pl.DataFrame) -> Normalised:
     start = parse_timestamps(raw.get_column("start"))
     end = parse_timestamps(raw.get_column("end"))
+    mult = parse_numbers(raw["multiplier"]) if "multiplier" in raw.columns else None
+    announced = parse_timestamps(raw["announced"]) if "announced" in raw.columns else None
+    notes = [
+        _failed(pl.col("start"), pl.lit(start), "start is not an ISO 8601 timestamp"),
+        _failed(pl.col("end"), pl.lit(end), "end is not an ISO 8601 timestamp"),
+    ]
+    if mult is not None:
+        notes.append(_failed(pl.col("multiplier"), pl.lit(mult), "multiplier is not a number"))
+        lo, hi = EVENT_MULTIPLIER
+        notes.append(
+            pl.when(~pl.lit(mult).is_between(lo, hi))
+            .then(pl.lit(f"multiplier must be within {lo:g}-{hi:g} (expected peak over usual)"))
+            .otherwise(None)
+        )
+    if announced is not None:
+        notes.append(
+            _failed(
+                pl.col("announced"), pl.lit(announced), "announced is not an ISO 8601 timestamp"
+            )
+        )
+        notes.append(
+            pl.when(pl.lit(announced) > pl.lit(end))
+            .then(pl.lit("announced after the event's end"))
+            .otherwise(None)
+        )
     frame = raw.select(
         pl.when(pl.col("name").str.strip_chars() == "")
         .then(None)
@@ -399,11 +427,12 @@ def _events(raw: pl.DataFrame) -> Normalised:
         _name_col(raw, "region", None),  # null = all regions
         pl.lit(start).alias("starts_at"),
         pl.lit(end).alias("ends_at"),
+        (pl.lit(mult) if mult is not None else pl.lit(None, dtype=pl.Float64)).alias("multiplier"),
+        (
+            pl.lit(announced) if announced is not None else pl.lit(None, dtype=pl.Datetime("us"))
+        ).alias("announced_at"),
         pl.col(ROW),
-        _notes(
-            _failed(pl.col("start"), pl.lit(start), "start is not an ISO 8601 timestamp"),
-            _failed(pl.col("end"), pl.lit(end), "end is not an ISO 8601 timestamp"),
-        ).alias(UNPARSEABLE),
+        _notes(*notes).alias(UNPARSEABLE),
     )
     return Normalised("events", frame, _no_drops())
 

@@ -413,9 +413,9 @@ def test_store_with_no_rows_or_no_table_writes_nothing(settings: Settings) -> No
     frame = pl.DataFrame({"_row": [1], "unparseable": [None], "ts": [NOW], "game_type": ["g"],
                           "region": ["global"], "metric": ["players"], "value": [1.0]})  # fmt: skip
     with db.session(settings.db_path) as con:
-        ingest._store(con, "metrics", pl.DataFrame(), "b-1")
-        ingest._store(con, None, frame, "b-1")
-        ingest._store(con, "metrics", frame, "b-2")
+        ingest._store(con, "metrics", pl.DataFrame(), "b-1", NOW)
+        ingest._store(con, None, frame, "b-1", NOW)
+        ingest._store(con, "metrics", frame, "b-2", NOW)
     assert metrics(settings) == [(NOW, "g", "global", "players", 1.0, "b-2")]
 
 

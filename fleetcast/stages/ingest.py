@@ -182,7 +182,7 @@ def ingest_file(
     )
     with db.transaction(con):
         if plan.status == "loaded":
-            _store(con, plan.table, plan.stored, batch_id)
+            _store(con, plan.table, plan.stored, batch_id, now or started)
         if quarantine.height:
             con.register("quarantine_stage", quarantine.to_arrow())
             try:
@@ -301,7 +301,11 @@ def _with_raw(raw: pl.DataFrame, reasons: pl.DataFrame) -> pl.DataFrame:
 
 
 def _store(
-    con: duckdb.DuckDBPyConnection, table: str | None, rows: pl.DataFrame, batch: str
+    con: duckdb.DuckDBPyConnection,
+    table: str | None,
+    rows: pl.DataFrame,
+    batch: str,
+    now: dt.datetime,
 ) -> None:
     if rows.height == 0 or table is None:
         return
@@ -316,9 +320,10 @@ def _store(
             con.execute(
                 db.sql("ingest_metrics_insert_new"), {**params, "batch_id": batch}
             ).fetchall()
+        elif table == "events":
+            con.execute(db.sql("ingest_events_upsert"), {"batch_id": batch, "now": now}).fetchall()
         else:
-            upsert = {"sessions": "ingest_sessions_upsert", "events": "ingest_events_upsert"}[table]
-            con.execute(db.sql(upsert), {"batch_id": batch}).fetchall()
+            con.execute(db.sql("ingest_sessions_upsert"), {"batch_id": batch}).fetchall()
     finally:
         con.unregister(name)
 
