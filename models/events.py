@@ -19,11 +19,12 @@ events of its kind (the newest ``history``):
 1. fewer than ``min_events`` earlier events and the row carries ``multiplier``:
    ``log(multiplier)`` inside the event, 0 around it ("expected");
 2. no earlier event: 0 ("unknown": inside the event the nowcast flags the target hour);
-3. else the median of the earlier events' effects at the same key; for an ``in`` key no
+3. else the median of the earlier events' effects at the same key (and the keys up to
+   ``smooth`` hours either side, same phase); for an ``in`` key no
    earlier event reached (a longer event) the median of their late inside hours (the last
    ``late_hours`` learned offsets); a pre / post key without samples: 0. Behind fewer than
    ``min_events`` events, shrunk by ``n / (n + shrink)`` (n = events behind the value);
-   capped at +-``cap``.
+   moved toward 0 by ``floor`` (noise of a few per cent is no event); capped at +-``cap``.
 
 Events that recur at the same hour of the week do not count twice: the shape is fitted on the
 data with the effect removed, so whatever the effect explains is not also in the shape.
@@ -76,6 +77,8 @@ class EventConfig:
     cap: float = math.log(4.0)  # |effect| at most this (log)
     history: int = 8  # newest earlier events of a kind used
     late_hours: int = 24  # an unlearned inside offset: the median of the last learned ones
+    smooth: int = 1  # the samples of a key pooled with those of keys up to this many hours away
+    floor: float = 0.05  # |effect| below this counts as none; larger ones are moved toward 0 by it
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,11 @@ class EventModel:
 
     def _pooled(self, i: int, key: Key, earlier: list[int]) -> tuple[float, int, str]:
         seen = self._seen.get(self.events[i].kind, {})
-        vals = [seen[j][key] for j in earlier if key in seen[j]]
+        near = [(key[0], key[1] + d) for d in range(-self.cfg.smooth, self.cfg.smooth + 1)]
+        vals = [seen[j][k] for j in earlier for k in near if k in seen[j]]
         if vals:
-            return _median(vals), len(vals), "learned"
+            n = sum(1 for j in earlier if key in seen[j]) or 1
+            return _median(vals), n, "learned"
         if key[0] != "in":
             return 0.0, 0, "none"
         late = []
@@ -174,8 +179,10 @@ class EventModel:
         if n == 0:
             return EffectAt(e, key, 0.0, "unknown" if key[0] == "in" else "none", 0)
         value, m, source = self._pooled(i, key, earlier)
-        if not include_self and 0 < m < cfg.min_events:
-            value *= m / (m + cfg.shrink)
+        if not include_self:
+            if 0 < m < cfg.min_events:
+                value *= m / (m + cfg.shrink)
+            value = math.copysign(max(abs(value) - cfg.floor, 0.0), value)
         value = min(max(value, -cfg.cap), cfg.cap)
         return EffectAt(e, key, value, source, n)
 
