@@ -24,7 +24,7 @@ events of its kind (the newest ``history``):
    earlier event reached (a longer event) the median of their late inside hours (the last
    ``late_hours`` learned offsets); a pre / post key without samples: 0. Behind fewer than
    ``min_events`` events, shrunk by ``n / (n + shrink)`` (n = events behind the value);
-   moved toward 0 by ``floor`` (noise of a few per cent is no event); capped at +-``cap``.
+   0 when below ``floor`` in size (noise of a few per cent is no event); capped at +-``cap``.
 
 Events that recur at the same hour of the week do not count twice: the shape is fitted on the
 data with the effect removed, so whatever the effect explains is not also in the shape.
@@ -78,7 +78,7 @@ class EventConfig:
     history: int = 8  # newest earlier events of a kind used
     late_hours: int = 24  # an unlearned inside offset: the median of the last learned ones
     smooth: int = 1  # the samples of a key pooled with those of keys up to this many hours away
-    floor: float = 0.05  # |effect| below this counts as none; larger ones are moved toward 0 by it
+    floor: float = 0.05  # |effect| below this counts as none
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,8 @@ class EventModel:
         if not include_self:
             if 0 < m < cfg.min_events:
                 value *= m / (m + cfg.shrink)
-            value = math.copysign(max(abs(value) - cfg.floor, 0.0), value)
+            if abs(value) < cfg.floor:
+                value = 0.0
         value = min(max(value, -cfg.cap), cfg.cap)
         return EffectAt(e, key, value, source, n)
 
