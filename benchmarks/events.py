@@ -165,12 +165,13 @@ def load_steam_events(
         f = frame.filter(pl.col("game_type") == game).with_columns(
             pl.col("ts").dt.truncate("1h").alias("hour")
         )
-        first, last = f["hour"].min(), f["hour"].max()
-        n = _hours(first, last) + 1  # type: ignore[arg-type]
+        first: datetime = f["hour"].min()  # type: ignore[assignment]
+        last: datetime = f["hour"].max()  # type: ignore[assignment]
+        n = _hours(first, last) + 1
         rng = np.random.default_rng([seed, gi])
-        events, mult = schedule(first, n, rng, game)  # type: ignore[arg-type]
-        by_hour = {first + timedelta(hours=i): float(m) for i, m in enumerate(mult)}  # type: ignore[operator]
-        idx = ((f["hour"] - first).dt.total_hours()).to_numpy()  # type: ignore[operator]
+        events, mult = schedule(first, n, rng, game)
+        by_hour = {first + timedelta(hours=i): float(m) for i, m in enumerate(mult)}
+        idx = ((f["hour"] - first).dt.total_hours()).to_numpy()
         parts.append(
             f.with_columns((pl.col("value") * pl.Series(mult[idx])).alias("value"))
             .with_columns(pl.lit("global").alias("region"))

@@ -71,14 +71,14 @@ class EventWindow:
 @dataclass(frozen=True)
 class EventConfig:
     pre_hours: int = 3  # hours before the start an event touches (ramp)
-    post_hours: int = 24  # hours after the end an event touches (surge, recovery)
+    post_hours: int = 12  # hours after the end an event touches (surge, recovery)
     min_events: int = 2  # earlier events of a kind before its learned effect replaces multiplier
     shrink: float = 1.0  # behind n < min_events events: effect x n / (n + shrink)
     cap: float = math.log(4.0)  # |effect| at most this (log)
     history: int = 8  # newest earlier events of a kind used
     late_hours: int = 24  # an unlearned inside offset: the median of the last learned ones
-    smooth: int = 1  # the samples of a key pooled with those of keys up to this many hours away
-    floor: float = 0.05  # |effect| below this counts as none
+    smooth: int = 3  # the samples of a key pooled with those of keys up to this many hours away
+    floor: float = 0.1  # |effect| below this counts as none
 
 
 @dataclass(frozen=True)
