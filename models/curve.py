@@ -33,9 +33,13 @@ class CurvePoint:
     hours: int = 0
 
 
-def point(demand: np.ndarray, capacity: np.ndarray, knob: float) -> CurvePoint:
+def point(
+    demand: np.ndarray, capacity: np.ndarray, knob: float, mask: np.ndarray | None = None
+) -> CurvePoint:
     """The curve point of one capacity plan (NaN demand hours not scored; they count for
-    changes)."""
+    changes). ``mask`` (booleans, one per hour): hours short and unserved (as a share of the
+    demand there) over those hours only, over-provisioning still over all hours (a subset
+    such as event hours read at the plan's overall cost); no masked hour: 0 short."""
     demand = np.asarray(demand, dtype=float)
     capacity = np.asarray(capacity, dtype=float)
     known = ~np.isnan(demand)
@@ -43,13 +47,18 @@ def point(demand: np.ndarray, capacity: np.ndarray, knob: float) -> CurvePoint:
     total = float(d.sum())
     if total <= 0:
         raise ValueError("no demand in the scored hours: over-provisioning is undefined")
+    over = float(c.sum()) / total - 1.0
+    if mask is not None:
+        sub = np.asarray(mask, dtype=bool)[known]
+        d, c = d[sub], c[sub]
+    scored = float(d.sum())
     return CurvePoint(
         knob=knob,
-        over=float(c.sum()) / total - 1.0,
+        over=over,
         share_short=float((d > c + _EPS).mean()) if d.size else 0.0,
-        unserved=float(np.maximum(d - c, 0.0).sum()) / total,
+        unserved=float(np.maximum(d - c, 0.0).sum()) / scored if scored > 0 else 0.0,
         changes=float(np.count_nonzero(np.abs(np.diff(capacity)) > _EPS)),
-        hours=int(known.sum()),
+        hours=int(d.size),
     )
 
 

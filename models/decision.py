@@ -22,7 +22,10 @@ The decision at ``now`` for a fleet:
 Live and replay agree exactly because both feed the same hourly values from the same first hour
 (:func:`feed_hours` before the decision, or the series' first hour): the nowcast's state depends
 only on the last ``feed_hours`` hours (4 weeks of shape, 14 days of errors, refit alignment), so
-a replay that started feeding earlier holds the same state (events are not used on this path).
+a replay that started feeding earlier holds the same state (events are not used on this path
+yet; with ``events`` the forecaster adds their learned effect, :mod:`models.events`, and
+:meth:`DecisionForecaster.event_notes` says which forecast hours are inside an event and
+which of those are of a kind never seen).
 """
 
 from __future__ import annotations
@@ -116,6 +119,13 @@ class DecisionForecaster:
     def observed_hours(self) -> int:
         return len(self._finite)
 
+    def event_notes(self) -> tuple[Nowcast, ...]:
+        """The newest nowcasts whose target hour an event touches (``event_note`` set);
+        ``unknown_event`` on those inside an event of a kind never seen before."""
+        return tuple(
+            nc for k in self.offsets if (nc := self._latest.get(k)) is not None and nc.event_note
+        )
+
     def ready(self) -> bool:
         return self.observed_hours >= MIN_NOWCAST_HOURS and all(
             self._latest.get(k) is not None for k in self.offsets
@@ -144,9 +154,10 @@ def feed(
     values: Sequence[float],
     offsets: Sequence[int],
     config: NowcastConfig | None = None,
+    events: Sequence[EventWindow] = (),
 ) -> DecisionForecaster:
     """A forecaster fed a whole hourly grid (the live path: the newest ``feed_hours``)."""
-    fc = DecisionForecaster(offsets, config)
+    fc = DecisionForecaster(offsets, config, events)
     for t, v in zip(ts, values, strict=True):
         fc.observe(t, float(v))
     return fc

@@ -20,9 +20,13 @@ A seasonal *shape* refitted once a day, *anchored* on the newest observation:
   at the same lead, over the last ``error_hours`` hours whose outcome is known (a calibrated
   margin); ``default_log_margin`` until ``min_errors`` errors are known.
 
-Events (optional): hours inside a known event window are left out of the shape, and when a
-target hour falls inside a scheduled event of a kind seen before, the forecast is raised (or
-lowered) by the median uplift learned for that kind at the same hour since the event start.
+Events (optional, :mod:`models.events`): each known event's effect per hour relative to its
+start (a few hours before it to a tail after its end) is learned from the earlier events of
+its kind; the summed effect is removed from the data the shape is fitted on and from the level
+(which keeps updating through an event, anchored on actual / (shape x effect)), and added to
+the forecast of a target hour it touches. A target hour inside an event of a kind never seen
+(and without an expected multiplier) is flagged (``Nowcast.unknown_event``); ``event_note``
+names the events at the target hour and their effect.
 
 Strictly causal by construction: :class:`Nowcaster` is fed one hour at a time with
 :meth:`Nowcaster.observe` and never sees a later value. Pure: no I/O, no clock.
@@ -38,7 +42,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from models.events import EventConfig, EventModel, EventWindow, describe, hour_index
 from models.hourly import DAY, WEEK
+
+__all__ = ["EventWindow", "Nowcast", "NowcastConfig", "Nowcaster", "nowcast_series"]
 
 _TINY = 1e-9
 # Upper quantile of past errors used for sizing. 0.95 rather than 0.9: on the replay (sample
@@ -57,7 +64,7 @@ class NowcastConfig:
     min_errors: int = 24  # fewer known errors: use default_log_margin
     default_log_margin: float = 0.1
     refit_hours: int = DAY  # the shape is refitted at multiples of this (midnight UTC)
-    event_min_hours: int = 2  # learned hours of a kind needed before its uplift is used
+    event: EventConfig = field(default_factory=EventConfig)  # the event model (models.events)
     weekly_weight: float = 0.5  # blend of the hour-of-week and hour-of-day shapes (1 = weekly)
     median: bool = False  # median over weeks (robust to unlisted one-offs); False = mean of logs
     plan_margin: float | None = None  # calibrate to the plan max(upper, y(d)) x (1 + margin)
@@ -87,15 +94,6 @@ class NowcastConfig:
 
 
 @dataclass(frozen=True)
-class EventWindow:
-    """A known event (from the events table): [start, end), naive UTC."""
-
-    kind: str
-    start: datetime
-    end: datetime
-
-
-@dataclass(frozen=True)
 class Nowcast:
     """One forecast made at ``made_at`` for ``target``."""
 
@@ -105,10 +103,13 @@ class Nowcast:
     upper: float
     log_margin: float  # log(upper / yhat)
     shape_source: str  # "weekly" | "daily" | "none"
+    event_effect: float = 0.0  # log effect of the events touching the target hour (added)
+    unknown_event: bool = False  # the target hour is inside an event of a kind never seen
+    event_note: str = ""  # the events at the target hour and their effect, for people
 
 
 def _hour_index(ts: datetime) -> int:
-    return int((ts - datetime(1970, 1, 1)).total_seconds() // 3600)
+    return hour_index(ts)
 
 
 def _robust_mean(values: Sequence[float], median: bool = True) -> float:
@@ -175,7 +176,8 @@ class Nowcaster:
             raise ValueError(f"lead must be at least 1 hour, got {lead}")
         self.lead = lead
         self.cfg = config or NowcastConfig()
-        self.events = tuple(sorted(events, key=lambda e: e.start))
+        self._ev = EventModel(events, self.cfg.event)
+        self.events = self._ev.events
         keep = max(self.cfg.weeks * WEEK, self.cfg.days * DAY) + DAY
         self._log: dict[int, float] = {}  # hour index -> log demand (only kept hours)
         self._keep = keep
@@ -187,7 +189,6 @@ class Nowcaster:
         self._pending: deque[tuple[int, float, float]] = deque()
         self._errors: deque[tuple[int, float]] = deque()  # (target hour, log error)
         self._rising: dict[int, bool] = {}  # target hour -> the forecast rose from the newest
-        self._uplift: dict[tuple[str, int], list[float]] = {}
 
     # ------------------------------------------------------------------ feeding
 
@@ -222,21 +223,15 @@ class Nowcaster:
                 self._rising.pop(target, None)
         while self._errors and self._errors[0][0] <= h - cfg.error_hours:
             self._rising.pop(self._errors.popleft()[0], None)
-        # level: smoothed log(actual / shape), outside event hours
+        # level: smoothed log(actual / (shape x event effect)); event effects learned first,
+        # against the level before this hour
         shape, _ = self._shape.at(h) if self._shape else (math.nan, "none")
         if ok and math.isfinite(shape):
-            kinds = self._event_kinds(h)
-            if kinds:
-                if self._level is not None:
-                    for kind, offset in kinds:
-                        self._uplift.setdefault((kind, offset), []).append(
-                            logv - shape - self._level
-                        )
-            else:
-                r = logv - shape
-                self._level = (
-                    r if self._level is None else (cfg.alpha * r + (1 - cfg.alpha) * self._level)
-                )
+            self._ev.learn(h, logv - shape, self._level)
+            r = logv - shape - self._ev.total(h)
+            self._level = (
+                r if self._level is None else (cfg.alpha * r + (1 - cfg.alpha) * self._level)
+            )
 
     def _needed(self, logv: float, logf: float, logfloor: float) -> float:
         """The log margin this outcome needed: the plain log error, or with ``plan_margin``
@@ -250,19 +245,17 @@ class Nowcaster:
             return -math.inf
         return need - logf
 
-    def _event_kinds(self, h: int) -> list[tuple[str, int]]:
-        out = []
-        for e in self.events:
-            s, t = _hour_index(e.start), _hour_index(e.end)
-            if s <= h < t:
-                out.append((e.kind, h - s))
-        return out
-
     def _fit(self, h: int) -> _Shape:
-        """Shape from the data strictly before hour ``h``, event hours left out."""
+        """Shape from the data strictly before hour ``h``, each event's effect (learned so
+        far, its own hours included) removed from the hours it touched."""
         cfg = self.cfg
         shape = _Shape(fitted_at=h)
-        usable = {k: v for k, v in self._log.items() if k < h and not self._event_kinds(k)}
+        ev = self._ev
+        usable = {
+            k: (v - ev.total(k, include_self=True) if ev.touching(k) else v)
+            for k, v in self._log.items()
+            if k < h
+        }
         if not usable:
             return shape
         # Anchoring cancels the level, so only the relative shape matters: a robust average
@@ -297,14 +290,9 @@ class Nowcaster:
             source = "none"
         else:
             return None
-        for kind, offset in self._event_kinds(target):
-            learned = self._uplift.get((kind, offset), [])
-            if (
-                len(learned) >= 1
-                and sum(len(v) for k, v in self._uplift.items() if k[0] == kind)
-                >= self.cfg.event_min_hours
-            ):
-                logf += float(np.median(learned))
+        effects = self._ev.effects_at(target)
+        effect = sum(a.value for a in effects)
+        logf += effect
         errs = [e for _, e in self._errors]
         if self.cfg.local_hours > 0:
             w = self.cfg.local_hours
@@ -329,7 +317,17 @@ class Nowcaster:
         self._pending.append((target, logf, logfloor))
         self._rising[target] = rising
         yhat = math.exp(logf)
-        return Nowcast(made_at, target_ts, yhat, yhat * math.exp(q), q, source)
+        return Nowcast(
+            made_at,
+            target_ts,
+            yhat,
+            yhat * math.exp(q),
+            q,
+            source,
+            event_effect=effect,
+            unknown_event=any(a.source == "unknown" for a in effects),
+            event_note=describe(effects, effect) if effects else "",
+        )
 
 
 def nowcast_series(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
+from models.events import EventConfig
 from models.nowcast import EventWindow, NowcastConfig, Nowcaster, nowcast_series
 
 T0 = datetime(2026, 1, 5)
@@ -109,3 +111,93 @@ def test_config_is_checked() -> None:
         NowcastConfig(quantile=1.5)
     with pytest.raises(ValueError, match="lead"):
         Nowcaster(lead=0)
+
+
+# --------------------------------------------------------------------------- the event model
+
+
+def _flat_with(events: list[tuple[EventWindow, list[tuple[int, float]]]], n: int) -> np.ndarray:
+    """A flat series of 100 with each event's (hour offset from its start, multiplier)."""
+    y = np.full(n, 100.0)
+    for e, lifts in events:
+        s = int((e.start - T0).total_seconds() // 3600)
+        for k, m in lifts:
+            y[s + k] *= m
+    return y
+
+
+def test_a_kind_seen_once_is_shrunk_and_a_kind_seen_twice_is_not() -> None:
+    cfg = NowcastConfig(event=EventConfig(smooth=0, floor=0.0))
+    evs = [EventWindow("tournament", T0 + timedelta(days=d, hours=12),
+                       T0 + timedelta(days=d, hours=14)) for d in (3, 9, 16)]  # fmt: skip
+    y = _flat_with([(e, [(0, 2.0), (1, 2.0)]) for e in evs], 24 * 18)
+    out = nowcast_series(_ts(y.size), y.tolist(), lead=1, config=cfg, events=evs)
+    # before the second event: learned from one, shrunk to half the log effect (x sqrt 2)
+    second = out[9 * 24 + 11]
+    assert second is not None and second.yhat == pytest.approx(100 * math.sqrt(2), rel=0.02)
+    assert not second.unknown_event and "1 earlier tournament" in second.event_note
+    third = out[16 * 24 + 11]
+    assert third is not None and third.yhat == pytest.approx(200.0, rel=0.02)
+
+
+def test_a_multi_day_event_keeps_the_anchor_and_ends_on_time() -> None:
+    cfg = NowcastConfig(event=EventConfig(post_hours=0))
+    days = 3
+    evs = [EventWindow("promotion", T0 + timedelta(days=d), T0 + timedelta(days=d + days))
+           for d in (2, 8, 15)]  # fmt: skip
+    # the third promotion runs on a market that grew by 10% the day it started
+    y = _flat_with([(e, [(k, 1.5) for k in range(days * 24)]) for e in evs], 24 * 21)
+    y[15 * 24 :] *= 1.1
+    out = nowcast_series(_ts(y.size), y.tolist(), lead=1, config=cfg, events=evs)
+    mid = out[16 * 24 + 5]  # inside the third promotion: anchored on it, the effect cancels
+    assert mid is not None and mid.yhat == pytest.approx(165.0, rel=0.02)
+    end = out[18 * 24 - 1]  # its last hour: the hour after it is back to the grown market
+    assert end is not None and end.yhat == pytest.approx(110.0, rel=0.02)
+    # an offset no earlier event reached is given the kind's late inside effect
+    longer = EventWindow("promotion", T0 + timedelta(days=2), T0 + timedelta(days=9))
+    nc = Nowcaster(1, cfg, [*evs[:1], longer])
+    for t, v in zip(_ts(24 * 7), np.full(24 * 7, 100.0), strict=True):
+        nc.observe(t, float(v))
+    assert nc._ev.effect(1, ("in", 24 * 6)).source in ("pooled", "unknown")
+
+
+def test_a_weekly_recurring_event_is_not_counted_twice() -> None:
+    evs = [EventWindow("tournament", T0 + timedelta(days=2 + 7 * w, hours=19),
+                       T0 + timedelta(days=2 + 7 * w, hours=22)) for w in range(5)]  # fmt: skip
+    y = _flat_with([(e, [(0, 2.0), (1, 2.0), (2, 2.0)]) for e in evs], 24 * 35)
+    with_ev = nowcast_series(_ts(y.size), y.tolist(), lead=1, events=evs)
+    without = nowcast_series(_ts(y.size), y.tolist(), lead=1)
+    d = (2 + 28) * 24 + 19 - 1  # the hour before the fifth tournament
+    a, b = with_ev[d], without[d]
+    assert a is not None and b is not None
+    assert b.yhat == pytest.approx(200.0, rel=0.02)  # the weekly shape holds it
+    assert a.yhat == pytest.approx(200.0, rel=0.05)  # and the event model does not add it again
+
+
+def test_a_never_seen_kind_uses_its_multiplier_or_is_flagged() -> None:
+    s = T0 + timedelta(days=10, hours=19)
+    y = np.full(24 * 11, 100.0)
+    with_m = EventWindow("other", s, s + timedelta(hours=4), name="spring_cup", multiplier=2.0)
+    out = nowcast_series(_ts(y.size), y.tolist(), lead=1, events=[with_m])
+    fc = out[10 * 24 + 18]
+    assert fc is not None and fc.yhat == pytest.approx(200.0, rel=0.01) and not fc.unknown_event
+    assert "other spring_cup" in fc.event_note and "x2.00 expected" in fc.event_note
+    bare = replace(with_m, multiplier=None)
+    fc = nowcast_series(_ts(y.size), y.tolist(), lead=1, events=[bare])[10 * 24 + 18]
+    assert fc is not None and fc.unknown_event and fc.yhat == pytest.approx(100.0)
+    assert "never seen" in fc.event_note
+
+
+def test_pre_event_ramp_and_post_event_surge_are_learned() -> None:
+    cfg = NowcastConfig(event=EventConfig(smooth=0, floor=0.0))
+    evs = [EventWindow("game_update", T0 + timedelta(days=d, hours=9),
+                       T0 + timedelta(days=d, hours=11)) for d in (2, 6, 11, 17)]  # fmt: skip
+    lifts = [(-1, 1.3), (0, 0.4), (1, 0.4), (2, 2.0), (3, 1.6), (4, 1.3)]  # ramp, dip, surge
+    y = _flat_with([(e, lifts) for e in evs], 24 * 19)
+    out = nowcast_series(_ts(y.size), y.tolist(), lead=1, config=cfg, events=evs)
+    s = 17 * 24 + 9
+    for k, m in lifts:
+        fc = out[s + k - 1]  # made the hour before
+        assert fc is not None and fc.yhat == pytest.approx(100 * m, rel=0.03), (k, fc)
+    after = out[s + 6 - 1]
+    assert after is not None and after.yhat == pytest.approx(100.0, rel=0.03)

@@ -1,0 +1,221 @@
+"""Event effects for the anchored nowcast: what a known event does to demand, learned per kind.
+
+An event (a row of the events table that applies to the series) touches the hours from
+``pre_hours`` before its start to ``post_hours`` after its end. Each touched hour has a *key*:
+
+- ``("pre", -k)``: k hours before the start (a pre-event ramp);
+- ``("in", k)``: k hours after the start, inside ``[start, end)``;
+- ``("post", k)``: k hours after the end (a post-event surge, or the tail of a dip).
+
+The *effect* of an event at a key is the log ratio of demand to what the shape and the level
+before the event would have said: ``log y(h) - shape(h) - level(before the event)``, minus the
+effects of other events touching the same hour. The nowcast removes the summed effect from
+the data it fits its shape on and from the level it anchors on (so event hours neither leak
+into the weekly shape nor make the anchor stale), and adds it back for the target hour.
+
+An event's expected effect at a key (:meth:`EventModel.effect`) comes from the *earlier*
+events of its kind (the newest ``history``):
+
+1. fewer than ``min_events`` earlier events and the row carries ``multiplier``:
+   ``log(multiplier)`` inside the event, 0 around it ("expected");
+2. no earlier event: 0 ("unknown": inside the event the nowcast flags the target hour);
+3. else the median of the earlier events' effects at the same key (and the keys up to
+   ``smooth`` hours either side, same phase); for an ``in`` key no
+   earlier event reached (a longer event) the median of their late inside hours (the last
+   ``late_hours`` learned offsets); a pre / post key without samples: 0. Behind fewer than
+   ``min_events`` events, shrunk by ``n / (n + shrink)`` (n = events behind the value);
+   0 when below ``floor`` in size (noise of a few per cent is no event); capped at +-``cap``.
+
+Events that recur at the same hour of the week do not count twice: the shape is fitted on the
+data with the effect removed, so whatever the effect explains is not also in the shape.
+
+Pure: no I/O, no clock; fed in hour order by :class:`models.nowcast.Nowcaster`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+Key = tuple[str, int]
+_EPOCH = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class EventWindow:
+    """A known event (from the events table): [start, end), naive UTC.
+
+    ``multiplier``: the expected peak multiplier of demand, used for a kind with fewer than
+    ``min_events`` earlier events; ``announced``: when it became known (informational)."""
+
+    kind: str
+    start: datetime
+    end: datetime
+    name: str = ""
+    multiplier: float | None = None
+    announced: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"event {self.name or self.kind}: end {self.end} <= start")
+        if self.multiplier is not None and not (
+            math.isfinite(self.multiplier) and self.multiplier > 0
+        ):
+            raise ValueError(f"event {self.name or self.kind}: multiplier must be > 0")
+
+
+@dataclass(frozen=True)
+class EventConfig:
+    pre_hours: int = 3  # hours before the start an event touches (ramp)
+    post_hours: int = 12  # hours after the end an event touches (surge, recovery)
+    min_events: int = 2  # earlier events of a kind before its learned effect replaces multiplier
+    shrink: float = 1.0  # behind n < min_events events: effect x n / (n + shrink)
+    cap: float = math.log(4.0)  # |effect| at most this (log)
+    history: int = 8  # newest earlier events of a kind used
+    late_hours: int = 24  # an unlearned inside offset: the median of the last learned ones
+    smooth: int = 3  # the samples of a key pooled with those of keys up to this many hours away
+    floor: float = 0.1  # |effect| below this counts as none
+
+
+@dataclass(frozen=True)
+class EffectAt:
+    """One event's expected effect at one hour."""
+
+    event: EventWindow
+    key: Key
+    value: float  # log effect
+    source: str  # "learned" | "pooled" | "expected" | "unknown" | "none"
+    earlier: int  # earlier events of the kind it was learned from
+
+
+def hour_index(ts: datetime) -> int:
+    return int((ts - _EPOCH).total_seconds() // 3600)
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(np.median(values))
+
+
+class EventModel:
+    """The learned effects of a fixed list of events; fed residuals hour by hour."""
+
+    def __init__(self, events: Sequence[EventWindow], config: EventConfig | None = None) -> None:
+        self.cfg = config or EventConfig()
+        self.events = tuple(sorted(events, key=lambda e: (e.start, e.kind, e.name)))
+        self._hours: dict[int, list[tuple[int, Key]]] = {}  # hour -> touching (event, key)
+        for i, e in enumerate(self.events):
+            s, t = hour_index(e.start), hour_index(e.end)
+            t = max(t, s + 1)
+            for h in range(s - self.cfg.pre_hours, t + self.cfg.post_hours):
+                key: Key = ("pre", h - s) if h < s else ("in", h - s) if h < t else ("post", h - t)
+                self._hours.setdefault(h, []).append((i, key))
+        # kind -> event index -> key -> learned effect
+        self._seen: dict[str, dict[int, dict[Key, float]]] = {}
+        self._base: dict[int, float] = {}  # event index -> level before the event
+
+    # ------------------------------------------------------------------ learning
+
+    def touching(self, h: int) -> list[tuple[int, Key]]:
+        return self._hours.get(h, [])
+
+    def learn(self, h: int, resid: float, level: float | None) -> None:
+        """Hour ``h``'s log demand minus its shape (``resid``), seen with the level before
+        this hour's update: each touching event learns its effect against the level it had
+        before its first touched hour, less the other touching events' expected effects."""
+        touching = self.touching(h)
+        if not touching or level is None or not math.isfinite(resid):
+            return
+        for i, _ in touching:
+            self._base.setdefault(i, level)
+        expected = {i: self.effect(i, key).value for i, key in touching}
+        total = sum(expected.values())
+        for i, key in touching:
+            value = resid - self._base[i] - (total - expected[i])
+            kind = self.events[i].kind
+            self._seen.setdefault(kind, {}).setdefault(i, {})[key] = value
+
+    # ------------------------------------------------------------------ effects
+
+    def _earlier(self, i: int, include_self: bool) -> list[int]:
+        e = self.events[i]
+        seen = self._seen.get(e.kind, {})
+        out = [j for j in seen if self.events[j].start < e.start or (include_self and j == i)]
+        out.sort(key=lambda j: self.events[j].start)
+        return out[-self.cfg.history :]
+
+    def _pooled(self, i: int, key: Key, earlier: list[int]) -> tuple[float, int, str]:
+        seen = self._seen.get(self.events[i].kind, {})
+        near = [(key[0], key[1] + d) for d in range(-self.cfg.smooth, self.cfg.smooth + 1)]
+        vals = [seen[j][k] for j in earlier for k in near if k in seen[j]]
+        if vals:
+            n = sum(1 for j in earlier if key in seen[j]) or 1
+            return _median(vals), n, "learned"
+        if key[0] != "in":
+            return 0.0, 0, "none"
+        late = []
+        for j in earlier:
+            inside = sorted((k[1], v) for k, v in seen[j].items() if k[0] == "in")
+            if inside:
+                late.append(_median([v for _, v in inside[-self.cfg.late_hours :]]))
+        if late:
+            return _median(late), len(late), "pooled"
+        return 0.0, 0, "none"
+
+    def effect(self, i: int, key: Key, include_self: bool = False) -> EffectAt:
+        """Event ``i``'s expected log effect at ``key`` (see the module docstring);
+        ``include_self``: also from the event's own hours seen so far (for removing an
+        observed event from the data the shape is fitted on)."""
+        cfg = self.cfg
+        e = self.events[i]
+        earlier = self._earlier(i, include_self)
+        n = len(earlier)
+        if n < cfg.min_events and e.multiplier is not None:
+            value = math.log(e.multiplier) if key[0] == "in" else 0.0
+            return EffectAt(e, key, value, "expected", n)
+        if n == 0:
+            return EffectAt(e, key, 0.0, "unknown" if key[0] == "in" else "none", 0)
+        value, m, source = self._pooled(i, key, earlier)
+        if not include_self:
+            if 0 < m < cfg.min_events:
+                value *= m / (m + cfg.shrink)
+            if abs(value) < cfg.floor:
+                value = 0.0
+        value = min(max(value, -cfg.cap), cfg.cap)
+        return EffectAt(e, key, value, source, n)
+
+    def effects_at(self, h: int) -> list[EffectAt]:
+        """The expected effect of each event touching hour ``h``."""
+        return [self.effect(i, key) for i, key in self.touching(h)]
+
+    def total(self, h: int, include_self: bool = False) -> float:
+        """The summed expected log effect of the events touching hour ``h``."""
+        return sum(self.effect(i, key, include_self).value for i, key in self.touching(h))
+
+
+def describe(effects: Sequence[EffectAt], total: float) -> str:
+    """A short human line naming the events at a target hour and their effect, e.g.
+    ``tournament spring_cup from 19:00: x2.10, learned from 4 earlier tournaments``."""
+    parts = []
+    for a in effects:
+        e = a.event
+        name = f"{e.kind} {e.name}".strip() if e.name else e.kind
+        head = f"{name} from {e.start:%Y-%m-%d %H:%M}"
+        if a.source == "unknown":
+            parts.append(f"{head}: a kind never seen before, effect unknown")
+        elif a.source == "expected":
+            parts.append(f"{head}: x{math.exp(a.value):.2f} expected (the event's multiplier)")
+        elif a.source == "none":
+            parts.append(f"{head} ({a.key[0]} {a.key[1]:+d} h): no effect learned")
+        else:
+            plural = "s" if a.earlier != 1 else ""
+            parts.append(
+                f"{head} ({a.key[0]} {a.key[1]:+d} h): x{math.exp(a.value):.2f}, "
+                f"{a.source} from {a.earlier} earlier {e.kind}{plural}"
+            )
+    if len(effects) > 1:
+        parts.append(f"together x{math.exp(total):.2f}")
+    return "; ".join(parts)
