@@ -37,11 +37,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
 Key = tuple[str, int]
+# An event row without an ``announced`` time is known this long before its start (but never
+# before fleetcast stored it): a studio's calendar names tournaments and updates a day ahead
+# at least; the same rule live and in the replay.
+NOTICE = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -50,7 +54,10 @@ class EventWindow:
     """A known event (from the events table): [start, end), naive UTC.
 
     ``multiplier``: the expected peak multiplier of demand, used for a kind with fewer than
-    ``min_events`` earlier events; ``announced``: when it became known (informational)."""
+    ``min_events`` earlier events; ``announced``: when it became known (None: always known).
+    An event is used at an hour only once it is known by that hour's start (learning from its
+    hours, the shape's correction, a forecast made then), so a row added later changes no
+    forecast made before it was known, live or replayed."""
 
     kind: str
     start: datetime
@@ -76,6 +83,9 @@ class EventConfig:
     shrink: float = 1.0  # behind n < min_events events: effect x n / (n + shrink)
     cap: float = math.log(4.0)  # |effect| at most this (log)
     history: int = 8  # newest earlier events of a kind used
+    # ... started at most this long before the event (a bounded memory, like the shape's four
+    # weeks: what a live decision re-fed its feed window learns is what the replay learned)
+    memory_hours: int = 4 * 7 * 24
     late_hours: int = 24  # an unlearned inside offset: the median of the last learned ones
     smooth: int = 3  # the samples of a key pooled with those of keys up to this many hours away
     floor: float = 0.1  # |effect| below this counts as none
@@ -96,6 +106,12 @@ def hour_index(ts: datetime) -> int:
     return int((ts - _EPOCH).total_seconds() // 3600)
 
 
+def _ceil_hour(ts: datetime) -> int:
+    """The index of the first hour starting at or after ``ts``."""
+    h = hour_index(ts)
+    return h if ts == _EPOCH + timedelta(hours=h) else h + 1
+
+
 def _median(values: Sequence[float]) -> float:
     return float(np.median(values))
 
@@ -107,6 +123,10 @@ class EventModel:
         self.cfg = config or EventConfig()
         self.events = tuple(sorted(events, key=lambda e: (e.start, e.kind, e.name)))
         self._hours: dict[int, list[tuple[int, Key]]] = {}  # hour -> touching (event, key)
+        # the first hour index at whose start each event is known
+        self._known = [
+            -(10**9) if e.announced is None else _ceil_hour(e.announced) for e in self.events
+        ]
         for i, e in enumerate(self.events):
             s, t = hour_index(e.start), hour_index(e.end)
             t = max(t, s + 1)
@@ -119,8 +139,11 @@ class EventModel:
 
     # ------------------------------------------------------------------ learning
 
-    def touching(self, h: int) -> list[tuple[int, Key]]:
-        return self._hours.get(h, [])
+    def touching(self, h: int, at: int | None = None) -> list[tuple[int, Key]]:
+        """The (event, key) pairs touching hour ``h`` of the events known at hour ``at``
+        (default ``h``)."""
+        at = h if at is None else at
+        return [(i, k) for i, k in self._hours.get(h, []) if self._known[i] <= at]
 
     def learn(self, h: int, resid: float, level: float | None) -> None:
         """Hour ``h``'s log demand minus its shape (``resid``), seen with the level before
@@ -143,7 +166,10 @@ class EventModel:
     def _earlier(self, i: int, include_self: bool) -> list[int]:
         e = self.events[i]
         seen = self._seen.get(e.kind, {})
-        out = [j for j in seen if self.events[j].start < e.start or (include_self and j == i)]
+        oldest = e.start - timedelta(hours=self.cfg.memory_hours)
+        out = [
+            j for j in seen if oldest <= self.events[j].start < e.start or (include_self and j == i)
+        ]
         out.sort(key=lambda j: self.events[j].start)
         return out[-self.cfg.history :]
 
@@ -187,13 +213,13 @@ class EventModel:
         value = min(max(value, -cfg.cap), cfg.cap)
         return EffectAt(e, key, value, source, n)
 
-    def effects_at(self, h: int) -> list[EffectAt]:
-        """The expected effect of each event touching hour ``h``."""
-        return [self.effect(i, key) for i, key in self.touching(h)]
+    def effects_at(self, h: int, at: int | None = None) -> list[EffectAt]:
+        """The expected effect of each event touching hour ``h`` known at hour ``at``."""
+        return [self.effect(i, key) for i, key in self.touching(h, at)]
 
-    def total(self, h: int, include_self: bool = False) -> float:
-        """The summed expected log effect of the events touching hour ``h``."""
-        return sum(self.effect(i, key, include_self).value for i, key in self.touching(h))
+    def total(self, h: int, include_self: bool = False, at: int | None = None) -> float:
+        """The summed expected log effect of the events touching hour ``h`` known at ``at``."""
+        return sum(self.effect(i, key, include_self).value for i, key in self.touching(h, at))
 
 
 def describe(effects: Sequence[EffectAt], total: float) -> str:

@@ -252,7 +252,7 @@ class Nowcaster:
         shape = _Shape(fitted_at=h)
         ev = self._ev
         usable = {
-            k: (v - ev.total(k, include_self=True) if ev.touching(k) else v)
+            k: (v - ev.total(k, include_self=True, at=h) if ev.touching(k, h) else v)
             for k, v in self._log.items()
             if k < h
         }
@@ -290,7 +290,7 @@ class Nowcaster:
             source = "none"
         else:
             return None
-        effects = self._ev.effects_at(target)
+        effects = self._ev.effects_at(target, at=d)
         effect = sum(a.value for a in effects)
         logf += effect
         errs = [e for _, e in self._errors]

@@ -42,7 +42,8 @@ def _load(settings: Settings, values: np.ndarray, skip: int | None = None) -> No
         )
         con.execute("delete from events").fetchall()
         con.execute(
-            "insert into events values ('e1', 'cup', 'tournament', null, 'eu', ?, ?, 't')",
+            "insert into events (event_id, name, kind, game_type, region, starts_at, ends_at, "
+            "batch_id) values ('e1', 'cup', 'tournament', null, 'eu', ?, ?, 't')",
             [T0 + timedelta(days=14, hours=19), T0 + timedelta(days=14, hours=22)],
         ).fetchall()
 

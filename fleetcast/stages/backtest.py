@@ -25,13 +25,13 @@ import polars as pl
 from fleetcast.resources import db
 from fleetcast.resources.progress import tracker
 from fleetcast.stages.allocate import list_overrides, load_forecast
-from fleetcast.stages.decide import load_hourly
+from fleetcast.stages.decide import load_events, load_hourly
 from fleetcast.stages.fleets import load_fleets
 from models.curve import LEVELS, CurvePoint, CurveRow, point, policy_at, reference_at
 from models.decision import decision_config
 from models.hourly import WEEK
 from models.names import check_name
-from models.nowcast import EventWindow, NowcastConfig
+from models.nowcast import NowcastConfig
 from models.policy import FleetSpec, SeriesForecast
 from models.replay import ReplayResult, replay
 
@@ -53,7 +53,7 @@ class BacktestRequest:
     policy_margin: float | None = None  # what-if: the policy's safety margin (default: fleet's)
     tolerance: float | None = None  # what-if: the policy's tolerance band (default: fleet's)
     quantile: float | None = None  # what-if: the service level (default: the fleet's)
-    use_events: bool = False  # mask event hours from the shape, learn an uplift per kind
+    use_events: bool = True  # the events table (False: the what-if --no-events)
     lead_minutes: int | None = None  # the lead in minutes (replaces ``lead``; e.g. 45)
     decision_minute: int = 0  # minute of the hour the decisions are taken at
     warmup_hours: int = 24  # decisions replayed before the first scored hour
@@ -103,21 +103,6 @@ def load_series(
             f"{until}: check --game-type/--region/--metric or ingest data first"
         )
     return ts, values
-
-
-def load_events(
-    con: duckdb.DuckDBPyConnection, req: BacktestRequest, since: datetime, until: datetime
-) -> list[EventWindow]:
-    rows = con.sql(
-        db.sql("backtest_events"),
-        params={
-            "game_type": req.game_type,
-            "region": req.region,
-            "since": since,
-            "until": until,
-        },
-    ).fetchall()
-    return [EventWindow(kind=k, start=s, end=e) for k, s, e in rows]
 
 
 def fleet_spec(con: duckdb.DuckDBPyConnection, req: BacktestRequest) -> FleetSpec:
@@ -188,7 +173,8 @@ def run_backtest(
         raise ValueError(
             f"the series starts at {ts[0]}, after --start {start}: start later, or load more data"
         )
-    events = load_events(con, req, since, end + timedelta(hours=req.lead)) if req.use_events else []
+    horizon = end + timedelta(hours=req.lead + 2)
+    events = load_events(con, req.game_type, req.region, since, horizon) if req.use_events else []
     spec = fleet_spec(con, req)
     if spec_changes:
         spec = replace(spec, **spec_changes)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from models.decision import (
     lead_offsets,
     observed_demand,
 )
+from models.events import NOTICE, EventConfig, EventWindow
 from models.nowcast import NowcastConfig
 from models.policy import Decision, FleetSpec, SeriesForecast
 
@@ -68,6 +69,42 @@ def load_hourly(
     return list(full["ts"].to_list()), values
 
 
+def load_events(
+    con: duckdb.DuckDBPyConnection,
+    game_type: str,
+    region: str,
+    since: datetime,
+    until: datetime,
+    known_by: datetime | None = None,
+) -> list[EventWindow]:
+    """The events that apply to a series and touch [since, until], each with the time it became
+    known (:data:`models.events.NOTICE` before its start unless announced; never before it was
+    stored); ``known_by``: only those known by then (the live path: rows are only what has
+    been ingested, and an event not yet known is not read)."""
+    rows = con.sql(
+        db.sql("series_events"),
+        params={
+            "game_type": game_type,
+            "region": region,
+            "since": since - timedelta(hours=EventConfig().post_hours + 1),
+            "until": until,
+            "notice_hours": int(NOTICE.total_seconds() // 3600),
+        },
+    ).fetchall()
+    return [
+        EventWindow(
+            kind=kind,
+            start=start,
+            end=max(end, start + timedelta(hours=1)),
+            name=name,
+            multiplier=mult if mult is not None and mult > 0 else None,
+            announced=known,
+        )
+        for kind, name, start, end, mult, known in rows
+        if known_by is None or known <= known_by
+    ]
+
+
 def offsets_for(spec: FleetSpec, now: datetime) -> tuple[int, ...]:
     return lead_offsets(spec.lead_time_minutes, spec.window_minutes, now.minute)
 
@@ -86,7 +123,10 @@ def forecaster_at(
     ts, values = load_hourly(con, spec.game_type, spec.region, spec.demand_metric, since, now)
     if not ts:
         return None, ts, values
-    return feed(ts, values.tolist(), offsets, cfg), ts, values
+    events = load_events(
+        con, spec.game_type, spec.region, since, now + timedelta(hours=max(offsets) + 1), now
+    )
+    return feed(ts, values.tolist(), offsets, cfg, events), ts, values
 
 
 def ingest_failure(

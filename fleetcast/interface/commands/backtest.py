@@ -58,9 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what-if: the service level, the upper quantile of the decision "
                         "forecaster's past errors used for sizing (default: the fleets row's "
                         f"service_level, else {DEFAULT_QUANTILE:g})")  # fmt: skip
-    parser.add_argument("--events", action="store_true",
-                        help="use the events table (mask event hours, learn an uplift per kind; "
-                        "measured worse on the sample, off by default)")  # fmt: skip
+    parser.add_argument("--no-events", action="store_true",
+                        help="what-if: decide without the events table (scale always reads it; "
+                        "docs/operations.md \"Events\")")  # fmt: skip
     parser.add_argument("--sweep", action="store_true",
                         help="also sweep the policy's knob and print hours short and unserved "
                         "at +5%%, +10%% and +20%% over-provisioning (sum capacity / sum demand - "
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         policy_margin=args.policy_margin,
         tolerance=args.tolerance,
         quantile=args.quantile,
-        use_events=args.events,
+        use_events=not args.no_events,
     )
     t0 = time.perf_counter()
     with db.session(settings.db_path, read_only=True) as con:
