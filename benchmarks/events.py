@@ -60,9 +60,9 @@ from fleetcast.stages.backtest import (  # noqa: E402
     SWEEP,
     BacktestRequest,
     fleet_spec,
-    load_events,
     load_series,
 )
+from fleetcast.stages.decide import load_events  # noqa: E402
 from models.curve import LEVELS, CurvePoint, point, policy_at, reference_at, sized  # noqa: E402
 from models.decision import decision_config  # noqa: E402
 from models.events import EventConfig, EventWindow  # noqa: E402
@@ -368,7 +368,13 @@ def main(argv: list[str] | None = None) -> int:
                 game, region = pair.split("/")
                 req = BacktestRequest(game, "players", start, args.lead, region, SAMPLE_END)
                 since = start - timedelta(hours=req.history_hours)
-                events = load_events(con, req, since, SAMPLE_END + timedelta(hours=args.lead))
+                events = load_events(
+                    con,
+                    req.game_type,
+                    req.region,
+                    since,
+                    SAMPLE_END + timedelta(hours=args.lead + 2),
+                )
                 pad = timedelta(hours=3)
 
                 def mask_s(ts: list[datetime], events=events, pad=pad) -> np.ndarray:

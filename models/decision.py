@@ -126,6 +126,10 @@ class DecisionForecaster:
             nc for k in self.offsets if (nc := self._latest.get(k)) is not None and nc.event_note
         )
 
+    def unknown_event_now(self) -> str | None:
+        """An event of a kind never seen at the newest hour (see :class:`Nowcaster`)."""
+        return self._nc[self.offsets[0]].unknown_event_now()
+
     def ready(self) -> bool:
         return self.observed_hours >= MIN_NOWCAST_HOURS and all(
             self._latest.get(k) is not None for k in self.offsets
@@ -234,4 +238,40 @@ def decide_fleet(
             max_forecast_age=max_forecast_age,
         )
     )
-    return replace(d, inputs={**d.inputs, "decision_forecaster": chosen})
+    d = replace(d, inputs={**d.inputs, "decision_forecaster": chosen})
+    if fc is not None and fc.ready():
+        d = with_events(d, fc.event_notes(), fc.unknown_event_now())
+    return d
+
+
+def with_events(d: Decision, notes: Sequence[Nowcast], unknown_now: str | None = None) -> Decision:
+    """The decision with the events at its forecast hours: their effect named in the reason
+    (and ``inputs.events``), and no scale-in while a forecast hour or the current one is inside
+    an event of a kind never seen before (its effect unknown: from one lead before it until its
+    end)."""
+    if not notes and unknown_now is None:
+        return d
+    if not notes:
+        notes = ()
+    inputs = {
+        **d.inputs,
+        "events": [
+            {"target": n.target.isoformat(), "effect": round(math.exp(n.event_effect), 4),
+             "unknown": n.unknown_event, "note": n.event_note}
+            for n in notes
+        ],
+    }  # fmt: skip
+    if notes:
+        reason = f"{d.reason}; event: {max(notes, key=lambda n: n.upper).event_note}"
+    else:
+        reason = f"{d.reason}; event now: {unknown_now}"
+    unknown = unknown_now is not None or any(n.unknown_event for n in notes)
+    target = d.target
+    if unknown and d.current is not None and d.target < d.current:
+        target = min(d.current, max(d.max_size, d.target))
+        if target > d.target:
+            reason += (
+                f"; scale-in held at {target} (not {d.target}): an event of a kind never seen "
+                "before, with no expected multiplier, until its end"
+            )
+    return replace(d, target=target, reason=reason, inputs=inputs)

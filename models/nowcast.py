@@ -270,6 +270,16 @@ class Nowcaster:
 
     # ------------------------------------------------------------------ forecasting
 
+    def unknown_event_now(self) -> str | None:
+        """The note of an event of a kind never seen touching the newest observed hour (the
+        current one, which a scale-in would cut at once), or None."""
+        if self._last is None:
+            return None
+        effects = self._ev.effects_at(self._last, at=self._last)
+        if any(a.source == "unknown" for a in effects):
+            return describe(effects, sum(a.value for a in effects))
+        return None
+
     def forecast(self) -> Nowcast | None:
         """The forecast for ``lead`` hours after the newest observed hour (None: no data yet).
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
+from models.events import EventWindow
 from models.nowcast import NowcastConfig
 from models.policy import FleetSpec
 from models.replay import (
@@ -200,3 +202,80 @@ def test_missing_hours_are_not_scored_and_policy_never_sees_them_as_zero() -> No
     r = replay(ts, y, start=ts[24 * 9], end=ts[-1], spec=_spec(10.0), lead=1)
     assert r.policy.hours == 21
     assert r.frame["capacity"].min() > 0  # a gap never collapses the fleet
+
+
+def _with_tournaments(hours: int, days: list[float], lift: float = 2.5) -> tuple[
+    list[datetime], np.ndarray, list[EventWindow]
+]:  # fmt: skip
+    """The demand-like series with 3-hour tournaments at irregular days and hours (x lift)."""
+    ts, y = _series(hours)
+    events = []
+    for k, day in enumerate(days):
+        s = int(day * 24)
+        y[s : s + 3] *= lift
+        events.append(EventWindow("tournament", ts[s], ts[s + 3], name=f"cup{k}"))
+    return ts, y, events
+
+
+def test_an_event_row_known_later_changes_no_earlier_decision() -> None:
+    """An event is used from when it is known (``announced``): a replay that has the row
+    decides exactly as one without it until then, and differently after."""
+    ts, y, events = _with_tournaments(24 * 21, [3.3, 7.8, 11.4, 18.6])
+    start, end = ts[24 * 15], ts[-1]
+    spec = _spec(20.0)
+    last = events[-1]
+    known = last.start - timedelta(hours=5, minutes=30)
+    late = [*events[:-1], replace(last, announced=known)]
+    without = replay(ts, y, start=start, end=end, spec=spec, lead=1, events=events[:-1])
+    with_late = replay(ts, y, start=start, end=end, spec=spec, lead=1, events=late)
+    before = [(d.decided_at, d.target, d.reason) for d in without.decisions if d.decided_at < known]
+    after = [
+        (d.decided_at, d.target, d.reason) for d in with_late.decisions if d.decided_at < known
+    ]
+    assert before == after and len(before) > 24
+    # known, it changes decisions before the tournament: provisioned ahead of its first hour
+    ahead = [
+        (a.target, b.target, b.reason)
+        for a, b in zip(without.decisions, with_late.decisions, strict=True)
+        if known <= a.decided_at < last.start
+    ]
+    assert any(b > a for a, b, _ in ahead), ahead
+    assert any("tournament cup3" in r for _, _, r in ahead)
+
+
+def test_an_announced_tournament_is_provisioned_before_its_first_hour() -> None:
+    """Learned from three earlier tournaments at other days and hours, the fourth's capacity
+    is in place at its first hour; without the events it is short there."""
+    ts, y, events = _with_tournaments(24 * 21, [3.3, 7.8, 11.4, 18.6])
+    start, end = ts[24 * 15], ts[-1]
+    spec = _spec(20.0)
+    first = events[-1].start
+    with_ev = replay(ts, y, start=start, end=end, spec=spec, lead=1, events=events)
+    without = replay(ts, y, start=start, end=end, spec=spec, lead=1)
+    row = {r["ts"]: r for r in with_ev.frame.iter_rows(named=True)}[first]
+    row0 = {r["ts"]: r for r in without.frame.iter_rows(named=True)}[first]
+    assert row["capacity"] >= row["demand"] > row0["capacity"]
+
+
+def test_scale_in_is_held_inside_an_event_of_a_kind_never_seen() -> None:
+    """A first launch (kind never seen, no multiplier): no scale-in from one lead before it
+    until its end, and the reason says so; with an expected multiplier the forecast uses it."""
+    ts, y = _series(24 * 16)
+    start, end = ts[24 * 14], ts[-1]
+    s = 24 * 15 + 2  # 02:00, demand falling into the night
+    launch = EventWindow("other", ts[s], ts[s + 6], name="launch")
+    base = replay(ts, y, start=start, end=end, spec=_spec(20.0), lead=1)
+    held = replay(ts, y, start=start, end=end, spec=_spec(20.0), lead=1, events=[launch])
+    inside = [d for d in held.decisions if ts[s - 1] <= d.decided_at < ts[s + 6]]
+    assert inside and all(d.current is None or d.target >= d.current for d in inside)
+    assert any("scale-in held" in d.reason and "never seen" in d.reason for d in inside)
+    shrank = [d for d in base.decisions if ts[s - 1] <= d.decided_at < ts[s + 6]]
+    assert any(d.current is not None and d.target < d.current for d in shrank)
+    # an expected multiplier is used at once: x2 for the launch's first hour, decided one
+    # lead before it (later, the level anchors on demand with the effect removed, so a launch
+    # that draws less than expected is not provisioned at x2 throughout)
+    expected = replace(launch, multiplier=2.0)
+    up = replay(ts, y, start=start, end=end, spec=_spec(20.0), lead=1, events=[expected])
+    at = {d.decided_at: d for d in up.decisions}[ts[s - 1]]
+    assert "x2.00 expected" in at.reason
+    assert at.target >= 1.8 * {d.decided_at: d for d in base.decisions}[ts[s - 1]].target
