@@ -5,6 +5,7 @@ forecaster, policy, window alignment and fleet state: min/max, an override)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -213,3 +214,56 @@ def test_a_quarantined_session_row_does_not_hold_the_demand_series(
     [d] = allocate(aws_settings, now=utcnow(), backend=backend, run_id="r1")
     assert "ingest validation" not in d.reason, d.reason
     assert d.status != "fail_static", d.reason
+
+
+def test_with_a_tournament_in_the_window_scale_still_sets_what_the_backtest_plans(
+    aws_settings: Settings,
+) -> None:
+    """Events on the one path: tournaments at irregular days and hours (three before the live
+    hours, one inside them, x2.5 for 3 hours) in the events table; ``scale`` hour by hour
+    against moto sets exactly the backtest's plan, and provisions the fourth before its first
+    hour."""
+    url = aws_settings.aws_endpoint_url or ""
+    y = _demand(24 * DAYS)
+    ts = [T0 + timedelta(hours=i) for i in range(y.size)]
+    starts = [int(24 * d) for d in (1.6, 3.3, 5.8, 8.1)]  # 14:00, 07:00, 19:00, 02:00
+    for s in starts:
+        y[s : s + 3] *= 2.5
+    live_hours = 14
+    first = starts[-1] - 6
+    spec = replace(_fleet(60), max_size=80)
+    with db.session(aws_settings.db_path) as con:
+        upsert_fleets(con, [spec])
+        con.executemany(
+            "insert into metrics (ts, game_type, region, metric, value, batch_id) "
+            "values (?, 'arena', 'eu', 'players', ?, 'b1')",
+            [(t, float(v)) for t, v in zip(ts, y, strict=True)],
+        )
+        con.executemany(
+            "insert into events (event_id, name, kind, game_type, region, starts_at, ends_at, "
+            "batch_id, first_seen_at) values (?, ?, 'tournament', 'arena', null, ?, ?, 'e', ?)",
+            [
+                (f"e{k}", f"cup{k}", ts[s], ts[s + 3], T0 - timedelta(days=30))
+                for k, s in enumerate(starts)
+            ],
+        )
+    make_group(url, spec.asg_name, desired=3, max_size=80)
+    backend = AwsBackend(aws_settings)
+    live = []
+    for d in range(first, first + live_hours):
+        [dec] = allocate(aws_settings, now=ts[d], backend=backend, run_id=f"r{d}")
+        live.append((ts[d], desired(url, spec.asg_name), dec.reason))
+    req = BacktestRequest(
+        "arena", "players", ts[first + 1], 1, "eu", ts[first + live_hours - 1],
+        lead_minutes=60, warmup_hours=0, initial_capacity=3,
+    )  # fmt: skip
+    with db.session(aws_settings.db_path, read_only=True) as con:
+        result, _ = run_backtest(con, req)
+    planned = [(d.decided_at, d.target) for d in result.decisions]
+    assert planned == [(t, c) for t, c, _ in live]
+    assert [d.reason for d in result.decisions] == [r for _, _, r in live]
+    # the decision one lead before the tournament names it and provisions its first hour
+    at = {t: (c, r) for t, c, r in live}
+    cap, why = at[ts[starts[-1] - 1]]
+    assert "tournament cup3" in why and "learned from 3 earlier tournaments" in why
+    assert cap * spec.capacity_players >= y[starts[-1]]

@@ -87,7 +87,7 @@ def load_events(
             "game_type": game_type,
             "region": region,
             "since": since - timedelta(hours=EventConfig().post_hours + 1),
-            "until": until,
+            "until": until + timedelta(hours=EventConfig().pre_hours + 1),
             "notice_hours": int(NOTICE.total_seconds() // 3600),
         },
     ).fetchall()
