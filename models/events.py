@@ -18,7 +18,8 @@ events of its kind (the newest ``history``):
 
 1. fewer than ``min_events`` earlier events and the row carries ``multiplier``:
    ``log(multiplier)`` inside the event, 0 around it ("expected");
-2. no earlier event: 0 ("unknown": inside the event the nowcast flags the target hour);
+2. no earlier event: 0 ("unknown": in the event's first ``unknown_hours`` the nowcast flags
+   the target hour, and the decision holds scale-in);
 3. else the median of the earlier events' effects at the same key (and the keys up to
    ``smooth`` hours either side, same phase); for an ``in`` key no
    earlier event reached (a longer event) the median of their late inside hours (the last
@@ -89,6 +90,9 @@ class EventConfig:
     late_hours: int = 24  # an unlearned inside offset: the median of the last learned ones
     smooth: int = 3  # the samples of a key pooled with those of keys up to this many hours away
     floor: float = 0.1  # |effect| below this counts as none
+    # an event of a kind never seen (no multiplier) flags its first this many hours "unknown"
+    # (no scale-in then); later the anchored level has long taken in whatever it does
+    unknown_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,8 @@ class EventModel:
             value = math.log(e.multiplier) if key[0] == "in" else 0.0
             return EffectAt(e, key, value, "expected", n)
         if n == 0:
-            return EffectAt(e, key, 0.0, "unknown" if key[0] == "in" else "none", 0)
+            hold = key[0] == "in" and key[1] < cfg.unknown_hours
+            return EffectAt(e, key, 0.0, "unknown" if hold else "none", 0)
         value, m, source = self._pooled(i, key, earlier)
         if not include_self:
             if 0 < m < cfg.min_events:

@@ -158,7 +158,7 @@ def test_a_multi_day_event_keeps_the_anchor_and_ends_on_time() -> None:
     nc = Nowcaster(1, cfg, [*evs[:1], longer])
     for t, v in zip(_ts(24 * 7), np.full(24 * 7, 100.0), strict=True):
         nc.observe(t, float(v))
-    assert nc._ev.effect(1, ("in", 24 * 6)).source in ("pooled", "unknown")
+    assert nc._ev.effect(1, ("in", 24 * 6)).source in ("pooled", "none")
 
 
 def test_a_weekly_recurring_event_is_not_counted_twice() -> None:
