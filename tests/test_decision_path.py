@@ -21,7 +21,7 @@ from fleetcast.stages.allocate import allocate, set_override
 from fleetcast.stages.backtest import BacktestRequest, run_backtest
 from fleetcast.stages.fleets import upsert_fleets
 from models.decision import lead_offsets
-from models.policy import FleetSpec
+from models.policy import Budget, FleetSpec
 
 T0 = datetime(2026, 3, 2)  # a Monday
 DAYS = 9
@@ -267,3 +267,54 @@ def test_with_a_tournament_in_the_window_scale_still_sets_what_the_backtest_plan
     cap, why = at[ts[starts[-1] - 1]]
     assert "tournament cup3" in why and "learned from 3 earlier tournaments" in why
     assert cap * spec.capacity_players >= y[starts[-1]]
+
+
+def test_priority_under_a_budget_holds_during_a_tournament(aws_settings: Settings) -> None:
+    """Two fleets share a budget; a learned tournament raises both one lead before it: the
+    higher-priority fleet (lower number) gets its event-raised need, the other is cut and says
+    so, and the budget is never exceeded."""
+    url = aws_settings.aws_endpoint_url or ""
+    y = _demand(24 * DAYS)
+    ts = [T0 + timedelta(hours=i) for i in range(y.size)]
+    starts = [int(24 * d) for d in (1.6, 3.3, 5.8, 8.1)]
+    for s in starts:
+        y[s : s + 3] *= 2.5
+    specs = [
+        replace(_fleet(60), fleet=f"{g}-eu", game_type=g, asg_name=f"{g}-eu-asg", max_size=80,
+                priority=p, session_type=t)
+        for g, p, t in (("ranked", 10, "ranked"), ("casual", 50, "casual"))
+    ]  # fmt: skip
+    with db.session(aws_settings.db_path) as con:
+        upsert_fleets(con, specs)
+        for f in specs:
+            con.executemany(
+                "insert into metrics (ts, game_type, region, metric, value, batch_id) "
+                "values (?, ?, 'eu', 'players', ?, 'b1')",
+                [(t, f.game_type, float(v)) for t, v in zip(ts, y, strict=True)],
+            )
+        con.executemany(
+            "insert into events (event_id, name, kind, game_type, region, starts_at, ends_at, "
+            "batch_id, first_seen_at) values (?, ?, 'tournament', null, 'eu', ?, ?, 'e', ?)",
+            [
+                (f"e{k}", f"cup{k}", ts[s], ts[s + 3], T0 - timedelta(days=30))
+                for k, s in enumerate(starts)
+            ],
+        )
+    for f in specs:
+        make_group(url, f.asg_name, desired=20, max_size=80)
+    backend = AwsBackend(aws_settings)
+    free = allocate(aws_settings, now=ts[starts[-1] - 1], backend=backend, forecast_only=True)
+    need = {d.fleet: d.target for d in free}
+    assert all("tournament cup3" in d.reason for d in free)
+    limit = need["ranked-eu"] + need["casual-eu"] // 2
+    got = {
+        d.fleet: d
+        for d in allocate(
+            aws_settings, now=ts[starts[-1] - 1] + timedelta(minutes=1), backend=backend,
+            budget=Budget(max_instances=limit),
+        )
+    }  # fmt: skip
+    assert got["ranked-eu"].target == need["ranked-eu"]
+    assert got["casual-eu"].target < need["casual-eu"]
+    assert "budget" in got["casual-eu"].reason and "tournament cup3" in got["casual-eu"].reason
+    assert desired(url, "ranked-eu-asg") + desired(url, "casual-eu-asg") <= limit
