@@ -210,11 +210,10 @@ class EventModel:
             hold = key[0] == "in" and key[1] < cfg.unknown_hours
             return EffectAt(e, key, 0.0, "unknown" if hold else "none", 0)
         value, m, source = self._pooled(i, key, earlier)
-        if not include_self:
-            if 0 < m < cfg.min_events:
-                value *= m / (m + cfg.shrink)
-            if abs(value) < cfg.floor:
-                value = 0.0
+        if not include_self and 0 < m < cfg.min_events:
+            value *= m / (m + cfg.shrink)
+        if abs(value) < cfg.floor:  # in the shape too: a small effect the forecast would not
+            value = 0.0  # add back stays in the shape (a weekly-recurring one, for one)
         value = min(max(value, -cfg.cap), cfg.cap)
         return EffectAt(e, key, value, source, n)
 
