@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import duckdb
+import polars as pl
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
@@ -89,6 +90,19 @@ def event_spans(
         params={"game_type": game_type, "region": region, "since": since, "until": until},
     ).fetchall()
     return [(f"{kind} {name}".strip(), start, end) for kind, name, start, end in rows]
+
+
+def event_spans_over(
+    con: duckdb.DuckDBPyConnection, game_type: str, region: str, ts: pl.Series
+) -> list[tuple[str, datetime, datetime]]:
+    """:func:`event_spans` over the range of a plotted ``ts`` column ([] when it is empty)."""
+    ts = ts.drop_nulls()
+    if ts.is_empty():
+        return []
+    first, last = ts.min(), ts.max()
+    if not isinstance(first, datetime) or not isinstance(last, datetime):
+        raise TypeError(f"ts must be a datetime column, got {ts.dtype}")
+    return event_spans(con, game_type, region, first, last)
 
 
 def _hours(event: UpcomingEvent, after: datetime) -> list[datetime]:
