@@ -115,6 +115,14 @@ class DecisionForecaster:
         while self._finite and self._finite[0] <= ts - timedelta(hours=self.window):
             self._finite.popleft()
 
+    def nowcaster(self, offset: int | None = None) -> Nowcaster:
+        """The nowcaster fed for ``offset`` (default: the shortest), e.g. for
+        :meth:`models.nowcast.Nowcaster.project`; read it, do not feed it."""
+        k = self.offsets[0] if offset is None else offset
+        if k not in self._nc:
+            raise ValueError(f"no nowcaster for offset {k}; offsets are {self.offsets}")
+        return self._nc[k]
+
     @property
     def observed_hours(self) -> int:
         return len(self._finite)

@@ -26,7 +26,8 @@ its kind; the summed effect is removed from the data the shape is fitted on and 
 (which keeps updating through an event, anchored on actual / (shape x effect)), and added to
 the forecast of a target hour it touches. A target hour inside an event of a kind never seen
 (and without an expected multiplier) is flagged (``Nowcast.unknown_event``); ``event_note``
-names the events at the target hour and their effect.
+names the events at the target hour and their effect. :meth:`Nowcaster.project` reads the same
+forecast for any later hour (days ahead: ``fleetcast events``) without registering it.
 
 Strictly causal by construction: :class:`Nowcaster` is fed one hour at a time with
 :meth:`Nowcaster.observe` and never sees a later value. Pure: no I/O, no clock.
@@ -42,10 +43,17 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from models.events import EventConfig, EventModel, EventWindow, describe, hour_index
+from models.events import EffectAt, EventConfig, EventModel, EventWindow, describe, hour_index
 from models.hourly import DAY, WEEK
 
-__all__ = ["EventWindow", "Nowcast", "NowcastConfig", "Nowcaster", "nowcast_series"]
+__all__ = [
+    "EventWindow",
+    "Nowcast",
+    "NowcastConfig",
+    "Nowcaster",
+    "Projection",
+    "nowcast_series",
+]
 
 _TINY = 1e-9
 # Upper quantile of past errors used for sizing. 0.95 rather than 0.9: on the replay (sample
@@ -106,6 +114,18 @@ class Nowcast:
     event_effect: float = 0.0  # log effect of the events touching the target hour (added)
     unknown_event: bool = False  # the target hour is inside an event of a kind never seen
     event_note: str = ""  # the events at the target hour and their effect, for people
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The anchored forecast of one future hour (:meth:`Nowcaster.project`)."""
+
+    target: datetime
+    yhat: float
+    event_effect: float  # summed log effect of the known events touching the target hour
+    effects: tuple[EffectAt, ...]  # each of those events' effect and where it came from
+    shape_source: str  # "weekly" | "daily" | "none"
+    note: str = ""  # the events at the target hour and their effect, for people
 
 
 def _hour_index(ts: datetime) -> int:
@@ -280,6 +300,50 @@ class Nowcaster:
             return describe(effects, sum(a.value for a in effects))
         return None
 
+    def _log_base(self, target: int) -> tuple[float, str] | None:
+        """The log forecast of hour ``target`` made after the newest observed hour, before
+        event effects: shape(newest) + level + step(newest -> target), persistence of the
+        newest observation until a shape exists; None without data."""
+        if self._last is None or self._shape is None:
+            return None
+        d = self._last
+        s_d, _ = self._shape.at(d)
+        step, source = self._shape.ratio(target, d, self.cfg.weekly_weight, self.cfg.blend)
+        if self._level is not None and math.isfinite(s_d) and math.isfinite(step):
+            return s_d + self._level + step, source
+        if self._last_obs is not None:
+            return math.log(self._last_obs[1]), "none"  # persistence until a shape exists
+        return None
+
+    def project(self, target: datetime) -> Projection | None:
+        """The anchored forecast for any hour after the newest observed one (the hour of
+        ``target``), as :meth:`forecast` would make it at that lead: the shape's step from the
+        newest hour, the level, and the effect of the events touching the target that are known
+        at the newest hour. Pure: registers nothing (no error is learned from it) and changes
+        no state. None without data."""
+        if self._last is None:
+            return None
+        t = _hour_index(target)
+        if t <= self._last:
+            raise ValueError(
+                f"project: {target} is not after the newest observed hour "
+                f"{datetime(1970, 1, 1) + timedelta(hours=self._last)}"
+            )
+        base = self._log_base(t)
+        if base is None:
+            return None
+        logf, source = base
+        effects = tuple(self._ev.effects_at(t, at=self._last))
+        effect = sum(a.value for a in effects)
+        return Projection(
+            target=datetime(1970, 1, 1) + timedelta(hours=t),
+            yhat=math.exp(logf + effect),
+            event_effect=effect,
+            effects=effects,
+            shape_source=source,
+            note=describe(effects, effect) if effects else "",
+        )
+
     def forecast(self) -> Nowcast | None:
         """The forecast for ``lead`` hours after the newest observed hour (None: no data yet).
 
@@ -291,15 +355,10 @@ class Nowcaster:
         target = d + self.lead
         made_at = datetime(1970, 1, 1) + timedelta(hours=d)
         target_ts = made_at + timedelta(hours=self.lead)
-        s_d, _ = self._shape.at(d)
-        step, source = self._shape.ratio(target, d, self.cfg.weekly_weight, self.cfg.blend)
-        if self._level is not None and math.isfinite(s_d) and math.isfinite(step):
-            logf = s_d + self._level + step
-        elif self._last_obs is not None:
-            logf = math.log(self._last_obs[1])  # persistence until a shape exists
-            source = "none"
-        else:
+        base = self._log_base(target)
+        if base is None:
             return None
+        logf, source = base
         effects = self._ev.effects_at(target, at=d)
         effect = sum(a.value for a in effects)
         logf += effect

@@ -479,10 +479,11 @@ def _capacity_plot(
 ) -> tuple[str, bytes]:
     """One fleet's capacity in effect (players, as each decision sized them) against the last
     three days of demand and the forecast ahead."""
-    from datetime import timedelta
+    from datetime import UTC, datetime, timedelta
 
     from fleetcast.resources import db
     from fleetcast.resources.plots import plot_capacity_vs_demand
+    from fleetcast.stages.events import event_spans
 
     key = {"game_type": d["game_type"], "region": d["region"], "metric": metric}
     since = d["decided_at"] - timedelta(days=3)
@@ -498,7 +499,12 @@ def _capacity_plot(
     title = f"{d['fleet']}: capacity vs {metric} ({current} -> {target} instances)"
     path = out / f"{d['fleet']}-capacity.png"
     ahead = None if forecast is None else _series(forecast, key)
-    plot_capacity_vs_demand(actual, capacity, title, path, forecast=ahead)
+    until = d["decided_at"] + timedelta(hours=1)
+    last = None if ahead is None or ahead.height == 0 else ahead["ts"].max()
+    if isinstance(last, datetime):  # the forecast's end (naive UTC, as stored)
+        until = max(until, last.astimezone(UTC).replace(tzinfo=None) if last.tzinfo else last)
+    events = event_spans(con, d["game_type"], d["region"], since, until)
+    plot_capacity_vs_demand(actual, capacity, title, path, forecast=ahead, events=events)
     return title, path.read_bytes()
 
 

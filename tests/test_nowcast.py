@@ -201,3 +201,56 @@ def test_pre_event_ramp_and_post_event_surge_are_learned() -> None:
         assert fc is not None and fc.yhat == pytest.approx(100 * m, rel=0.03), (k, fc)
     after = out[s + 6 - 1]
     assert after is not None and after.yhat == pytest.approx(100.0, rel=0.03)
+
+
+def test_project_reads_the_anchored_forecast_for_any_later_hour() -> None:
+    """A clean weekly series: the projection of any later hour (one day, three days and a half,
+    past the week) is the series' own value there; the lead's own hour is what ``forecast``
+    says; projecting changes nothing the forecaster learns."""
+    n = 24 * 28
+    y = _weekly(n + 24 * 9)
+    cfg = NowcastConfig(weekly_weight=1.0, blend="mean")
+    nc = Nowcaster(3, cfg)
+    for t, v in zip(_ts(n), y[:n], strict=True):
+        nc.observe(t, float(v))
+    last = T0 + timedelta(hours=n - 1)
+    for ahead in (1, 24, 84, 24 * 8 + 5):
+        p = nc.project(last + timedelta(hours=ahead))
+        assert p is not None and p.shape_source == "weekly" and p.effects == ()
+        assert p.yhat == pytest.approx(y[n - 1 + ahead], rel=1e-9)
+        assert p.target == last + timedelta(hours=ahead) and p.event_effect == 0.0
+    fc = nc.forecast()
+    assert fc is not None
+    at_lead = nc.project(fc.target)
+    assert at_lead is not None and at_lead.yhat == pytest.approx(fc.yhat, rel=1e-12)
+    with pytest.raises(ValueError, match="not after the newest observed hour"):
+        nc.project(last)
+    # the default (max blend) agrees with forecast at its lead too
+    dflt = Nowcaster(2)
+    for t, v in zip(_ts(n), y[:n], strict=True):
+        dflt.observe(t, float(v))
+    p2 = dflt.project(last + timedelta(hours=2))
+    f2 = dflt.forecast()
+    assert p2 is not None and f2 is not None and p2.yhat == pytest.approx(f2.yhat, rel=1e-12)
+
+
+def test_project_adds_a_known_future_event() -> None:
+    """An event days ahead of the newest hour: its expected multiplier inside it, none outside;
+    a kind never seen is flagged with no effect."""
+    n = 24 * 14
+    y = np.full(n, 100.0)
+    start = T0 + timedelta(hours=n - 1 + 24 * 3 + 19)
+    cup = EventWindow("tournament", start, start + timedelta(hours=3), "cup", multiplier=2.5)
+    odd = EventWindow("other", start + timedelta(days=1), start + timedelta(days=1, hours=2))
+    nc = Nowcaster(1, events=[cup, odd])
+    for t, v in zip(_ts(n), y, strict=True):
+        nc.observe(t, float(v))
+    inside = nc.project(start + timedelta(hours=1))
+    assert inside is not None and inside.yhat == pytest.approx(250.0, rel=1e-6)
+    assert [a.source for a in inside.effects] == ["expected"]
+    assert "tournament cup" in inside.note and "x2.50 expected" in inside.note
+    before = nc.project(start - timedelta(hours=5))
+    assert before is not None and before.yhat == pytest.approx(100.0) and before.note == ""
+    unknown = nc.project(odd.start)
+    assert unknown is not None and unknown.yhat == pytest.approx(100.0)
+    assert [a.source for a in unknown.effects] == ["unknown"] and "never seen" in unknown.note

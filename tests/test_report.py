@@ -76,6 +76,44 @@ def test_capacity_vs_demand_writes_a_png(tmp_path: Path) -> None:
     assert _is_png(out)
 
 
+def test_capacity_vs_demand_shades_the_event_windows_in_range(tmp_path: Path) -> None:
+    demand = _demand(72)
+    capacity = pl.DataFrame({"ts": _hours(72)[::6], "capacity": [1500.0, 1400.0] * 6})
+    events = [
+        ("tournament spring_cup", T0 + timedelta(hours=19), T0 + timedelta(hours=23)),
+        ("holiday new_year", T0 - timedelta(days=2), T0 + timedelta(hours=5)),  # clipped
+        ("promotion later", T0 + timedelta(days=9), T0 + timedelta(days=10)),  # out of range
+    ]
+    out = plot_capacity_vs_demand(
+        demand, capacity, "with events", tmp_path / "ev.png", events=events
+    )
+    assert _is_png(out)
+    plain = plot_capacity_vs_demand(demand, capacity, "with events", tmp_path / "plain.png")
+    assert out.read_bytes() != plain.read_bytes()
+
+
+def test_event_bands_never_widen_the_plotted_range() -> None:
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
+    from fleetcast.resources.plots import _shade_events
+
+    ax = Figure().add_subplot()
+    ax.plot(np.array(_hours(48), dtype="datetime64[us]"), np.arange(48.0))
+    before = ax.get_xlim()
+    _shade_events(
+        ax,
+        [
+            ("tournament a", T0 + timedelta(hours=40), T0 + timedelta(days=5)),
+            ("promotion b", T0 + timedelta(days=9), T0 + timedelta(days=10)),
+        ],
+    )
+    assert ax.get_xlim() == before
+    assert [t.get_text().strip() for t in ax.texts] == ["tournament a"]
+    assert ax.texts[0].get_ha() == "right"  # near the right edge: right aligned, not cut
+    assert before[1] == pytest.approx(float(mdates.date2num(T0 + timedelta(hours=47))), abs=1)
+
+
 def test_a_frame_without_the_columns_is_refused_with_the_fix(tmp_path: Path) -> None:
     bad = pl.DataFrame({"ds": _hours(3), "y": [1.0, 2.0, 3.0]})
     with pytest.raises(ValueError, match=r"lacks columns \['ts', 'value'\]"):

@@ -99,7 +99,7 @@ def test_files_formats_and_columns_per_kind(manifest: SampleManifest) -> None:
         "peak_players", "actions_per_minute", "movement",
     ]  # fmt: skip
     events = pl.read_csv(kinds["events"][0], infer_schema=False)
-    assert events.columns == ["name", "kind", "game_type", "region", "start", "end"]
+    assert events.columns == ["name", "kind", "game_type", "region", "start", "end", "announced"]
     assert set(events["kind"]) <= {"tournament", "game_update", "holiday", "promotion", "other"}
     assert {"tournament", "game_update", "holiday"} <= set(events["kind"])
     for f in manifest.files:  # the manifest's row counts are the files' row counts

@@ -26,6 +26,7 @@ COMMANDS = [
     "approve",
     "reject",
     "status",
+    "events",
     "report",
     "fleets",
     "sample",

@@ -28,6 +28,7 @@ from fleetcast.resources import db
 from fleetcast.resources.aws import make_client
 from fleetcast.resources.local_aws import moto_server, provision_groups
 from fleetcast.stages.backtest import BacktestRequest, run_backtest
+from fleetcast.stages.events import event_spans_over
 from fleetcast.stages.fleets import import_fleets
 from fleetcast.stages.status import read_pending
 from models.approval import PendingChange
@@ -162,12 +163,14 @@ def write_fleet_report(
                     ),
                 )
                 frame = replayed.frame
+                events = event_spans_over(con, row["game_type"], row["region"], frame["ts"])
                 images.append(
                     plot_capacity_vs_demand(
                         frame.select("ts", pl.col("demand").alias("value")),
                         frame.select("ts", "capacity"),
                         f"{row['fleet']}: replay of the last {replay_days} days",
                         out / f"{row['fleet']}-capacity.png",
+                        events=events,
                     )
                 )
             sections.append(

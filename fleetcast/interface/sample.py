@@ -703,6 +703,15 @@ def _sessions_frame(series: list[_Series], end: datetime, rng: np.random.Generat
     return pl.concat(parts).sort("start", "session_id")
 
 
+ANNOUNCED_AHEAD = {
+    "tournament": timedelta(days=7),
+    "game_update": timedelta(days=3),
+    "holiday": timedelta(days=60),
+    "promotion": timedelta(days=7),
+    "other": timedelta(days=1),
+}
+
+
 def _events_frame(effects: list[_Effect]) -> pl.DataFrame:
     rows = []
     for eff in sorted(effects, key=lambda e: (e.window.start, e.window.name)):
@@ -723,6 +732,9 @@ def _events_frame(effects: list[_Effect]) -> pl.DataFrame:
                 "region": w.region or None,
                 "start": fmt(w.start),
                 "end": fmt(w.end),
+                # when the studio's calendar named it: without it, a calendar loaded today
+                # would be known only from today (docs/operations.md "Events")
+                "announced": fmt(w.start - ANNOUNCED_AHEAD[w.kind]),
             }
         )
     return pl.DataFrame(rows, schema={c: pl.String for c in rows[0]})

@@ -9,6 +9,7 @@ safe in threads and on machines without a display.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,12 @@ ACTUAL_COLOR = "#222222"
 FORECAST_COLOR = "#1f77b4"
 CAPACITY_COLOR = "#2ca02c"
 SHORT_COLOR = "#d62728"
+EVENT_COLOR = "#9467bd"
+EVENT_LABEL_ROWS = 3  # event labels stagger over this many lines at the top, so neighbours
+# do not overlap
+
+# one event to shade: (label, e.g. "tournament spring_cup"; start; end), naive UTC
+EventSpan = tuple[str, datetime, datetime]
 
 
 def _require(frame: pl.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -53,14 +60,52 @@ def _new_figure(title: str):  # noqa: ANN202 - matplotlib types
     return fig, ax
 
 
-def _finish(fig, ax, path: Path) -> Path:  # noqa: ANN001
+def _shade_events(ax, events: Sequence[EventSpan]) -> None:  # noqa: ANN001
+    """Each event window over the plotted range as a light band, its label at the top (left
+    aligned at its start; right aligned at its end near the right edge, so it is not cut)."""
+    import matplotlib.dates as mdates
+
+    lo, hi = ax.get_xlim()
+    width = hi - lo
+    shown = 0
+    for label, start, end in sorted(events, key=lambda e: e[1]):
+        s, e = float(mdates.date2num(start)), float(mdates.date2num(end))
+        if e <= lo or s >= hi:
+            continue
+        s, e = max(s, lo), min(e, hi)
+        ax.axvspan(s, e, color=EVENT_COLOR, alpha=0.15, linewidth=0,
+                   label="event" if shown == 0 else None)  # fmt: skip
+        right = width > 0 and (s - lo) / width > 0.75
+        ax.text(
+            e if right else s,
+            0.98 - 0.06 * (shown % EVENT_LABEL_ROWS),
+            f" {label} ",
+            transform=ax.get_xaxis_transform(),
+            ha="right" if right else "left",
+            va="top",
+            fontsize="x-small",
+            color="#4b2c6b",
+            clip_on=True,
+        )
+        shown += 1
+    ax.set_xlim(lo, hi)  # the bands never widen the plotted range
+    if shown:  # headroom: the data stay below the labels
+        bottom, top = ax.get_ylim()
+        rows = min(shown, EVENT_LABEL_ROWS)
+        ax.set_ylim(bottom, bottom + (top - bottom) / (1 - 0.06 * rows - 0.04))
+
+
+def _finish(fig, ax, path: Path, legend_outside: bool = False) -> Path:  # noqa: ANN001
     import matplotlib.dates as mdates
 
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_xlabel("time (UTC)")
-    ax.legend(loc="upper left", fontsize="small")
+    if legend_outside:  # right of the plot: clear of the event labels and the data
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    else:
+        ax.legend(loc="upper left", fontsize="small")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format=path.suffix.lstrip(".") or "png")
@@ -103,10 +148,13 @@ def plot_capacity_vs_demand(
     title: str,
     path: Path,
     forecast: pl.DataFrame | None = None,
+    events: Sequence[EventSpan] | None = None,
 ) -> Path:
     """Demand as a line, capacity in effect as a step line; hours short shaded red. With
     ``forecast`` (ts, yhat[, yhat_upper]) the demand ahead is drawn dashed, its upper bound
-    as a band, so a live run shows whether capacity is ahead of what comes."""
+    as a band, so a live run shows whether capacity is ahead of what comes. With ``events``
+    ((label, start, end), naive UTC) each window over the plotted range is shaded and
+    labelled at the top (the legend then goes right of the plot)."""
     _require(demand, ("ts", "value"), "demand")
     _require(capacity, ("ts", "capacity"), "capacity")
     demand = demand.sort("ts")
@@ -138,4 +186,7 @@ def plot_capacity_vs_demand(
                 ax.fill_between(td, cap_at, vd, where=short, color=SHORT_COLOR, alpha=0.35,
                                 linewidth=0, label="short", interpolate=False)  # fmt: skip
     ax.set_ylabel("players")
+    if events:
+        _shade_events(ax, events)
+        return _finish(fig, ax, path, legend_outside=True)
     return _finish(fig, ax, path)

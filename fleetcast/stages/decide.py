@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import duckdb
@@ -114,18 +115,32 @@ def forecaster_at(
     spec: FleetSpec,
     now: datetime,
     config: NowcastConfig | None = None,
+    *,
+    events_until: datetime | None = None,
 ) -> tuple[DecisionForecaster | None, list[datetime], np.ndarray]:
     """The decision forecaster fed the fleet's demand series up to ``now`` (None: no data),
-    sized at the fleet's service level unless ``config`` says otherwise."""
+    sized at the fleet's service level unless ``config`` says otherwise.
+
+    ``events_until`` (a projection further ahead, ``fleetcast events``): the events up to then
+    are fed too, every stored one taken as known at the newest hour fed (the decision uses an
+    event only from when it is known; a projection asks what it will expect of it). The
+    forecaster's state is the same for events ahead of the newest hour (they touch no hour it
+    has seen); one in progress but not known yet is learned from the newest hour only."""
     cfg = config or decision_config(spec)
     offsets = offsets_for(spec, now)
     since = floor_hour(now) - timedelta(hours=feed_hours(cfg, max(offsets)))
     ts, values = load_hourly(con, spec.game_type, spec.region, spec.demand_metric, since, now)
     if not ts:
         return None, ts, values
-    events = load_events(
-        con, spec.game_type, spec.region, since, now + timedelta(hours=max(offsets) + 1), now
-    )
+    until = now + timedelta(hours=max(offsets) + 1)
+    if events_until is None:
+        events = load_events(con, spec.game_type, spec.region, since, until, now)
+    else:
+        newest = ts[-1]
+        events = [
+            e if e.announced is None or e.announced <= newest else replace(e, announced=newest)
+            for e in load_events(con, spec.game_type, spec.region, since, max(until, events_until))
+        ]
     return feed(ts, values.tolist(), offsets, cfg, events), ts, values
 
 
