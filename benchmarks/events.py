@@ -261,6 +261,19 @@ def score_series(
     return out
 
 
+def per_series(s: Series) -> str:
+    """One series' hours short inside event hours / over all hours per plan and level ("-":
+    the level is out of the plan's reach on this series)."""
+    cells = []
+    for plan in ("default", "events", "seasonal rule"):
+        parts = []
+        for lv in LEVELS:
+            p = s.at.get((plan, lv))
+            parts.append("-" if p is None else f"{p[1].share_short:.1%}/{p[0].share_short:.1%}")
+        cells.append(f"{plan} {' '.join(parts)}")
+    return "     " + " | ".join(cells)
+
+
 def summary(group: str, rows: list[Series]) -> str:
     """Averages over the series; a policy level not reached counts at reactive's there."""
 
@@ -358,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.quiet:
                     print(f"-- steam {game}: {s.event_hours} event hours, "
                           f"{time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
+                    print(per_series(s), flush=True)
         if not args.no_sample:
             from fleetcast.interface.sample import generate
 
@@ -388,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.quiet:
                     print(f"-- sample {pair}: {len(events)} events, {s.event_hours} event "
                           f"hours, {time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
+                    print(per_series(s), flush=True)
         con.close()
     for name, rows in groups.items():
         print()
