@@ -98,7 +98,7 @@ def _print_fleets(console: Console, status: Status, settings: Settings, *, wide:
             table.add_row(*row.values())
         console.print(table)
         return
-    console.print(title, markup=False, highlight=False, soft_wrap=True)
+    _say(console, title)
     for line in compact_lines(compact_rows(status), console.width):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     _say(console, "the full reason: `fleetcast status FLEET`; every column: `--wide`")
