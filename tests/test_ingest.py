@@ -394,6 +394,10 @@ def test_cli_refuses_escapes_and_symlinks_in_one_line(
     assert not settings.db_path.exists()  # refused before anything was opened
 
 
+_ROW = b"2024-01-01T00:00:00,g,players,1\n"
+_LATE_NUL = b"ts,game_type,metric,value\n" + _ROW * (100 * 1024 // len(_ROW) + 1) + b"2\x00,\n"
+
+
 @pytest.mark.parametrize(
     ("name", "content", "expect"),
     [
@@ -407,6 +411,8 @@ def test_cli_refuses_escapes_and_symlinks_in_one_line(
         ("wrong.csv", b"when,what\n2024-01-01,x\n", "wrong schema"),
         ("header.csv", b"ts,game_type,metric,value\n", "no data rows"),
         ("zero.csv", b"", "empty file"),
+        # good rows for 100 KiB, then a NUL byte: the whole file is checked, not its start
+        ("late_nul.csv", _LATE_NUL, f"binary content (NUL byte at offset {len(_LATE_NUL) - 3})"),
     ],
 )
 def test_cli_rejected_file_exits_3_and_the_rest_still_loads(
@@ -440,13 +446,13 @@ def test_binary_garbage_is_rejected_not_called_empty(settings: Settings) -> None
     assert "empty" not in r.message
 
 
-def test_utf8_sniff_window_does_not_cut_a_character(settings: Settings) -> None:
-    from fleetcast.resources.landing import SNIFF_BYTES
+def test_utf8_chunk_boundary_does_not_cut_a_character(settings: Settings) -> None:
+    from fleetcast.resources.landing import CHUNK_BYTES
 
     prefix = "ts,game_type,metric,value,note\n2024-01-01T00:00:00,g,players,1,"
     if len(prefix.encode()) % 2 == 0:
         prefix += "x"  # odd: the two-byte characters start at odd offsets
-    filler = "é" * SNIFF_BYTES  # so one straddles the (even) end of the sniff window
+    filler = "é" * CHUNK_BYTES  # so one straddles the (even) end of the first chunk
     write(settings, "wide_note.csv", prefix + filler + "\n")
     [r] = ingest(settings, "wide_note.csv")
     assert "not UTF-8" not in r.message and "binary" not in r.message

@@ -15,7 +15,7 @@ import pytest
 
 from fleetcast.resources import landing as landing_module
 from fleetcast.resources.landing import (
-    SNIFF_BYTES,
+    CHUNK_BYTES,
     BinaryFile,
     PathRefused,
     UnreadableFile,
@@ -254,15 +254,30 @@ def test_binary_text_files_are_refused_whole_with_the_offset(tmp_path: Path) -> 
         assert str(info.value) == f"{name}: unreadable: {why}"
 
 
-def test_only_the_start_of_a_text_file_is_sniffed(tmp_path: Path) -> None:
-    # a character cut by the sniff window is not an encoding error
+def test_the_whole_text_file_is_checked_chunk_by_chunk(tmp_path: Path) -> None:
+    # a character cut by a chunk boundary is not an encoding error
     cut = tmp_path / "cut.csv"
-    cut.write_bytes(b"v\n" + b"a" * (SNIFF_BYTES - 3) + "é\n".encode())
-    assert read_raw(cut)["v"].to_list() == ["a" * (SNIFF_BYTES - 3) + "é"]
-    # a NUL byte past the window is not looked for (the parser keeps it)
+    cut.write_bytes(b"v\n" + b"a" * (CHUNK_BYTES - 3) + "é\n".encode())
+    assert read_raw(cut)["v"].to_list() == ["a" * (CHUNK_BYTES - 3) + "é"]
+    # three- and four-byte characters across several boundaries, at every alignment
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes(b"v\n" + ("€𝄞" * (CHUNK_BYTES // 3)).encode() + b"\n")
+    assert read_raw(wide)["v"].to_list() == ["€𝄞" * (CHUNK_BYTES // 3)]
+    # a NUL byte past the first chunk is found, at its offset in the file
     late = tmp_path / "late.csv"
-    late.write_bytes(b"v\n" + b"a" * SNIFF_BYTES + b"\x00b\n")
-    assert read_raw(late)["v"].to_list() == ["a" * SNIFF_BYTES + "\x00b"]
+    offset = 2 + 100 * 1024
+    late.write_bytes(b"v\n" + b"a" * (100 * 1024) + b"\x00b\n")
+    with pytest.raises(BinaryFile, match=rf"NUL byte at offset {offset}\), not a csv text file"):
+        read_raw(late)
+    # bad UTF-8 past the first chunk, and a character the boundary cut that turns out invalid
+    # (0xe2 opens a three-byte character; "x" is no part of one)
+    far = b"v\n" + b"a" * (CHUNK_BYTES + 10)
+    held = b"v\n" + b"a" * (CHUNK_BYTES - 3)  # 0xe2 is the first chunk's last byte
+    for name, body in (("far.csv", far), ("held.csv", held)):
+        bad = tmp_path / name
+        bad.write_bytes(body + b"\xe2x\n")
+        with pytest.raises(BinaryFile, match=rf"byte 0xe2 at offset {len(body)}\)"):
+            read_raw(bad)
 
 
 def test_tiny_and_blank_csv_files(tmp_path: Path) -> None:

@@ -168,7 +168,7 @@ def test_a_batch_in_the_wrong_units_empties_no_fleet(
         g for _, g, _, reason in after if "telemetry held" in reason and "1,000x lower" in reason
     }
     assert held == {"battle_royale", "casual_puzzle", "ranked_arena", "tournament_series"}
-    assert main(["status", *base]) == 0
+    assert main(["status", "--wide", *base]) == 0  # every column, the full reason
     assert "held" in capsys.readouterr().out
 
 

@@ -10,6 +10,7 @@ sorted by name).
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 from pathlib import Path
@@ -35,8 +36,8 @@ class BinaryFile(UnreadableFile):
     """
 
 
-# how much of a text file is sniffed for binary content
-SNIFF_BYTES = 64 * 1024
+# how much of a text file is read at a time when checking it for binary content (all of it is)
+CHUNK_BYTES = 64 * 1024
 
 
 def resolve_inputs(landing: Path, paths: list[Path], base: Path | None = None) -> list[Path]:
@@ -154,24 +155,36 @@ def read_raw(path: Path) -> pl.DataFrame:
 
 
 def _refuse_binary(path: Path, fmt: str) -> None:
-    """Raise BinaryFile if the start of a text file holds NUL bytes or is not UTF-8."""
+    """Raise BinaryFile if a text file holds a NUL byte anywhere or is not UTF-8.
+
+    The whole file is checked, read in chunks of CHUNK_BYTES (never all at once); the incremental
+    decoder carries a multi-byte character cut by a chunk boundary over to the next chunk.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0  # of the chunk's first byte in the file
     with path.open("rb") as fh:
-        head = fh.read(SNIFF_BYTES)
-    nul = head.find(b"\x00")
-    if nul >= 0:
-        raise BinaryFile(
-            f"{path.name}: unreadable: binary content (NUL byte at offset {nul}), "
-            f"not a {fmt} text file"
-        )
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if len(head) == SNIFF_BYTES and exc.reason == "unexpected end of data":
-            return  # a multi-byte character cut by the sniff window
-        raise BinaryFile(
-            f"{path.name}: unreadable: not UTF-8 text (byte 0x{head[exc.start]:02x} at offset "
-            f"{exc.start}): binary, or another encoding (save it as UTF-8)"
-        ) from None
+        while True:
+            chunk = fh.read(CHUNK_BYTES)
+            nul = chunk.find(b"\x00")
+            if nul >= 0:
+                raise BinaryFile(
+                    f"{path.name}: unreadable: binary content (NUL byte at offset "
+                    f"{offset + nul}), not a {fmt} text file"
+                )
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.start counts from the first byte the decoder still held (a character cut
+                # by the previous chunk's end, at most 3 bytes) followed by this chunk
+                held = len(exc.object) - len(chunk)
+                raise BinaryFile(
+                    f"{path.name}: unreadable: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                    f"at offset {offset - held + exc.start}): binary, or another encoding "
+                    f"(save it as UTF-8)"
+                ) from None
+            if not chunk:
+                return
+            offset += len(chunk)
 
 
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:

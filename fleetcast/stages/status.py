@@ -3,7 +3,8 @@ overrides in force. Used by ``fleetcast status`` and by the flows' run summaries
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -80,7 +81,7 @@ def _fmt(value: Any) -> str:
 
 
 def status_rows(status: Status) -> list[dict[str, str]]:
-    """One flat, printable row per fleet."""
+    """One flat, printable row per fleet, every column (``fleetcast status --wide``)."""
     rows = []
     for r in status.fleets.iter_rows(named=True):
         if r["decided_at"] is None:
@@ -118,3 +119,98 @@ def status_rows(status: Status) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+# a decision's reason opens with its change ("2 -> 60 (+58): "), shown in its own column
+_CHANGE_PREFIX = re.compile(r"^\d+ -> \d+ \([+-]?\d+\): ")
+
+
+def _age(then: datetime, now: datetime | None) -> str:
+    """How long ago, in the largest whole unit: "now", "12m", "5h", "3d"."""
+    minutes = int(((now or utcnow()) - then).total_seconds() // 60)
+    if minutes < 1:
+        return "now"
+    if minutes < 60:
+        return f"{minutes}m"
+    if minutes < 48 * 60:
+        return f"{minutes // 60}h"
+    return f"{minutes // (24 * 60)}d"
+
+
+def _applied(r: dict[str, Any]) -> str:
+    """The size sent, "shadow" for a forecast-only decision, else "no"."""
+    if r["applied"]:
+        return str(r["applied_desired"])
+    return "shadow" if r["decision_mode"] == "forecast_only" else "no"
+
+
+def compact_rows(status: Status) -> list[dict[str, str]]:
+    """One short row per fleet, what an operator needs at a glance (``fleetcast status``): the
+    last decision's change, whether it was applied, how long ago, and its reason without the
+    change it opens with (the caller cuts it to the width left)."""
+    rows = []
+    for r in status.fleets.iter_rows(named=True):
+        decided = r["decided_at"] is not None
+        why = _CHANGE_PREFIX.sub("", r["reason"] or "")
+        if decided and r["unserved_instances"]:
+            why = f"unserved {r['unserved_instances']}: {why}"
+        if r["outcome"]:
+            why += f" | {r['outcome']}"
+        rows.append(
+            {
+                "fleet": r["fleet"],
+                "mode": r["mode"],
+                "min-max": f"{r['min_size']}-{r['max_size']}",
+                "decision": (
+                    f"{_fmt(r['current_desired'])} -> {r['target_desired']}" if decided else "none"
+                ),
+                "applied": _applied(r) if decided else "-",
+                "age": _age(r["decided_at"], status.now) if decided else "-",
+                "processes": (
+                    describe_processes(r["processes_per_instance"], r["processes_source"])
+                    if decided
+                    else "-"
+                ),
+                "why": why or "-",
+            }
+        )
+    return rows
+
+
+def fleet_fields(status: Status, fleet: str) -> list[tuple[str, str]]:
+    """Every field of one fleet's row (``fleetcast status FLEET``), in order, as text; [] for a
+    fleet not in ``status``."""
+    for r in status.fleets.iter_rows(named=True):
+        if r["fleet"] != fleet:
+            continue
+        fields = [
+            (k, f"{v:.0%}" if k == "safety_margin" and v is not None else _fmt(v))
+            for k, v in r.items()
+        ]
+        if r["decided_at"] is not None:
+            processes = describe_processes(
+                r["processes_per_instance"], r["processes_source"], r["processes_learned"]
+            )
+            fields.append(("processes", processes))
+        return fields
+    return []
+
+
+def for_fleet(status: Status, fleet: str) -> Status:
+    """``status`` narrowed to one fleet: its row, overrides, approvals, learned settings and the
+    accuracy of its series (game type and region)."""
+    fleets = status.fleets.filter(pl.col("fleet") == fleet)
+    accuracy = status.accuracy
+    if accuracy is not None and fleets.height:
+        [(game_type, region)] = fleets.select("game_type", "region").rows()
+        accuracy = accuracy.filter(
+            (pl.col("game_type") == game_type) & (pl.col("region") == region)
+        )
+    return replace(
+        status,
+        fleets=fleets,
+        overrides=[o for o in status.overrides if o.fleet == fleet],
+        accuracy=accuracy,
+        approvals=[c for c in status.approvals if c.fleet == fleet],
+        settings=[s for s in status.settings if s["fleet"] == fleet],
+    )
