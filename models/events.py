@@ -89,6 +89,7 @@ class EventConfig:
     memory_hours: int = 4 * 7 * 24
     late_hours: int = 24  # an unlearned inside offset: the median of the last learned ones
     smooth: int = 3  # the samples of a key pooled with those of keys up to this many hours away
+    own_events: int = 99  # ... unless this many earlier events have the key itself
     floor: float = 0.1  # |effect| below this counts as none
     # an event of a kind never seen (no multiplier) flags its first this many hours "unknown"
     # (no scale-in then); later the anchored level has long taken in whatever it does
@@ -179,6 +180,9 @@ class EventModel:
 
     def _pooled(self, i: int, key: Key, earlier: list[int]) -> tuple[float, int, str]:
         seen = self._seen.get(self.events[i].kind, {})
+        own = [seen[j][key] for j in earlier if key in seen[j]]
+        if len(own) >= self.cfg.own_events:  # enough of its own: the hour's profile kept
+            return _median(own), len(own), "learned"
         near = [(key[0], key[1] + d) for d in range(-self.cfg.smooth, self.cfg.smooth + 1)]
         vals = [seen[j][k] for j in earlier for k in near if k in seen[j]]
         if vals:

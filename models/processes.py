@@ -56,6 +56,9 @@ class ProcessNeeds:
     window_start: datetime | None = None
     window_end: datetime | None = None
     sessions_source: str = "metric"  # metric | sessions_table | mixed
+    # per resource: how far the hours of the window spread around their median need (the
+    # larger of max / median and median / min): a unit switch inside the window shows here
+    spread: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -170,11 +173,19 @@ def process_needs(
     usable = ratios.filter(pl.any_horizontal(pl.col(r).is_not_null() for r in resources))
     if usable.height < min_hours:
         return None
-    needs = {}
+    needs: dict[str, float] = {}
+    spread: dict[str, float] = {}
     for r in resources:
-        value = usable[r].drop_nulls().quantile(quantile, "linear")
+        col = usable[r].drop_nulls()
+        value = col.quantile(quantile, "linear")
         if value is not None and math.isfinite(value) and value > 0:
             needs[r] = float(value)  # type: ignore[arg-type]
+            positive = col.filter(col > 0)
+            med = positive.median() if positive.len() else None
+            if med is not None and med > 0:  # type: ignore[operator]
+                hi = float(positive.max()) / med  # type: ignore[arg-type, operator]
+                lo = med / float(positive.min())  # type: ignore[arg-type, operator]
+                spread[r] = float(max(hi, lo))
     if not needs:
         return None
     players = None
@@ -191,6 +202,7 @@ def process_needs(
         window_start=usable["ts"].min(),  # type: ignore[arg-type]
         window_end=usable["ts"].max(),  # type: ignore[arg-type]
         sessions_source=source,
+        spread=spread,
     )
 
 
@@ -232,7 +244,8 @@ def fit_processes(
 #
 # One broken exporter must not be able to empty a fleet, so a learned value is accepted only
 # within these bounds, in this order:
-# 1. telemetry that cannot be right is held: a per-process need (or players per process) that
+# 1. telemetry that cannot be right is held: a per-process need whose hours in the window
+#    spread by JUMP or more around their median, or a need (or players per process) that
 #    moved by JUMP or more against the last accepted one, or a process needing less than
 #    MIN_INSTANCE_SHARE of an instance in its tightest resource; the last accepted value stays;
 # 2. the band: BAND around the reference (the fleet's configured value, or the one a person
@@ -277,6 +290,12 @@ def implausible(
     ``JUMP`` or more against the last accepted one, or a process needing less than
     ``MIN_INSTANCE_SHARE`` of an instance in its tightest resource. The reason names the metric
     and the jump."""
+    for resource, ratio in sorted(needs.spread.items()):
+        if ratio >= JUMP:
+            return (
+                f"{_METRICS.get(resource, resource)} per session varies {ratio:,.0f}x within "
+                f"the window (an exporter that changed units?): telemetry held"
+            )
     pairs: list[tuple[str, float, float | None]] = [
         (r, v, (last.needs.get(r) if last else None)) for r, v in sorted(needs.needs.items())
     ]

@@ -214,3 +214,34 @@ def test_a_learned_value_beyond_its_band_waits_for_a_person_then_is_used(
     assert now_ppi["casual_puzzle-na-east"] == 24 and learned["casual_puzzle-na-east"] > 24
     assert now_ppi["casual_puzzle-na-west"] == 16  # not approved: still the bound
     assert main(["approve", "--fleet", "casual_puzzle-na-east", *base]) == 2  # nothing waits
+
+
+def test_a_window_that_straddles_a_unit_switch_is_held() -> None:
+    """The exporter switched units two hours before the end of the window: the high quantile
+    of the mixed window is a plausible-looking value (no 10x jump against the accepted one),
+    but its hours spread by 1000x: held, naming the metric."""
+    import polars as pl
+    from test_processes import frame
+
+    from models.processes import fit_processes, process_needs
+
+    mixed = frame(12, T0).with_columns(
+        pl.when(
+            (pl.col("ts") <= T0 - timedelta(hours=2))
+            & pl.col("metric").is_in(["cpu_cores", "memory_gb", "net_in_mbps", "net_out_mbps"])
+        )
+        .then(pl.col("value") / 1000)
+        .otherwise(pl.col("value"))
+        .alias("value")
+    )
+    needs = process_needs(mixed)
+    assert needs is not None and needs.spread["cpu"] >= 999
+    fit = fit_processes(CAPS, needs)
+    assert fit is not None
+    why = implausible(needs, CAPS, _last(4, 3.2))
+    assert why is not None and "cpu_cores per session varies 1,000x within the window" in why
+    got = bound_fit(fit, REF, _last(4, 3.2), CAPS)
+    assert (got.source, got.processes_per_instance) == ("held", 4)
+    # a steady window spreads by far less
+    steady = process_needs(frame(12, T0))
+    assert steady is not None and max(steady.spread.values()) < 1.01
