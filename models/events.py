@@ -90,6 +90,7 @@ class EventConfig:
     late_hours: int = 24  # an unlearned inside offset: the median of the last learned ones
     smooth: int = 3  # the samples of a key pooled with those of keys up to this many hours away
     own_events: int = 99  # ... unless this many earlier events have the key itself
+    weekly: bool = True  # an event recurring at the same hour a week earlier: left to the shape
     floor: float = 0.1  # |effect| below this counts as none
     # an event of a kind never seen (no multiplier) flags its first this many hours "unknown"
     # (no scale-in then); later the anchored level has long taken in whatever it does
@@ -127,7 +128,16 @@ class EventModel:
     def __init__(self, events: Sequence[EventWindow], config: EventConfig | None = None) -> None:
         self.cfg = config or EventConfig()
         self.events = tuple(sorted(events, key=lambda e: (e.start, e.kind, e.name)))
+        cfg_weekly = self.cfg.weekly
         self._hours: dict[int, list[tuple[int, Key]]] = {}  # hour -> touching (event, key)
+        # an event with a twin of its kind and length exactly one week earlier: a kind most of
+        # whose events have one recurs at the same hour of the week, which the hour-of-week
+        # shape holds (decided from the calendar's data, not from the kind's name)
+        week = timedelta(days=7)
+        slots = {(e.kind, e.start, e.end) for e in self.events}
+        self._twinned = [
+            cfg_weekly and (e.kind, e.start - week, e.end - week) in slots for e in self.events
+        ]
         # the first hour index at whose start each event is known
         self._known = [
             -(10**9) if e.announced is None else _ceil_hour(e.announced) for e in self.events
@@ -140,6 +150,7 @@ class EventModel:
                 self._hours.setdefault(h, []).append((i, key))
         # kind -> event index -> key -> learned effect
         self._seen: dict[str, dict[int, dict[Key, float]]] = {}
+        self._weekly_cache: dict[tuple[str, int], bool] = {}
         self._base: dict[int, float] = {}  # event index -> level before the event
 
     # ------------------------------------------------------------------ learning
@@ -157,9 +168,12 @@ class EventModel:
         touching = self.touching(h)
         if not touching or level is None or not math.isfinite(resid):
             return
+        touching = [(i, key) for i, key in touching if not self.weekly(i, h)]
+        if not touching:
+            return
         for i, _ in touching:
             self._base.setdefault(i, level)
-        expected = {i: self.effect(i, key).value for i, key in touching}
+        expected = {i: self.effect(i, key, at=h).value for i, key in touching}
         total = sum(expected.values())
         for i, key in touching:
             value = resid - self._base[i] - (total - expected[i])
@@ -199,12 +213,35 @@ class EventModel:
             return _median(late), len(late), "pooled"
         return 0.0, 0, "none"
 
-    def effect(self, i: int, key: Key, include_self: bool = False) -> EffectAt:
+    def weekly(self, i: int, at: int) -> bool:
+        """Event ``i``'s kind recurs weekly: more than half of its events known at hour ``at``
+        that have started by then (two at least) had a twin a week earlier. The hour-of-week
+        shape holds such a kind: its events are neither learned from, nor added, nor taken out
+        of the shape."""
+        kind = self.events[i].kind
+        key = (kind, at)
+        got = self._weekly_cache.get(key)
+        if got is None:
+            past = [
+                j
+                for j, e in enumerate(self.events)
+                if e.kind == kind and self._known[j] <= at and hour_index(e.start) <= at
+            ]
+            twins = sum(self._twinned[j] for j in past)
+            got = twins >= 2 and twins > len(past) / 2
+            self._weekly_cache[key] = got
+        return got
+
+    def effect(
+        self, i: int, key: Key, include_self: bool = False, at: int | None = None
+    ) -> EffectAt:
         """Event ``i``'s expected log effect at ``key`` (see the module docstring);
         ``include_self``: also from the event's own hours seen so far (for removing an
         observed event from the data the shape is fitted on)."""
         cfg = self.cfg
         e = self.events[i]
+        if at is not None and self.weekly(i, at):  # the shape holds it: nothing added or removed
+            return EffectAt(e, key, 0.0, "weekly", 0)
         earlier = self._earlier(i, include_self)
         n = len(earlier)
         if n < cfg.min_events and e.multiplier is not None:
@@ -223,11 +260,15 @@ class EventModel:
 
     def effects_at(self, h: int, at: int | None = None) -> list[EffectAt]:
         """The expected effect of each event touching hour ``h`` known at hour ``at``."""
-        return [self.effect(i, key) for i, key in self.touching(h, at)]
+        at = h if at is None else at
+        return [self.effect(i, key, at=at) for i, key in self.touching(h, at)]
 
     def total(self, h: int, include_self: bool = False, at: int | None = None) -> float:
         """The summed expected log effect of the events touching hour ``h`` known at ``at``."""
-        return sum(self.effect(i, key, include_self).value for i, key in self.touching(h, at))
+        at = h if at is None else at
+        return sum(
+            self.effect(i, key, include_self, at=at).value for i, key in self.touching(h, at)
+        )
 
 
 def describe(effects: Sequence[EffectAt], total: float) -> str:
@@ -238,7 +279,9 @@ def describe(effects: Sequence[EffectAt], total: float) -> str:
         e = a.event
         name = f"{e.kind} {e.name}".strip() if e.name else e.kind
         head = f"{name} from {e.start:%Y-%m-%d %H:%M}"
-        if a.source == "unknown":
+        if a.source == "weekly":
+            parts.append(f"{head}: recurs weekly, in the hour-of-week shape")
+        elif a.source == "unknown":
             parts.append(f"{head}: a kind never seen before, effect unknown")
         elif a.source == "expected":
             parts.append(f"{head}: x{math.exp(a.value):.2f} expected (the event's multiplier)")
