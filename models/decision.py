@@ -280,6 +280,6 @@ def with_events(d: Decision, notes: Sequence[Nowcast], unknown_now: str | None =
         if target > d.target:
             reason += (
                 f"; scale-in held at {target} (not {d.target}): an event of a kind never seen "
-                "before, with no expected multiplier, until its end (24 h at most)"
+                "before, with no expected multiplier, for its first hours"
             )
     return replace(d, target=target, reason=reason, inputs=inputs)

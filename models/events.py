@@ -93,8 +93,10 @@ class EventConfig:
     weekly: bool = True  # an event recurring at the same hour a week earlier: left to the shape
     floor: float = 0.1  # |effect| below this counts as none
     # an event of a kind never seen (no multiplier) flags its first this many hours "unknown"
-    # (no scale-in then); later the anchored level has long taken in whatever it does
-    unknown_hours: int = 24
+    # (no scale-in then); later the anchored level has taken in what it does. 4 rather than
+    # 24 or the whole event: on the sample (benchmarks/events.py) 24 h cost 1.8x the hours
+    # short at +10% over-provisioning (a 3-day promotion pinned at its first peak), 4 h none
+    unknown_hours: int = 4
 
 
 @dataclass(frozen=True)

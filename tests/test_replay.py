@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from models.events import EventWindow
+from models.events import EventConfig, EventWindow
 from models.nowcast import NowcastConfig
 from models.policy import FleetSpec
 from models.replay import (
@@ -259,17 +259,19 @@ def test_an_announced_tournament_is_provisioned_before_its_first_hour() -> None:
 
 def test_scale_in_is_held_inside_an_event_of_a_kind_never_seen() -> None:
     """A first launch (kind never seen, no multiplier): no scale-in from one lead before it
-    until its end, and the reason says so; with an expected multiplier the forecast uses it."""
+    through its first hours (``EventConfig.unknown_hours``), and the reason says so; with an
+    expected multiplier the forecast uses it."""
     ts, y = _series(24 * 16)
     start, end = ts[24 * 14], ts[-1]
     s = 24 * 15 + 2  # 02:00, demand falling into the night
     launch = EventWindow("other", ts[s], ts[s + 6], name="launch")
     base = replay(ts, y, start=start, end=end, spec=_spec(20.0), lead=1)
     held = replay(ts, y, start=start, end=end, spec=_spec(20.0), lead=1, events=[launch])
-    inside = [d for d in held.decisions if ts[s - 1] <= d.decided_at < ts[s + 6]]
+    hold = EventConfig().unknown_hours
+    inside = [d for d in held.decisions if ts[s - 1] <= d.decided_at < ts[s + hold]]
     assert inside and all(d.current is None or d.target >= d.current for d in inside)
     assert any("scale-in held" in d.reason and "never seen" in d.reason for d in inside)
-    shrank = [d for d in base.decisions if ts[s - 1] <= d.decided_at < ts[s + 6]]
+    shrank = [d for d in base.decisions if ts[s - 1] <= d.decided_at < ts[s + hold]]
     assert any(d.current is not None and d.target < d.current for d in shrank)
     # an expected multiplier is used at once: x2 for the launch's first hour, decided one
     # lead before it (later, the level anchors on demand with the effect removed, so a launch
