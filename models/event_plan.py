@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from models.events import EffectAt
+from models.events import EffectAt, EventConfig
 from models.policy import FleetSpec, instances_for
 
 
@@ -54,7 +54,9 @@ def effect_source(effect: EffectAt | None) -> str:
         return "no effect known at its peak hour"
     e = effect.event
     if effect.source == "unknown":
-        return "never seen: no effect known, no scale-in in its first 24 h"
+        return (
+            f"never seen: no effect known, no scale-in in its first {EventConfig().unknown_hours} h"
+        )
     if effect.source == "expected":
         seen = f" (only {_plural(e.kind, effect.earlier)})" if effect.earlier else ""
         return f"the row's expected multiplier x{math.exp(effect.value):.2f}{seen}"
