@@ -1,5 +1,7 @@
 """The composition root: everything that differs between environments, built in one place.
 
+It builds resources (``fleetcast.resources``) from the settings and imports no stage.
+
 Every setting is a typed field below, read from the environment by :meth:`Settings.from_env`;
 the CLI and the flow parameters override the ones it makes sense to set per run. The table of
 settings (variable, default, meaning) is in ``docs/operations.md``, section "Settings".
@@ -12,10 +14,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from fleetcast.resources.aws import CapacityBackend
+from fleetcast.resources.aws import AwsBackend, CapacityBackend
+from fleetcast.resources.recorded import recorded_backend
 
 DEFAULT_DB = "fleetcast.duckdb"
 BLOCK_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")  # a Prefect block document name
@@ -110,13 +112,9 @@ def capacity_backend(
     recorded backend (no AWS at all: groups start where the last recorded decisions left them).
     """
     if kind == "recorded":
-        from fleetcast.stages.allocate import recorded_backend
-
-        return recorded_backend(settings)
+        return recorded_backend(settings.db_path, settings.allowed_tag)
     if kind != "aws":
         raise ValueError(f"unknown capacity backend {kind!r}: use 'aws' or 'recorded'")
-    from fleetcast.resources.aws import AwsBackend
-
     return AwsBackend(settings)
 
 

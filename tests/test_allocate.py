@@ -14,8 +14,9 @@ from fleetcast.config import Settings
 from fleetcast.interface.cli import main
 from fleetcast.resources import db
 from fleetcast.resources.aws import AwsBackend
-from fleetcast.stages.allocate import allocate, clear_overrides, list_overrides, set_override
+from fleetcast.stages.allocate import allocate
 from fleetcast.stages.fleets import FleetConfigError, read_fleet_file, upsert_fleets
+from fleetcast.stages.overrides import clear_overrides, list_overrides, set_override
 from models.policy import FleetSpec
 
 NOW = datetime(2024, 5, 1, 10, 0)
@@ -300,12 +301,14 @@ def test_scaling_activity_in_progress_is_recorded_as_deferred(aws_settings: Sett
 
 
 def test_recorded_backend_starts_from_the_last_record(settings: Settings) -> None:
-    from fleetcast.stages.allocate import recorded_backend
+    from fleetcast.config import capacity_backend
 
     seed(settings, fleets=[spec()])
-    [d] = allocate(settings, now=NOW, backend=recorded_backend(settings))
+    [d] = allocate(settings, now=NOW, backend=capacity_backend(settings, "recorded"))
     assert (d.current, d.target, d.applied_desired) == (1, 14, 14)  # never decided: min
-    [d] = allocate(settings, now=NOW + timedelta(minutes=5), backend=recorded_backend(settings))
+    [d] = allocate(
+        settings, now=NOW + timedelta(minutes=5), backend=capacity_backend(settings, "recorded")
+    )
     assert (d.current, d.target, d.applied) == (14, 14, False)
 
 

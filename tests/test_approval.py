@@ -15,13 +15,8 @@ from fleetcast.config import Settings, capacity_backend
 from fleetcast.interface.cli import main
 from fleetcast.resources import db
 from fleetcast.stages.allocate import allocate
-from fleetcast.stages.approval import (
-    NothingPending,
-    decide_change,
-    list_changes,
-    load_rules,
-    set_rule,
-)
+from fleetcast.stages.approval import NothingPending, decide_change, list_changes
+from fleetcast.stages.approval_rules import load_rules, set_rule
 from fleetcast.stages.fleets import FleetConfigError, import_fleets, upsert_fleets
 from models.approval import ApprovalRule, PendingChange, band, gate, why_approval
 from models.clock import utcnow

@@ -17,9 +17,10 @@ from helpers_aws import REGION, desired, group, make_group
 from fleetcast.config import Settings
 from fleetcast.resources import db
 from fleetcast.resources.aws import BUSY_TAG, AwsBackend
-from fleetcast.stages.allocate import allocate, set_override
+from fleetcast.stages.allocate import allocate
 from fleetcast.stages.backtest import BacktestRequest, run_backtest
 from fleetcast.stages.fleets import upsert_fleets
+from fleetcast.stages.overrides import set_override
 from models.decision import lead_offsets
 from models.policy import Budget, FleetSpec
 

@@ -18,7 +18,8 @@ from fleetcast.config import Settings
 from fleetcast.resources import db
 from fleetcast.resources.aws import PPI_TAG, AwsBackend
 from fleetcast.resources.local_aws import provision_groups
-from fleetcast.stages.allocate import allocate, set_override
+from fleetcast.stages.allocate import allocate
+from fleetcast.stages.overrides import set_override
 from models.processes import concurrent_sessions, fit_processes, process_needs
 
 CAPS = {"cpu": 16.0, "memory": 32.0, "net": 1000.0}  # one instance

@@ -47,7 +47,7 @@ from helpers_reliability import (
     write_metrics_csv,
 )
 
-from fleetcast.config import Settings
+from fleetcast.config import Settings, capacity_backend
 from fleetcast.interface.cli import main as cli
 from fleetcast.resources import db
 from fleetcast.resources.aws import AwsBackend, GroupNotAllowed, botocore_config
@@ -60,17 +60,10 @@ from fleetcast.resources.registry import (
     load_model,
     model_key,
 )
-from fleetcast.stages.allocate import (
-    allocate,
-    apply_and_record,
-    clear_overrides,
-    list_overrides,
-    plan,
-    recorded_backend,
-    set_override,
-)
+from fleetcast.stages.allocate import allocate, apply_and_record, plan
 from fleetcast.stages.ingest import ingest_paths
 from fleetcast.stages.orchestration import is_transient_error
+from fleetcast.stages.overrides import clear_overrides, list_overrides, set_override
 from models.names import InvalidName, check_name
 
 FLEETCAST = str(Path(sys.executable).parent / "fleetcast")
@@ -806,7 +799,7 @@ def test_r14_override_reason_with_a_quote_is_bound_as_a_value(
     assert query(settings.db_path, "select override_id, reason from overrides") == [
         (o.override_id, reason)
     ]
-    backend = recorded_backend(settings)
+    backend = capacity_backend(settings, "recorded")
     [d] = allocate(settings, now=NOW + timedelta(minutes=1), backend=backend, forecast_only=True)
     assert d.target == 3 and reason in d.reason
     assert query(settings.db_path, "select count(*) from fleets") == [(1,)]

@@ -18,7 +18,6 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fleetcast.config import Settings
 from models.policy import Decision
 
 PPI_TAG = "fleetcast:processes-per-instance"
@@ -119,7 +118,29 @@ def _not_allowed(name: str, allowed_tag: str) -> GroupNotAllowed:
 # AWS (boto3)
 
 
-def botocore_config(settings: Settings) -> Any:
+class AwsSettings(Protocol):
+    """What the AWS backend reads from the composition root's ``fleetcast.config.Settings``
+    (a protocol, so that this floor never imports the root that builds it)."""
+
+    @property
+    def aws_region(self) -> str: ...
+    @property
+    def aws_endpoint_url(self) -> str | None: ...
+    @property
+    def aws_credentials_block(self) -> str | None: ...
+    @property
+    def aws_max_attempts(self) -> int: ...
+    @property
+    def aws_connect_timeout(self) -> float: ...
+    @property
+    def aws_read_timeout(self) -> float: ...
+    @property
+    def allowed_groups(self) -> tuple[str, ...]: ...
+    @property
+    def allowed_tag(self) -> str: ...
+
+
+def botocore_config(settings: AwsSettings) -> Any:
     """Standard retry mode (throttling and transient errors, with backoff) and timeouts."""
     from botocore.config import Config
 
@@ -156,7 +177,7 @@ def _block_session(block: str) -> Any:
     return credentials.get_boto3_session()
 
 
-def aws_session(settings: Settings) -> Any:
+def aws_session(settings: AwsSettings) -> Any:
     """The boto3 session every client is built from, resolved once: the Prefect
     ``AwsCredentials`` block named by ``settings.aws_credentials_block`` when set (loaded from
     the Prefect API the first time, then reused), else the standard credential chain."""
@@ -167,7 +188,7 @@ def aws_session(settings: Settings) -> Any:
     return boto3.session.Session(region_name=settings.aws_region)
 
 
-def make_client(settings: Settings, service: str) -> Any:
+def make_client(settings: AwsSettings, service: str) -> Any:
     """A boto3 client from Settings, on :func:`aws_session` (a credentials block or the
     standard chain), in ``settings.aws_region``."""
     session = aws_session(settings)
@@ -209,7 +230,7 @@ class AwsBackend:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: AwsSettings,
         *,
         autoscaling: Any | None = None,
         ec2: Any | None = None,

@@ -7,12 +7,11 @@ Plain functions (no Prefect): ``tasks/plan.py`` and ``tasks/apply.py`` wrap them
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,27 +24,26 @@ from fleetcast.resources.aws import (
     CapacityBackend,
     GroupNotAllowed,
     GroupState,
-    RecordedBackend,
     apply_decision,
     is_allowed,
 )
 from fleetcast.stages import approval
+from fleetcast.stages.approval_rules import load_rules
 from fleetcast.stages.budgets import apply_budgets, run_rule
 from fleetcast.stages.decide import decide_live
 from fleetcast.stages.fleets import load_fleets
+from fleetcast.stages.overrides import list_overrides
 from fleetcast.stages.processes import plan_processes, record_setting_changes, sized_spec
+from fleetcast.stages.records import record_decision
 from models.approval import Proposal
 from models.clock import utcnow
 from models.decision import FleetState
-from models.names import check_name
 from models.policy import (
-    OVERRIDE_KINDS,
     RESOURCE_METRICS,
     Budget,
     Decision,
     FleetSpec,
     ForecastPoint,
-    Override,
     SeriesForecast,
 )
 from models.processes import ProcessFit
@@ -139,95 +137,6 @@ def load_observed(
     return {metric: float(value) for metric, value, _ in rows if value is not None}
 
 
-def _override_from_row(row: Mapping[str, Any]) -> Override:
-    return Override(
-        override_id=row["override_id"],
-        fleet=row["fleet"],
-        kind=row["kind"],
-        value=float(row["value"]),
-        reason=row["reason"],
-        created_at=_naive(row["created_at"]),  # type: ignore[arg-type]
-        expires_at=_naive(row["expires_at"]),  # type: ignore[arg-type]
-        cleared_at=_naive(row["cleared_at"]),
-    )
-
-
-def list_overrides(
-    con: duckdb.DuckDBPyConnection,
-    now: datetime,
-    *,
-    fleet: str | None = None,
-    include_inactive: bool = False,
-) -> list[Override]:
-    """Overrides in force at ``now`` (or all of them), for one fleet or all."""
-    if fleet is not None:
-        check_name("fleet", fleet)
-    frame = con.sql(
-        db.sql("override_list"), params={"fleet": fleet, "now": now, "all": include_inactive}
-    ).pl()
-    return [_override_from_row(r) for r in frame.iter_rows(named=True)]
-
-
-def set_override(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    fleet: str,
-    kind: str,
-    value: float,
-    reason: str,
-    expires_at: datetime,
-    now: datetime | None = None,
-) -> Override:
-    """Record a human override (capacity, min, max, multiplier or processes per instance) with
-    its reason and expiry."""
-    now = now or utcnow()
-    check_name("fleet", fleet)
-    if kind not in OVERRIDE_KINDS:
-        raise ValueError(f"override kind {kind!r}: use one of {', '.join(OVERRIDE_KINDS)}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"override value must be a number >= 0 (got {value})")
-    if kind != "multiplier" and value != int(value):
-        raise ValueError(f"a {kind} override is a whole number of instances (got {value})")
-    if kind == "processes" and value < 1:
-        raise ValueError(f"a processes override is at least 1 process per instance (got {value})")
-    if not reason or not reason.strip():
-        raise ValueError("an override needs a reason (--reason)")
-    if expires_at <= now:
-        raise ValueError(f"expiry {expires_at:%Y-%m-%d %H:%M} is not in the future")
-    known = con.sql("select count(*) from fleets where fleet = ?", params=[fleet]).fetchall()
-    if not known[0][0]:
-        raise ValueError(f"no fleet {fleet!r}: see `fleetcast fleets list`")
-    o = Override(
-        override_id=uuid.uuid4().hex[:12],
-        fleet=fleet,
-        kind=kind,  # type: ignore[arg-type]
-        value=float(value),
-        reason=reason.strip(),
-        created_at=now,
-        expires_at=expires_at,
-    )
-    params = asdict(o)
-    params.pop("cleared_at")
-    con.execute(db.sql("override_insert"), params).fetchall()
-    return o
-
-
-def clear_overrides(
-    con: duckdb.DuckDBPyConnection,
-    fleet: str,
-    *,
-    override_id: str | None = None,
-    now: datetime | None = None,
-) -> list[str]:
-    """End a fleet's overrides in force (or one); returns the ids cleared."""
-    check_name("fleet", fleet)
-    rows = con.execute(
-        db.sql("override_clear"),
-        {"fleet": fleet, "override_id": override_id, "now": now or utcnow()},
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def load_history(
     con: duckdb.DuckDBPyConnection, fleet: FleetSpec, now: datetime
 ) -> list[tuple[datetime, int]]:
@@ -245,25 +154,6 @@ def _metrics_for(fleet: FleetSpec) -> list[str]:
         if resource != "players" and cap is not None:
             metrics.extend(RESOURCE_METRICS[resource])
     return metrics
-
-
-def recorded_backend(settings: Settings) -> RecordedBackend:
-    """A no-AWS backend whose groups start where the last recorded decisions left them
-    (a fleet never decided starts at its min). Every fleet's group counts as managed."""
-    with db.session(settings.db_path) as con:
-        fleets = load_fleets(con)
-        last = dict(con.sql(db.sql("alloc_last_state")).fetchall())
-    groups = [
-        GroupState(
-            name=f.asg_name,
-            desired=int(last.get(f.fleet, f.min_size)),
-            min_size=f.min_size,
-            max_size=f.max_size,
-            tags={settings.allowed_tag: "true"},
-        )
-        for f in fleets
-    ]
-    return RecordedBackend(groups, allowed_tag=settings.allowed_tag)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +191,7 @@ def plan(
     with db.session(settings.db_path) as con:  # a writer: applies pending migrations
         fleets = load_fleets(con, game_type)
         overrides = list_overrides(con, now)
-        rules, pending = approval.load_rules(con), approval.pending_by_fleet(con, now)
+        rules, pending = load_rules(con), approval.pending_by_fleet(con, now)
         known = _describe_all(backend, [f.asg_name for f in fleets])
         fits = plan_processes(
             con,
@@ -402,54 +292,6 @@ def _budget_from_settings(settings: Settings) -> Budget:
 # Apply and record
 
 
-def _record(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    d: Decision,
-    result: ApplyResult | None,
-    state: GroupState | None,
-) -> None:
-    inputs = dict(d.inputs)
-    inputs["group"] = (
-        None
-        if state is None
-        else {
-            "desired": state.desired,
-            "min": state.min_size,
-            "max": state.max_size,
-            "instances": len(state.instances),
-            "busy_tagged": sorted(state.busy_ids),
-        }
-    )
-    inputs["calls"] = list(result.calls) if result else []
-    inputs["protected"] = list(result.protected) if result else []
-    inputs["released"] = list(result.released) if result else []
-    params = {
-        "decision_id": uuid.uuid4().hex,
-        "run_id": run_id,
-        "decided_at": d.decided_at,
-        "fleet": d.fleet,
-        "game_type": d.game_type,
-        "region": d.region,
-        "asg_name": d.asg_name,
-        "mode": d.mode,
-        "current_desired": d.current,
-        "target_desired": d.target,
-        "applied_desired": d.applied_desired,
-        "applied": d.applied,
-        "processes_per_instance": d.processes_per_instance,
-        "demand_forecast": d.demand_forecast,
-        "inputs": json.dumps(inputs, default=str, sort_keys=True),
-        "reason": d.reason,
-        "recommended": d.recommended,
-        "status": d.status,
-        "new_max_size": result.sent_max if result else None,
-        "unserved_instances": d.unserved_instances,
-        "outcome": d.outcome,
-    }
-    con.execute(db.sql("alloc_insert"), params).fetchall()
-
-
 def _describe_all(backend: CapacityBackend, names: Sequence[str]) -> dict[str, GroupState]:
     """All groups read in one batch; {} when the batch read fails, so that each group is then
     read on its own and a failure is recorded on its fleet alone."""
@@ -523,7 +365,7 @@ def apply_and_record(
     out: list[Decision] = []
     with db.session(settings.db_path) as con:
         for d, result, state in done:
-            _record(con, plan_.run_id, d, result, state)
+            record_decision(con, plan_.run_id, d, result, state)
             out.append(d)
     return out
 

@@ -21,19 +21,20 @@ import duckdb
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
-from fleetcast.resources.aws import CapacityBackend
+from fleetcast.resources.aws import CapacityBackend, GroupNotAllowed, apply_decision
+from fleetcast.stages.fleets import load_fleets
+from fleetcast.stages.overrides import list_overrides
+from fleetcast.stages.records import record_decision
 from models.approval import (
-    RULE_COLUMNS,
     ApprovalRule,
     PendingChange,
     Proposal,
     gate,
     recheck_target,
-    validate_rule,
 )
 from models.clock import utcnow
 from models.names import check_name
-from models.policy import Decision
+from models.policy import Decision, active_overrides, processes_per_instance
 
 
 class NothingPending(LookupError):
@@ -50,71 +51,6 @@ def _naive(ts: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------
 # Rules
-
-
-def rule_from_record(fleet: str, record: Mapping[str, Any]) -> ApprovalRule | None:
-    """The rule from a fleet file row's ``approval_*`` columns; None when they are all empty.
-    Raises ValueError naming the column when a value is not usable."""
-    values: dict[str, Any] = {}
-    for column, name in RULE_COLUMNS.items():
-        raw = record.get(column)
-        if raw is None or (isinstance(raw, str) and raw.strip() == ""):
-            continue
-        try:
-            number = float(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"{column} must be a number (got {raw!r})") from None
-        if name != "max_change_pct":
-            if number != int(number):
-                raise ValueError(f"{column} must be a whole number (got {raw!r})")
-            values[name] = int(number)
-        else:
-            values[name] = number
-    if not values or set(values) == {"expiry_minutes"}:
-        return None
-    rule = ApprovalRule(fleet=fleet, **values)
-    errors = validate_rule(rule)
-    if errors:
-        raise ValueError("; ".join(errors))
-    return rule
-
-
-def load_rules(con: duckdb.DuckDBPyConnection, fleet: str | None = None) -> dict[str, ApprovalRule]:
-    rows = con.sql(db.sql("approval_rule_list"), params={"fleet": fleet}).pl()
-    out = {}
-    for r in rows.iter_rows(named=True):
-        out[r["fleet"]] = ApprovalRule(
-            fleet=r["fleet"],
-            max_change_pct=r["max_change_pct"],
-            max_change_instances=r["max_change_instances"],
-            scale_in_floor=r["scale_in_floor"],
-            expiry_minutes=int(r["expiry_minutes"]),
-        )
-    return out
-
-
-def set_rule(con: duckdb.DuckDBPyConnection, rule: ApprovalRule, now: datetime) -> None:
-    check_name("fleet", rule.fleet)
-    errors = validate_rule(rule)
-    if errors:
-        raise ValueError(f"approval rule for {rule.fleet}: " + "; ".join(errors))
-    known = con.sql("select count(*) from fleets where fleet = ?", params=[rule.fleet]).fetchall()
-    if not known[0][0]:
-        raise ValueError(f"no fleet {rule.fleet!r}: see `fleetcast fleets list`")
-    params = {
-        "fleet": rule.fleet,
-        "max_change_pct": rule.max_change_pct,
-        "max_change_instances": rule.max_change_instances,
-        "scale_in_floor": rule.scale_in_floor,
-        "expiry_minutes": rule.expiry_minutes,
-        "updated_at": now,
-    }
-    con.execute(db.sql("approval_rule_upsert"), params).fetchall()
-
-
-def clear_rule(con: duckdb.DuckDBPyConnection, fleet: str) -> bool:
-    check_name("fleet", fleet)
-    return bool(con.execute(db.sql("approval_rule_delete"), {"fleet": fleet}).fetchall())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,11 +302,6 @@ def decide_change(
     approval cannot be applied (group refused or unreadable) the change stays pending, with the
     outcome recorded, and :class:`ApprovalNotApplied` is raised.
     """
-    from fleetcast.resources.aws import GroupNotAllowed, apply_decision
-    from fleetcast.stages.allocate import _record, list_overrides
-    from fleetcast.stages.fleets import load_fleets
-    from models.policy import active_overrides, processes_per_instance
-
     check_name("fleet", fleet)
     now = now or utcnow()
     decided_by = decided_by or default_decider()
@@ -489,7 +420,7 @@ def decide_change(
                 "superseded_by": None,
             },
         ).fetchall()
-        _record(con, f"approve-{change.change_id}", d, result, state)
+        record_decision(con, f"approve-{change.change_id}", d, result, state)
         return ChangeDecision(_find_any(con, change.change_id), d)
 
 

@@ -24,9 +24,10 @@ import polars as pl
 
 from fleetcast.resources import db
 from fleetcast.resources.progress import tracker
-from fleetcast.stages.allocate import list_overrides, load_forecast
+from fleetcast.stages.allocate import load_forecast
 from fleetcast.stages.decide import load_events, load_hourly
 from fleetcast.stages.fleets import load_fleets
+from fleetcast.stages.overrides import list_overrides
 from models.curve import LEVELS, CurvePoint, CurveRow, point, policy_at, reference_at
 from models.decision import decision_config
 from models.hourly import WEEK

@@ -22,6 +22,7 @@ import duckdb
 
 from fleetcast.resources import db
 from fleetcast.resources.aws import CapacityBackend, GroupState
+from fleetcast.stages.fleets import load_fleets
 from models.budgets import SCOPES, BudgetRule, Claim, parse_game_types, share, usage, validate_rule
 from models.names import check_name
 from models.policy import Budget, Decision, FleetSpec
@@ -220,8 +221,6 @@ def apply_budgets(
     if not counted:
         return list(decisions)
     in_run = {d.fleet for d in decisions}
-    from fleetcast.stages.fleets import load_fleets  # same floor; avoids an import cycle
-
     all_fleets = [f for f in load_fleets(con) if f.mode == "scale" and f.fleet not in in_run]
     peers_in: dict[str, list[FleetSpec]] = {
         r.name: []
@@ -305,8 +304,6 @@ def scope_rows(
 ) -> list[dict[str, Any]]:
     """Per budget: its scope, limits, the scale-mode fleets in it, and the sums of their newest
     decisions' targets and unserved instances (``fleetcast budget list``)."""
-    from fleetcast.stages.fleets import load_fleets
-
     fleets = [f for f in load_fleets(con) if f.mode == "scale"]
     last = {
         r[0]: (int(r[1]), int(r[2] or 0))

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 
 from fleetcast.resources import db
-from fleetcast.stages.approval import clear_rule, rule_from_record, set_rule
+from fleetcast.stages.approval_rules import clear_rule, rule_from_record, set_rule
 from models.approval import RULE_COLUMNS, ApprovalRule
 from models.names import InvalidName, check_name
 from models.policy import RESOURCE_METRICS, SESSION_PRIORITY, FleetSpec, validate_fleet

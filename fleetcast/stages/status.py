@@ -13,8 +13,8 @@ import polars as pl
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
-from fleetcast.stages.allocate import list_overrides
 from fleetcast.stages.approval import list_changes
+from fleetcast.stages.overrides import list_overrides
 from fleetcast.stages.processes import list_setting_changes
 from models.approval import PendingChange
 from models.clock import utcnow

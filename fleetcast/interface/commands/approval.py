@@ -40,13 +40,8 @@ def rule_line(rule: ApprovalRule) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from fleetcast.resources import db
-    from fleetcast.stages.approval import (
-        clear_rule,
-        describe_change,
-        list_changes,
-        load_rules,
-        set_rule,
-    )
+    from fleetcast.stages.approval import describe_change, list_changes
+    from fleetcast.stages.approval_rules import clear_rule, load_rules, set_rule
     from fleetcast.stages.fleets import load_fleets
     from models.clock import utcnow
 

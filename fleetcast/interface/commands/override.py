@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from fleetcast.resources import db
-    from fleetcast.stages.allocate import clear_overrides, list_overrides, set_override
+    from fleetcast.stages.overrides import clear_overrides, list_overrides, set_override
     from models.clock import utcnow
 
     now = utcnow()
