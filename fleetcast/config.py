@@ -51,6 +51,8 @@ class Settings:
     # a shared budget over the fleets planned together (None = no limit)
     budget_instances: int | None = None
     budget_cost_per_hour: float | None = None
+    # the per-run budget cuts a person's capacity override too (default: the override holds)
+    budget_hard: bool = False
     # processes per instance learned from telemetry: the window, the quantile of per-process
     # needs, and the share of each instance resource kept free
     process_window_hours: int = 24
@@ -148,6 +150,15 @@ def _block_name(raw: str) -> str:
     return raw
 
 
+def _flag(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _names(raw: str) -> tuple[str, ...]:
     return tuple(g.strip() for g in raw.split(",") if g.strip())
 
@@ -170,6 +181,7 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "observed_max_age_minutes": ("FLEETCAST_OBSERVED_MAX_AGE_MINUTES", _positive_int),
     "budget_instances": ("FLEETCAST_BUDGET_INSTANCES", _positive_int),
     "budget_cost_per_hour": ("FLEETCAST_BUDGET_COST_PER_HOUR", _non_negative_float),
+    "budget_hard": ("FLEETCAST_BUDGET_HARD", _flag),
     "process_window_hours": ("FLEETCAST_PROCESS_WINDOW_HOURS", _positive_int),
     "process_quantile": ("FLEETCAST_PROCESS_QUANTILE", _fraction(0.5, 1.0)),
     "process_headroom": ("FLEETCAST_PROCESS_HEADROOM", _fraction(0.0, 1.0)),

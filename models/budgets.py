@@ -43,6 +43,9 @@ class BudgetRule:
     region: str | None = None
     game_types: tuple[str, ...] = ()
     reason: str = ""
+    # hard: cuts a person's capacity override too; soft (the default): an override holds and
+    # the breach is reported (models/precedence.py, step 6)
+    hard: bool = False
 
     def covers(self, game_type: str, region: str) -> bool:
         if self.scope in ("all", "run"):
@@ -63,7 +66,8 @@ class BudgetRule:
             limits.append(f"{self.max_instances} instances")
         if self.max_cost_per_hour is not None:
             limits.append(f"{self.max_cost_per_hour:g}/h")
-        return f"{where}: {' and '.join(limits) or 'no limit'}"
+        kind = " (hard)" if self.hard else ""
+        return f"{where}: {' and '.join(limits) or 'no limit'}{kind}"
 
 
 def validate_rule(rule: BudgetRule) -> list[str]:

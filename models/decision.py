@@ -17,7 +17,8 @@ The decision at ``now`` for a fleet:
 2. **Fleet state** (:class:`FleetState`): the desired capacity in effect, MaxSize, busy
    instances, overrides and earlier recommendations (stabilisation).
 3. **Observed demand**: the newest hourly value no older than the observed-age limit.
-4. :func:`models.policy.decide` (the same policy code live and replayed).
+4. :func:`models.precedence.decide_one`: the policy (:func:`models.policy.decide`) and the
+   event hold, in the one documented order of the rules (the same code live and replayed).
 
 Live and replay agree exactly because both feed the same hourly values from the same first hour
 (:func:`feed_hours` before the decision, or the series' first hour): the nowcast's state depends
@@ -32,9 +33,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from models.nowcast import DAY, WEEK, EventWindow, Nowcast, NowcastConfig, Nowcaster
 from models.policy import (
@@ -44,8 +46,8 @@ from models.policy import (
     Override,
     PolicyInput,
     SeriesForecast,
-    decide,
 )
+from models.precedence import decide_one
 
 # fewer observed hours than this in the fed window: the stored forecast decides (a new fleet)
 MIN_NOWCAST_HOURS = WEEK
@@ -231,7 +233,11 @@ def decide_fleet(
             if stored is not None
             else f"none (only {seen} h observed and no stored forecast)"
         )
-    d = decide(
+    hold: Callable[[Decision], Decision] | None = None
+    if fc is not None and fc.ready():  # the event hold (step 5 of models/precedence.py)
+        hold = partial(with_events, notes=fc.event_notes(), unknown_now=fc.unknown_event_now())
+
+    d = decide_one(
         PolicyInput(
             fleet=spec,
             now=now,
@@ -244,12 +250,10 @@ def decide_fleet(
             current_max=state.current_max,
             forecast_error=forecast_error,
             max_forecast_age=max_forecast_age,
-        )
+        ),
+        hold,
     )
-    d = replace(d, inputs={**d.inputs, "decision_forecaster": chosen})
-    if fc is not None and fc.ready():
-        d = with_events(d, fc.event_notes(), fc.unknown_event_now())
-    return d
+    return replace(d, inputs={**d.inputs, "decision_forecaster": chosen})
 
 
 def with_events(d: Decision, notes: Sequence[Nowcast], unknown_now: str | None = None) -> Decision:

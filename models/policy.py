@@ -200,6 +200,7 @@ class Budget:
 
     max_instances: int | None = None
     max_cost_per_hour: float | None = None
+    hard: bool = False  # cuts a person's capacity override too (models/precedence.py)
 
 
 def validate_fleet(spec: FleetSpec) -> list[str]:

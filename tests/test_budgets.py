@@ -234,3 +234,42 @@ def test_the_budget_settings_are_a_per_run_budget(settings: Settings) -> None:
     out = {d.fleet: d for d in allocate(capped, now=NOW, backend=backend)}
     assert out["b-eu"].target == 6 and out["a-eu"].target == 4  # 10 in all, priority first
     assert out["a-eu"].unserved_instances == 4 and "budget run:" in out["a-eu"].reason
+
+
+def test_a_soft_budget_keeps_a_persons_override_and_a_hard_one_cuts_it(
+    aws_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 27: a fleet overridden to 40 for a launch under a budget of 10 instances. Soft (the
+    default): the override holds on the moto group and the reason names the breach, the budget
+    and the fleet; ``budget set --hard``: the budget cuts it."""
+    from fleetcast.stages.overrides import set_override
+
+    url = aws_settings.aws_endpoint_url or ""
+    launch = spec("launch-eu", game_type="ranked_arena", max_size=50)
+    provision_groups(url, aws_settings.aws_region, [(launch.asg_name, 1, 50, 2)])
+    seed(aws_settings, [launch], players=300.0)  # the forecast alone wants 3 instances
+    with db.session(aws_settings.db_path) as con:
+        set_override(
+            con, fleet="launch-eu", kind="capacity", value=40, reason="launch day",
+            expires_at=NOW + timedelta(hours=6), now=NOW - timedelta(minutes=5),
+        )  # fmt: skip
+    db_ = str(aws_settings.db_path)
+    budget = ["budget", "set", "--db", db_, "--name", "pool", "--all", "--instances", "10"]
+    assert main([*budget, "--reason", "Q4 capacity"]) == 0
+    backend = AwsBackend(aws_settings)
+
+    [d] = allocate(aws_settings, now=NOW, backend=backend)
+    assert desired(url, launch.asg_name) == 40 and d.target == 40 and d.status == "override"
+    assert "budget pool exceeded (scope 40 of 10 instances" in d.reason
+    assert "capacity override holds on launch-eu" in d.reason
+    assert d.inputs["budget"]["budgets"]["pool"]["breach"] == ["launch-eu"]
+    [row] = [r for r in status_rows(read_status(aws_settings)) if r["fleet"] == "launch-eu"]
+    assert "budget pool exceeded" in row["why"] and "launch-eu" in row["why"]
+
+    assert main([*budget, "--hard", "--reason", "Q4 capacity, no exceptions"]) == 0
+    assert main(["budget", "list", "--db", db_]) == 0
+    assert "every fleet: 10 instances (hard)" in capsys.readouterr().out
+    [d] = allocate(aws_settings, now=NOW + timedelta(minutes=5), backend=backend)
+    assert desired(url, launch.asg_name) == 10 and d.target == 10 and d.status == "capped"
+    assert "budget pool: 30 instances not served" in d.reason
+    assert "below a person's capacity override (the budget is hard)" in d.reason

@@ -29,7 +29,7 @@ from fleetcast.resources.aws import (
 )
 from fleetcast.stages import approval
 from fleetcast.stages.approval_rules import load_rules
-from fleetcast.stages.budgets import apply_budgets, run_rule
+from fleetcast.stages.budgets import budget_scopes, run_rule
 from fleetcast.stages.decide import decide_live
 from fleetcast.stages.fleets import load_fleets
 from fleetcast.stages.overrides import list_overrides
@@ -46,6 +46,7 @@ from models.policy import (
     ForecastPoint,
     SeriesForecast,
 )
+from models.precedence import settle
 from models.processes import ProcessFit
 
 
@@ -178,8 +179,10 @@ def plan(
     ``busy``: extra busy instance ids per group (sessions in progress reported by the caller),
     on top of instances tagged ``fleetcast:busy=true``. ``forecast_errors``: a reason per fleet
     or game type the forecast cannot be trusted (failed validation, unloadable model).
-    Last, each fleet's approval rule holds changes that need a person (``Plan.proposals``;
-    ``asked_by`` says what asked: a flow run, ``fleetcast scale``).
+    Each fleet is decided through :func:`models.precedence.decide_one`, then the run's fleets
+    are settled together by :func:`models.precedence.settle` (budgets, then each fleet's
+    approval rule, which holds changes that need a person: ``Plan.proposals``; ``asked_by`` says
+    what asked: a flow run, ``fleetcast scale``).
     """
     now = now or utcnow()
     run_id = run_id or new_run_id(now)
@@ -253,8 +256,9 @@ def plan(
                         decision, reason=decision.reason + "; group is not on the allow-list"
                     )
             decisions.append(decision)
-        # Budgets (stored ones over their whole scope, then the per-run one): after decisions.
-        decisions = apply_budgets(
+        # The fleets of the run together, in the one order of models/precedence.py: budgets
+        # (stored ones over their whole scope, then the per-run one), approval, busy floor.
+        scopes, counted = budget_scopes(
             con,
             backend,
             decisions,
@@ -264,7 +268,15 @@ def plan(
             standing_max_age=timedelta(hours=settings.freshness_hours),
             known_states=known,
         )
-        decisions, proposals = approval.gate_decisions(decisions, rules, pending, now)
+        decisions, proposals = settle(
+            decisions,
+            budgets=scopes,
+            counted=counted,
+            rules=rules,
+            pending=pending,
+            now=now,
+            new_id=lambda: uuid.uuid4().hex[:12],
+        )
     asked = f"{run_id} ({asked_by})"
     return Plan(run_id, now, tuple(decisions), states, busy_extra, tuple(proposals), asked)
 
@@ -285,6 +297,7 @@ def _budget_from_settings(settings: Settings) -> Budget:
     return Budget(
         max_instances=settings.budget_instances,
         max_cost_per_hour=settings.budget_cost_per_hour,
+        hard=settings.budget_hard,
     )
 
 

@@ -26,10 +26,8 @@ from fleetcast.stages.fleets import load_fleets
 from fleetcast.stages.overrides import list_overrides
 from fleetcast.stages.records import record_decision
 from models.approval import (
-    ApprovalRule,
     PendingChange,
     Proposal,
-    gate,
     recheck_target,
 )
 from models.clock import utcnow
@@ -99,23 +97,6 @@ def pending_by_fleet(con: duckdb.DuckDBPyConnection, now: datetime) -> dict[str,
         if c.active(now) and c.fleet not in out:
             out[c.fleet] = c
     return out
-
-
-def gate_decisions(
-    decisions: Sequence[Decision],
-    rules: Mapping[str, ApprovalRule],
-    pending: Mapping[str, PendingChange],
-    now: datetime,
-) -> tuple[list[Decision], list[Proposal]]:
-    """Every decision through its fleet's approval rule (:func:`models.approval.gate`)."""
-    out: list[Decision] = []
-    proposals: list[Proposal] = []
-    for d in decisions:
-        g = gate(d, rules.get(d.fleet), pending.get(d.fleet), now=now, new_id=uuid.uuid4().hex[:12])
-        out.append(g.decision)
-        if g.proposal is not None:
-            proposals.append(g.proposal)
-    return out, proposals
 
 
 def expire_due(con: duckdb.DuckDBPyConnection, now: datetime) -> list[str]:

@@ -1,5 +1,6 @@
-"""Budgets as data: the ``budgets`` table (``fleetcast budget set|list|clear``) and the budget
-step of every plan (:func:`apply_budgets`, called by ``fleetcast.stages.allocate.plan``).
+"""Budgets as data: the ``budgets`` table (``fleetcast budget set|list|clear``) and what the
+budget step of every plan reads (:func:`budget_scopes`, called by
+``fleetcast.stages.allocate.plan``; the step itself is :func:`models.precedence.apply_budgets`).
 
 A run plans some fleets (one game type's, or all). For each budget whose scope covers one of
 them, the step gathers the whole scope: this run's decisions, and every other fleet of the scope
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,9 +24,10 @@ import duckdb
 from fleetcast.resources import db
 from fleetcast.resources.aws import CapacityBackend, GroupState
 from fleetcast.stages.fleets import load_fleets
-from models.budgets import SCOPES, BudgetRule, Claim, parse_game_types, share, usage, validate_rule
+from models.budgets import SCOPES, BudgetRule, Claim, parse_game_types, validate_rule
 from models.names import check_name
 from models.policy import Budget, Decision, FleetSpec
+from models.precedence import BudgetScope
 
 RUN_BUDGET = "run"  # the ad-hoc budget of the budget_* settings / scale --budget-* options
 
@@ -47,6 +49,7 @@ def _rule_from_row(row: Mapping[str, Any]) -> BudgetRule:
         max_instances=row["max_instances"],
         max_cost_per_hour=row["max_cost_per_hour"],
         reason=row["reason"] or "",
+        hard=bool(row.get("hard") or False),
     )
 
 
@@ -66,6 +69,7 @@ def set_budget(
     max_cost_per_hour: float | None = None,
     reason: str,
     now: datetime,
+    hard: bool = False,
 ) -> BudgetRule:
     """Add or replace the budget ``name``. Names are checked before they reach SQL."""
     check_name("budget name", name)
@@ -92,6 +96,7 @@ def set_budget(
         max_instances=max_instances,
         max_cost_per_hour=max_cost_per_hour,
         reason=reason.strip(),
+        hard=hard,
     )
     errors = validate_rule(rule)
     if errors:
@@ -106,6 +111,7 @@ def set_budget(
             "max_instances": max_instances,
             "max_cost_per_hour": max_cost_per_hour,
             "reason": rule.reason,
+            "hard": hard,
             "now": now,
         },
     ).fetchall()
@@ -129,6 +135,7 @@ def run_rule(budget: Budget | None) -> BudgetRule | None:
         max_instances=budget.max_instances,
         max_cost_per_hour=budget.max_cost_per_hour,
         reason="per-run budget setting",
+        hard=budget.hard,
     )
 
 
@@ -145,22 +152,6 @@ class _Peer:
 
 def _floor(busy: int, min_size: int) -> int:
     return max(busy, min_size, 0)
-
-
-def _claim_of_decision(d: Decision) -> Claim:
-    current = d.current if d.current is not None else d.target  # unreadable group: not applied
-    floor = _floor(d.busy, d.min_size)
-    if d.status == "fail_static":  # R4: a fleet that could not be sized is never lowered
-        floor = max(floor, min(current, d.target))
-    return Claim(
-        fleet=d.fleet,
-        priority=d.priority,
-        current=current,
-        want=d.target,
-        floor=floor,
-        cost_per_hour=d.cost_per_hour,
-        in_run=True,
-    )
 
 
 def _claim_of_peer(p: _Peer) -> Claim:
@@ -187,17 +178,7 @@ def _claim_of_peer(p: _Peer) -> Claim:
     )
 
 
-def _note(rule: BudgetRule, claims: Sequence[Claim], targets: Mapping[str, int]) -> str:
-    used = usage(claims, targets)
-    parts = []
-    if rule.max_instances is not None:
-        parts.append(f"{used.instances} of {rule.max_instances} instances")
-    if rule.max_cost_per_hour is not None:
-        parts.append(f"{used.cost_per_hour:g} of {rule.max_cost_per_hour:g}/h")
-    return f"scope {' and '.join(parts)} over {used.fleets} fleet(s)"
-
-
-def apply_budgets(
+def budget_scopes(
     con: duckdb.DuckDBPyConnection,
     backend: CapacityBackend,
     decisions: Sequence[Decision],
@@ -207,19 +188,18 @@ def apply_budgets(
     extra: BudgetRule | None = None,
     standing_max_age: timedelta = timedelta(hours=6),
     known_states: Mapping[str, GroupState] | None = None,
-) -> list[Decision]:
-    """This run's decisions with every budget that covers them applied (stored budgets by name,
-    then ``extra``, the per-run one). Each budget only lowers targets, so a later one keeps the
-    earlier ones' totals. ``configured_modes``: every fleet's mode as configured (a fleet
-    configured ``forecast_only`` takes no part, even in a run that forces shadow mode)."""
+) -> tuple[list[BudgetScope], set[str]]:
+    """Every budget that may cover this run's decisions (stored budgets by name, then
+    ``extra``, the per-run one), each with the other fleets of its scope as claims, and the
+    fleets of the run that take part. ``configured_modes``: every fleet's mode as configured
+    (a fleet configured ``forecast_only`` takes no part, even in a run that forces shadow
+    mode). The budgets are applied by :func:`models.precedence.settle` (step 6 of the order)."""
     rules = list_budgets(con)
     if extra is not None:
         rules.append(extra)
-    if not rules or not decisions:
-        return list(decisions)
-    counted = [d for d in decisions if configured_modes.get(d.fleet) == "scale"]
-    if not counted:
-        return list(decisions)
+    counted = {d.fleet for d in decisions if configured_modes.get(d.fleet) == "scale"}
+    if not rules or not counted:
+        return [], counted
     in_run = {d.fleet for d in decisions}
     all_fleets = [f for f in load_fleets(con) if f.mode == "scale" and f.fleet not in in_run]
     peers_in: dict[str, list[FleetSpec]] = {
@@ -246,57 +226,11 @@ def apply_budgets(
         name: _Peer(spec, states.get(spec.asg_name), standing.get(name))
         for name, spec in peer_specs.items()
     }
-
-    current = {d.fleet: d for d in decisions}
-    wanted = {d.fleet: d.target for d in decisions}
-    notes: dict[str, list[str]] = {d.fleet: [] for d in decisions}
-    detail: dict[str, dict[str, Any]] = {d.fleet: {} for d in decisions}
-    for rule in rules:
-        mine = [current[d.fleet] for d in counted if rule.covers(d.game_type, d.region)]
-        if not mine:
-            continue
-        claims = [_claim_of_decision(d) for d in mine]
-        claims += [_claim_of_peer(peers[f.fleet]) for f in peers_in[rule.name]]
-        shares = share(rule, claims)
-        targets = {f: s.target for f, s in shares.items()}
-        scope_note = _note(rule, claims, targets)
-        for d in mine:
-            s = shares[d.fleet]
-            detail[d.fleet][rule.name] = {
-                "scope": rule.describe(),
-                "unserved": s.unserved,
-                "lowered": s.lowered,
-                "total": scope_note,
-            }
-            if s.target == d.target:
-                continue
-            short = d.target - s.target
-            why = f"budget {rule.name}: {short} instances not served (priority {d.priority})"
-            if s.lowered:
-                why += f", lowered by {s.lowered} for higher-priority fleets"
-            notes[d.fleet].append(f"{why}; {scope_note}; target {d.target} -> {s.target}")
-            current[d.fleet] = replace(
-                d,
-                target=s.target,
-                unserved_instances=d.unserved_instances + short,
-                status="capped",
-            )
-    out = []
-    for d0 in decisions:
-        d = current[d0.fleet]
-        inputs = dict(d.inputs)
-        if detail[d.fleet]:
-            inputs["budget"] = {"wanted": wanted[d.fleet], "budgets": detail[d.fleet]}
-        reason = d.reason
-        if notes[d.fleet]:
-            head, sep, tail = reason.partition(": ")
-            # the reason starts with "current -> target (+n)": keep it true after the cap
-            if sep and d.current is not None:
-                change = d.target - d.current
-                head = f"{d.current} -> {d.target} ({change:+d})"
-            reason = f"{head}{sep}{tail}; " + "; ".join(notes[d.fleet])
-        out.append(replace(d, inputs=inputs, reason=reason))
-    return out
+    scopes = [
+        BudgetScope(rule, tuple(_claim_of_peer(peers[f.fleet]) for f in peers_in[rule.name]))
+        for rule in rules
+    ]
+    return scopes, counted
 
 
 def scope_rows(

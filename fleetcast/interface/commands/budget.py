@@ -24,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--cost", type=float, help="at most this cost per hour (each fleet's cost_per_hour)"
     )
+    s.add_argument(
+        "--hard",
+        action="store_true",
+        help="cut a person's capacity override too (default: an override holds, the breach is "
+        "reported)",
+    )
     s.add_argument("--reason", required=True)
     sub.add_parser("list", parents=common, help="budgets, their scope and last totals")
     c = sub.add_parser("clear", parents=common, help="remove a budget")
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 max_cost_per_hour=args.cost,
                 reason=args.reason,
                 now=utcnow(),
+                hard=args.hard,
             )
             print(f"budget {rule.name}: {rule.describe()} ({rule.reason})")
             return 0
