@@ -20,7 +20,8 @@ Order of the rules in :func:`decide` (each one named in the decision's ``reason`
 6. never below the busy-instance count.
 
 A fixed-capacity override replaces steps 2-5 (only the busy floor and the max still hold).
-:func:`apply_budget` then shares a budget between fleets by priority (growth only).
+Where these steps sit among the other rules (learned settings, event hold, budgets, approval) is
+written once in :mod:`models.precedence`, which calls :func:`decide`.
 """
 
 from __future__ import annotations

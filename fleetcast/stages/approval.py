@@ -1,7 +1,9 @@
 """Approval of large capacity changes: rules per fleet, changes waiting for a person, decisions.
 
-The rule check sits in :func:`fleetcast.stages.allocate.plan` (every path that applies capacity
-goes through it: the flows, ``fleetcast scale``); the changes it holds are recorded here by
+The rule check is step 7 of the one order of the rules (:func:`models.precedence.settle`, called
+by :func:`fleetcast.stages.allocate.plan`: every path that applies capacity goes through it, the
+flows and ``fleetcast scale``); the rules are stored by :mod:`fleetcast.stages.approval_rules`;
+the changes it holds are recorded here by
 :func:`record_proposals` (called by ``apply_and_record`` before any AWS call), and decided by
 :func:`decide_change`, the one code path behind ``fleetcast approve|reject`` and the Prefect UI
 form. Expiry is recorded by :func:`expire_due` (every scale run and every decision call it).
