@@ -77,6 +77,7 @@ CLI_SETTINGS = {
     "observed_max_age_minutes": "observed_max_age_minutes",
     "budget_instances": "budget_instances",
     "budget_cost": "budget_cost_per_hour",
+    "budget_hard": "budget_hard",
 }
 
 

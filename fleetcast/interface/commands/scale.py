@@ -31,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "$FLEETCAST_BUDGET_COST_PER_HOUR)",
     )
     parser.add_argument(
+        "--budget-hard",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the per-run budget cuts a person's capacity override too (default: "
+        "$FLEETCAST_BUDGET_HARD, else the override holds)",
+    )
+    parser.add_argument(
         "--aws-concurrency",
         type=int,
         help="fleets applied at once (default: $FLEETCAST_AWS_CONCURRENCY or 8)",
