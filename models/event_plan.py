@@ -57,6 +57,8 @@ def effect_source(effect: EffectAt | None) -> str:
         return (
             f"never seen: no effect known, no scale-in in its first {EventConfig().unknown_hours} h"
         )
+    if effect.source == "weekly":
+        return "recurs weekly at this hour: in the hour-of-week shape (peak as forecast)"
     if effect.source == "expected":
         seen = f" (only {_plural(e.kind, effect.earlier)})" if effect.earlier else ""
         return f"the row's expected multiplier x{math.exp(effect.value):.2f}{seen}"

@@ -121,3 +121,12 @@ def test_a_fleet_without_a_week_of_history_gets_no_peak() -> None:
                       datetime(2026, 1, 1, 22))  # fmt: skip
     r = project_event(None, _spec(), e)
     assert r.peak is None and r.plan is None and r.how.startswith("not enough history")
+
+
+def test_a_weekly_recurring_event_is_said_to_be_in_the_shape() -> None:
+    from models.event_plan import effect_source
+    from models.events import EffectAt, EventWindow
+
+    e = EventWindow("tournament", datetime(2026, 1, 1, 19), datetime(2026, 1, 1, 22), name="cup")
+    said = effect_source(EffectAt(e, ("in", 1), 0.0, "weekly", 0))
+    assert "recurs weekly" in said and "learned from 0" not in said
