@@ -12,8 +12,7 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import duckdb
 
@@ -32,7 +31,7 @@ from fleetcast.stages.approval_rules import load_rules
 from fleetcast.stages.budgets import budget_scopes, run_rule
 from fleetcast.stages.decide import decide_live
 from fleetcast.stages.fleets import load_fleets
-from fleetcast.stages.overrides import list_overrides
+from fleetcast.stages.overrides import list_overrides, naive
 from fleetcast.stages.processes import plan_processes, record_setting_changes, sized_spec
 from fleetcast.stages.records import record_decision
 from models.approval import Proposal
@@ -72,14 +71,6 @@ class Plan:
 # Reading inputs
 
 
-def _naive(ts: Any) -> datetime | None:
-    if ts is None:
-        return None
-    if isinstance(ts, datetime) and ts.tzinfo is not None:
-        return ts.astimezone(UTC).replace(tzinfo=None)
-    return ts  # type: ignore[no-any-return]
-
-
 def load_forecast(
     con: duckdb.DuckDBPyConnection, game_type: str, region: str, metric: str, now: datetime
 ) -> SeriesForecast | None:
@@ -104,7 +95,7 @@ def load_forecast(
         upper = row["yhat_upper"] if q90 is None else q90
         points.append(
             ForecastPoint(
-                ts=_naive(row["ts"]),  # type: ignore[arg-type]
+                ts=naive(row["ts"]),  # type: ignore[arg-type]
                 yhat=float(row["yhat"]) if row["yhat"] is not None else math.nan,
                 upper=float(upper) if upper is not None else math.nan,
             )
@@ -121,7 +112,7 @@ def load_forecast(
     return SeriesForecast(
         metric=metric,
         points=tuple(points),
-        created_at=_naive(frame["created_at"].max()),
+        created_at=naive(frame["created_at"].max()),
         model=str(first["model"]),
         run_id=str(first["run_id"]),
         problem=problem,
@@ -146,7 +137,7 @@ def load_history(
     rows = con.sql(
         db.sql("alloc_history"), params={"fleet": fleet.fleet, "since": since, "now": now}
     ).fetchall()
-    return [(_naive(t), int(r)) for t, r in rows]  # type: ignore[misc]
+    return [(naive(t), int(r)) for t, r in rows]  # type: ignore[misc]
 
 
 def _metrics_for(fleet: FleetSpec) -> list[str]:

@@ -25,7 +25,7 @@ from fleetcast.config import Settings
 from fleetcast.resources import db
 from fleetcast.resources.aws import CapacityBackend, GroupNotAllowed, apply_decision
 from fleetcast.stages.fleets import load_fleets
-from fleetcast.stages.overrides import list_overrides
+from fleetcast.stages.overrides import list_overrides, naive
 from fleetcast.stages.records import record_decision
 from models.approval import (
     PendingChange,
@@ -43,10 +43,6 @@ class NothingPending(LookupError):
 
 class ApprovalNotApplied(RuntimeError):
     """An approval that could not be applied (group refused or unreadable): still pending."""
-
-
-def _naive(ts: Any) -> Any:
-    return ts.replace(tzinfo=None) if isinstance(ts, datetime) and ts.tzinfo else ts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,12 +64,12 @@ def _change_from_row(r: Mapping[str, Any]) -> PendingChange:
         held=int(r["held_desired"]),
         reason=r["reason"],
         asked_by=r["asked_by"],
-        created_at=_naive(r["created_at"]),
-        expires_at=_naive(r["expires_at"]),
+        created_at=naive(r["created_at"]),  # type: ignore[arg-type]
+        expires_at=naive(r["expires_at"]),  # type: ignore[arg-type]
         status=r["status"],
         waiting=r["waiting"],
-        waiting_until=_naive(r["waiting_until"]),
-        decided_at=_naive(r["decided_at"]),
+        waiting_until=naive(r["waiting_until"]),
+        decided_at=naive(r["decided_at"]),
         decided_by=r["decided_by"],
         note=r["note"],
         applied_desired=r["applied_desired"],

@@ -19,7 +19,8 @@ from models.names import check_name
 from models.policy import OVERRIDE_KINDS, Override
 
 
-def _naive(ts: Any) -> datetime | None:
+def naive(ts: Any) -> datetime | None:
+    """A timestamp read from DuckDB as naive UTC (None stays None)."""
     if ts is None:
         return None
     if isinstance(ts, datetime) and ts.tzinfo is not None:
@@ -34,9 +35,9 @@ def _override_from_row(row: Mapping[str, Any]) -> Override:
         kind=row["kind"],
         value=float(row["value"]),
         reason=row["reason"],
-        created_at=_naive(row["created_at"]),  # type: ignore[arg-type]
-        expires_at=_naive(row["expires_at"]),  # type: ignore[arg-type]
-        cleared_at=_naive(row["cleared_at"]),
+        created_at=naive(row["created_at"]),  # type: ignore[arg-type]
+        expires_at=naive(row["expires_at"]),  # type: ignore[arg-type]
+        cleared_at=naive(row["cleared_at"]),
     )
 
 
