@@ -193,12 +193,9 @@ def record_setting_changes(
     """Ask a person about each learned processes per instance beyond its band (one pending item
     per fleet; a new learned value supersedes the old question, one back in band closes it;
     a value a person rejected is not asked again). Returns the change ids asked now."""
-    pending = {c["fleet"]: c for c in list_setting_changes(con)}
-    rejected = {
-        (c["fleet"], int(c["learned"]))
-        for c in list_setting_changes(con, include_decided=True)
-        if c["status"] == "rejected"
-    }
+    asked_before = list_setting_changes(con, include_decided=True)  # newest first
+    pending = {c["fleet"]: c for c in reversed(asked_before) if c["status"] == "pending"}
+    rejected = {(c["fleet"], int(c["learned"])) for c in asked_before if c["status"] == "rejected"}
     asked = []
     with db.transaction(con):
         for d in decisions:
