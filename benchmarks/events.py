@@ -66,12 +66,16 @@ from fleetcast.stages.decide import load_events  # noqa: E402
 from models.curve import LEVELS, CurvePoint, point, policy_at, reference_at, sized  # noqa: E402
 from models.decision import decision_config  # noqa: E402
 from models.events import EventConfig, EventWindow  # noqa: E402
+from models.nowcast import NowcastConfig  # noqa: E402
 from models.replay import ReplayResult, replay  # noqa: E402
 
 PLANS = ("default", "events", "forecast x (1+m)", "reactive", "seasonal rule")
 REFS = (("forecast x (1+m)", "forecast"), ("reactive", "reactive"), ("seasonal rule", "seasonal"))
 SCORED_AFTER = timedelta(days=14)
+MIN_DAYS = 20  # a shorter series cannot hold the schedule (two of each kind before the window)
 EVENT_CONFIG = EventConfig()  # the event model's settings (--event)
+NOWCAST_CHANGES: dict[str, object] = {}  # the decision forecaster's settings (--nowcast)
+POLICY_PLANS = ("default", "events")  # the policy plans replayed (--plans)
 
 
 # --------------------------------------------------------------------------- injected events
@@ -168,6 +172,9 @@ def load_steam_events(
         first: datetime = f["hour"].min()  # type: ignore[assignment]
         last: datetime = f["hour"].max()  # type: ignore[assignment]
         n = _hours(first, last) + 1
+        if n < MIN_DAYS * 24:
+            print(f"-- steam {game}: skipped, {n} h < {MIN_DAYS} days", flush=True)
+            continue
         rng = np.random.default_rng([seed, gi])
         events, mult = schedule(first, n, rng, game)
         by_hour = {first + timedelta(hours=i): float(m) for i, m in enumerate(mult)}
@@ -218,7 +225,7 @@ def _replay(
         spec=fleet,
         lead=req.lead,
         margin=req.margin,
-        config=decision_config(fleet, event=EVENT_CONFIG),
+        config=decision_config(fleet, event=EVENT_CONFIG, **NOWCAST_CHANGES),
         events=events,
     )
 
@@ -233,6 +240,8 @@ def score_series(
     out = Series(name)
     last: ReplayResult | None = None
     for plan, evs in (("default", []), ("events", events)):
+        if plan not in POLICY_PLANS:
+            continue
         pts_all, pts_ev = [], []
         for i, setting in enumerate(SWEEP):
             r = _replay(ts, values, req, spec, setting, evs)
@@ -319,6 +328,15 @@ def _pairs(text: str) -> list[tuple[str, str]]:
     return [tuple(kv.split("=", 1)) for kv in text.split(",") if kv]  # type: ignore[misc]
 
 
+def _fields(text: str, defaults: object) -> dict[str, object]:
+    """``a=1,b=true`` as typed values of ``defaults``' fields of the same names."""
+    out: dict[str, object] = {}
+    for k, v in _pairs(text):
+        old = getattr(defaults, k)
+        out[k] = v.lower() in ("1", "true", "yes") if isinstance(old, bool) else type(old)(v)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steam", type=Path, default=None, help="folder with steam_players_hourly.csv")
@@ -333,11 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lead", type=int, default=1)
     ap.add_argument("--quiet", action="store_true", help="data set summaries only")
     ap.add_argument("--event", default="", help="EventConfig fields, e.g. floor=0.1,smooth=2")
+    ap.add_argument("--nowcast", default="", help="NowcastConfig fields, e.g. alpha=0.5")
+    ap.add_argument("--plans", default="default,events", help="policy plans replayed")
     args = ap.parse_args(argv)
-    global EVENT_CONFIG
-    EVENT_CONFIG = EventConfig(
-        **{k: type(getattr(EventConfig(), k))(v) for k, v in _pairs(args.event)}
-    )
+    global EVENT_CONFIG, NOWCAST_CHANGES, POLICY_PLANS
+    EVENT_CONFIG = EventConfig(**_fields(args.event, EventConfig()))  # type: ignore[arg-type]
+    NOWCAST_CHANGES = _fields(args.nowcast, NowcastConfig())
+    POLICY_PLANS = tuple(args.plans.split(","))
 
     groups: dict[str, list[Series]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -352,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                 games = [g for g in games if g in set(args.games.split(","))]
             games = games[: args.limit]
             injected = load_steam_events(con, args.steam, args.seed, games)
-            for game in games:
+            for game in [g for g in games if g in injected]:
                 events, mult = injected[game]
                 req = steam_request(con, game, args.lead)
 

@@ -259,8 +259,9 @@ def decide_fleet(
 def with_events(d: Decision, notes: Sequence[Nowcast], unknown_now: str | None = None) -> Decision:
     """The decision with the events at its forecast hours: their effect named in the reason
     (and ``inputs.events``), and no scale-in while a forecast hour or the current one is inside
-    an event of a kind never seen before (its effect unknown: from one lead before it until its
-    end)."""
+    an event of a kind never seen before (its effect unknown: from one lead before it through
+    its first hours), nor while a forecast hour is inside an event of a kind never seen whose
+    row's expected multiplier is below 1 (a row's number alone never shrinks a fleet)."""
     if not notes and unknown_now is None:
         return d
     if not notes:
@@ -278,12 +279,17 @@ def with_events(d: Decision, notes: Sequence[Nowcast], unknown_now: str | None =
     else:
         reason = f"{d.reason}; event now: {unknown_now}"
     unknown = unknown_now is not None or any(n.unknown_event for n in notes)
+    low = any(n.low_expected for n in notes)
     target = d.target
-    if unknown and d.current is not None and d.target < d.current:
+    if (unknown or low) and d.current is not None and d.target < d.current:
         target = min(d.current, max(d.max_size, d.target))
         if target > d.target:
-            reason += (
-                f"; scale-in held at {target} (not {d.target}): an event of a kind never seen "
-                "before, with no expected multiplier, for its first hours"
+            why = (
+                "an event of a kind never seen before, with no expected multiplier, for its "
+                "first hours"
+                if unknown
+                else "an event of a kind never seen before whose expected multiplier is below "
+                "1 (a multiplier alone never scales in)"
             )
+            reason += f"; scale-in held at {target} (not {d.target}): {why}"
     return replace(d, target=target, reason=reason, inputs=inputs)

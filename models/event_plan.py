@@ -61,7 +61,8 @@ def effect_source(effect: EffectAt | None) -> str:
         return "recurs weekly at this hour: in the hour-of-week shape (peak as forecast)"
     if effect.source == "expected":
         seen = f" (only {_plural(e.kind, effect.earlier)})" if effect.earlier else ""
-        return f"the row's expected multiplier x{math.exp(effect.value):.2f}{seen}"
+        low = ": below 1, no scale-in from it" if effect.value < 0 else ""
+        return f"the row's expected multiplier x{math.exp(effect.value):.2f}{seen}{low}"
     if effect.source == "none" or effect.value == 0.0:
         return f"learned from {_plural(e.kind, effect.earlier)}: no effect at its peak hour"
     return (

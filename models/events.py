@@ -97,6 +97,14 @@ class EventConfig:
     # 24 or the whole event: on the sample (benchmarks/events.py) 24 h cost 1.8x the hours
     # short at +10% over-provisioning (a 3-day promotion pinned at its first peak), 4 h none
     unknown_hours: int = 4
+    # margin where the risk is (:meth:`EventModel.spread`): an event hour's forecast gets a
+    # wider upper bound from the spread of the earlier occurrences' effects at its key, in log
+    # sd, shrunk towards ``spread_prior`` as if it were ``spread_k`` more occurrences (few
+    # occurrences: wide; consistent ones: narrow); the nowcast adds ``spread_z`` x z(its
+    # quantile) x that sd to its margin in event hours. 0 = no event margin.
+    spread_z: float = 0.0
+    spread_prior: float = 0.3
+    spread_k: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -259,6 +267,55 @@ class EventModel:
             value = 0.0  # add back stays in the shape (a weekly-recurring one, for one)
         value = min(max(value, -cfg.cap), cfg.cap)
         return EffectAt(e, key, value, source, n)
+
+    def _samples(self, i: int, key: Key, earlier: list[int]) -> list[float]:
+        """One value per earlier event of ``i``'s kind at ``key``: its own, else the mean of
+        its values at the keys up to ``smooth`` hours away (same phase), else (inside, past
+        its end) the mean of its last ``late_hours`` inside values."""
+        seen = self._seen.get(self.events[i].kind, {})
+        near = [(key[0], key[1] + d) for d in range(-self.cfg.smooth, self.cfg.smooth + 1)]
+        out = []
+        for j in earlier:
+            got = seen[j]
+            if key in got:
+                out.append(got[key])
+                continue
+            vals = [got[k] for k in near if k in got]
+            if not vals and key[0] == "in":
+                inside = sorted((k[1], v) for k, v in got.items() if k[0] == "in")
+                vals = [v for _, v in inside[-self.cfg.late_hours :]]
+            if vals:
+                out.append(float(np.mean(vals)))
+        return out
+
+    def spread(self, i: int, key: Key, at: int | None = None) -> float:
+        """How uncertain event ``i``'s effect at ``key`` is (log sd): the spread of its
+        kind's earlier occurrences there (:meth:`_samples`), pooled with ``spread_prior``
+        weighted as ``spread_k`` occurrences, times sqrt(1 + 1/n) (the median itself is
+        estimated); ``spread_prior`` for a kind never seen or known only by the row's
+        multiplier; 0 for a weekly-recurring kind (the shape and its errors hold it) and
+        around an event whose kind has no sample at that key."""
+        cfg = self.cfg
+        if at is not None and self.weekly(i, at):
+            return 0.0
+        earlier = self._earlier(i, include_self=False)
+        if len(earlier) < cfg.min_events and self.events[i].multiplier is not None:
+            return cfg.spread_prior if key[0] == "in" else 0.0
+        if not earlier:
+            return cfg.spread_prior if key[0] == "in" else 0.0
+        v = self._samples(i, key, earlier)
+        n = len(v)
+        if n == 0:
+            return cfg.spread_prior if key[0] == "in" else 0.0
+        ss = float(np.var(v, ddof=1)) * (n - 1) if n > 1 else 0.0
+        var = (ss + cfg.spread_k * cfg.spread_prior**2) / (n - 1 + cfg.spread_k)
+        return math.sqrt(var * (1 + 1 / n))
+
+    def spread_at(self, h: int, at: int | None = None) -> float:
+        """The log sd of the summed effect at hour ``h`` (events known at ``at``), taken as
+        independent."""
+        at = h if at is None else at
+        return math.sqrt(sum(self.spread(i, key, at) ** 2 for i, key in self.touching(h, at)))
 
     def effects_at(self, h: int, at: int | None = None) -> list[EffectAt]:
         """The expected effect of each event touching hour ``h`` known at hour ``at``."""

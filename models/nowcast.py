@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from statistics import NormalDist
 
 import numpy as np
 
@@ -87,6 +88,10 @@ class NowcastConfig:
     # margin on ramps: the quantile over past errors of forecasts that rose (or fell) from the
     # newest observation as this one does (False = all past errors)
     ramp_split: bool = False
+    # the quantile of an hour outside events over past errors of hours outside events only
+    # (the event hours' larger errors widen only event hours, through the event margin of
+    # models.events) once min_errors of them are known; False = over all past errors
+    event_errors_apart: bool = False
 
     def __post_init__(self) -> None:
         if self.weeks < 1 or self.days < 1:
@@ -114,6 +119,9 @@ class Nowcast:
     event_effect: float = 0.0  # log effect of the events touching the target hour (added)
     unknown_event: bool = False  # the target hour is inside an event of a kind never seen
     event_note: str = ""  # the events at the target hour and their effect, for people
+    # the target hour is inside an event of a kind never seen whose row's multiplier is below
+    # 1: it lowers the forecast, but no scale-in may follow from it (fail-static)
+    low_expected: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,6 +217,7 @@ class Nowcaster:
         self._pending: deque[tuple[int, float, float]] = deque()
         self._errors: deque[tuple[int, float]] = deque()  # (target hour, log error)
         self._rising: dict[int, bool] = {}  # target hour -> the forecast rose from the newest
+        self._in_event: set[int] = set()  # target hours an event (not weekly) touched
 
     # ------------------------------------------------------------------ feeding
 
@@ -241,8 +250,11 @@ class Nowcaster:
                 self._errors.append((h, self._needed(logv, logf, logfloor)))
             else:
                 self._rising.pop(target, None)
+                self._in_event.discard(target)
         while self._errors and self._errors[0][0] <= h - cfg.error_hours:
-            self._rising.pop(self._errors.popleft()[0], None)
+            old = self._errors.popleft()[0]
+            self._rising.pop(old, None)
+            self._in_event.discard(old)
         # level: smoothed log(actual / (shape x event effect)); event effects learned first,
         # against the level before this hour
         shape, _ = self._shape.at(h) if self._shape else (math.nan, "none")
@@ -362,7 +374,12 @@ class Nowcaster:
         effects = self._ev.effects_at(target, at=d)
         effect = sum(a.value for a in effects)
         logf += effect
+        in_event = any(a.source != "weekly" for a in effects)
         errs = [e for _, e in self._errors]
+        if self.cfg.event_errors_apart:
+            apart = [e for h, e in self._errors if h not in self._in_event]
+            if len(apart) >= self.cfg.min_errors:
+                errs = apart
         if self.cfg.local_hours > 0:
             w = self.cfg.local_hours
             local = [e for h, e in self._errors if abs((h - target + 12) % DAY - 12) <= w]
@@ -378,6 +395,10 @@ class Nowcaster:
             q = float(np.quantile(finite, self.cfg.quantile))
         else:
             q = self.cfg.default_log_margin
+        spread = self._ev.spread_at(target, at=d) if self.cfg.event.spread_z > 0 else 0.0
+        if spread > 0:  # margin where the risk is: an event's effect is uncertain
+            z = max(0.0, NormalDist().inv_cdf(self.cfg.quantile))
+            q += self.cfg.event.spread_z * z * spread
         if self.cfg.min_log_margin is not None:
             q = max(q, self.cfg.min_log_margin)
         logfloor = (
@@ -385,6 +406,8 @@ class Nowcaster:
         )
         self._pending.append((target, logf, logfloor))
         self._rising[target] = rising
+        if in_event:
+            self._in_event.add(target)
         yhat = math.exp(logf)
         return Nowcast(
             made_at,
@@ -396,6 +419,7 @@ class Nowcaster:
             event_effect=effect,
             unknown_event=any(a.source == "unknown" for a in effects),
             event_note=describe(effects, effect) if effects else "",
+            low_expected=any(a.source == "expected" and a.value < 0 for a in effects),
         )
 
 

@@ -281,3 +281,26 @@ def test_scale_in_is_held_inside_an_event_of_a_kind_never_seen() -> None:
     at = {d.decided_at: d for d in up.decisions}[ts[s - 1]]
     assert "x2.00 expected" in at.reason
     assert at.target >= 1.8 * {d.decided_at: d for d in base.decisions}[ts[s - 1]].target
+
+
+def test_a_low_multiplier_for_a_kind_never_seen_never_scales_in() -> None:
+    """An events row of a kind never seen with a multiplier below 1 (a maintenance announced
+    at x0.3, or a typo): the forecast uses it, but no decision from one lead before the event
+    to its end scales in, and the reason says why; without the row the fleet does not shrink
+    there either, so every scale-in the row would cause is held."""
+    ts, y = _series(24 * 17)
+    start, end = ts[24 * 14], ts[-1]
+    s = 24 * 15 + 14  # 14:00, demand rising to its evening peak
+    quiet = EventWindow("maintenance", ts[s], ts[s + 6], name="patch", multiplier=0.3)
+    base = replay(ts, y, start=start, end=end, spec=_spec(20.0), lead=1)
+    with_row = replay(ts, y, start=start, end=end, spec=_spec(20.0), lead=1, events=[quiet])
+    window = [d for d in with_row.decisions if ts[s - 1] <= d.decided_at < ts[s + 6]]
+    assert window and all(d.current is None or d.target >= d.current for d in window)
+    held = [d for d in window if "scale-in held" in d.reason]
+    assert held and all("expected multiplier is below 1" in d.reason for d in held)
+    assert all("x0.30 expected" in d.reason for d in held)
+    # the row did lower the forecast: the held decisions would have scaled in
+    raw = [d for d in held if int(d.reason.split("(not ")[1].split(")")[0]) < d.current]
+    assert len(raw) == len(held)
+    unheld = {d.decided_at: d for d in base.decisions}
+    assert all(unheld[d.decided_at].target >= unheld[d.decided_at].current for d in held)
