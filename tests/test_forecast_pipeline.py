@@ -188,7 +188,20 @@ def test_cli_and_tasks(settings: Settings, tmp_path, capsys) -> None:
     out = tmp_path / "cli.csv"
     code = main(["--db", str(settings.db_path), "forecast", "--horizon", "6", "--out", str(out)])
     assert code == 0 and out.read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
+    capsys.readouterr()  # what forecast printed
     assert main(["--db", str(settings.db_path), "models"]) == 0
-    listing = capsys.readouterr().out
-    assert "casual_puzzle/global/players" in listing and "*" in listing
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("casual_puzzle")]
+    with db.session(settings.db_path, read_only=True) as con:
+        (champ, n_models), *_ = con.sql(
+            "select max(kind) filter (where is_champion), count(*) from models"
+        ).fetchall()
+    assert len(lines) == 1 and lines[0].split()[:2] == ["casual_puzzle/global/players", champ]
+    assert lines[0].split()[-1] == str(n_models)  # the candidates it was chosen from
+    assert main(["--db", str(settings.db_path), "models", "--verbose"]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("casual_puzzle")]
+    assert len(rows) == n_models and sum(" * " in r for r in rows) == 1
+    assert main(["--db", str(settings.db_path), "models", "casual_puzzle/global/players"]) == 0
+    detail = capsys.readouterr().out
+    assert detail.startswith("casual_puzzle/global/players: trained") and "champion" in detail
+    assert main(["--db", str(settings.db_path), "models", "casual_puzzle/eu/players"]) == 1
     assert forecast_series.fn(settings, 3, "casual_puzzle").height == 3
