@@ -38,7 +38,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
-from models.nowcast import DAY, WEEK, EventWindow, Nowcast, NowcastConfig, Nowcaster
+from models.nowcast import (
+    DAY,
+    WEEK,
+    EventWindow,
+    Nowcast,
+    NowcastConfig,
+    Nowcaster,
+    feed_leads,
+)
 from models.policy import (
     Decision,
     FleetSpec,
@@ -170,10 +178,21 @@ def feed(
     config: NowcastConfig | None = None,
     events: Sequence[EventWindow] = (),
 ) -> DecisionForecaster:
-    """A forecaster fed a whole hourly grid (the live path: the newest ``feed_hours``)."""
+    """A forecaster fed a whole hourly grid at once (the live path: the newest ``feed_hours``):
+    the same state and forecasts as :meth:`DecisionForecaster.observe` hour by hour (the
+    replay's way), through :func:`models.nowcast.feed_leads`, which skips the work the newest
+    hour no longer depends on."""
     fc = DecisionForecaster(offsets, config, events)
+    if len(ts) == 0:
+        return fc
+    fc._nc, fc._latest = feed_leads(ts, values, fc.offsets, fc.config, events)
+    fc.last_hour = ts[-1]
+    oldest = ts[-1] - timedelta(hours=fc.window)
     for t, v in zip(ts, values, strict=True):
-        fc.observe(t, float(v))
+        if math.isfinite(v) and v > 0:
+            fc.last_observed = t
+            if t > oldest:
+                fc._finite.append(t)
     return fc
 
 

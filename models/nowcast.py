@@ -53,6 +53,7 @@ __all__ = [
     "NowcastConfig",
     "Nowcaster",
     "Projection",
+    "feed_leads",
     "nowcast_series",
 ]
 
@@ -146,7 +147,8 @@ def _robust_mean(values: Sequence[float], median: bool = True) -> float:
         return math.nan
     if median and len(v) >= 3:
         return float(np.median(v))
-    return float(np.mean(v))
+    # np.mean(v) without its overhead: numpy's sum of the same array over the count
+    return float(np.add.reduce(np.array(v, dtype=np.float64))) / len(v)
 
 
 @dataclass
@@ -218,6 +220,7 @@ class Nowcaster:
         self._errors: deque[tuple[int, float]] = deque()  # (target hour, log error)
         self._rising: dict[int, bool] = {}  # target hour -> the forecast rose from the newest
         self._in_event: set[int] = set()  # target hours an event (not weekly) touched
+        self._fits: _FitCache | None = None  # set by feed_leads: fits shared, slots memoised
 
     # ------------------------------------------------------------------ feeding
 
@@ -280,6 +283,8 @@ class Nowcaster:
     def _fit(self, h: int) -> _Shape:
         """Shape from the data strictly before hour ``h``, each event's effect (learned so
         far, its own hours included) removed from the hours it touched."""
+        if self._fits is not None:
+            return self._fits.fit(self, h)
         cfg = self.cfg
         shape = _Shape(fitted_at=h)
         ev = self._ev
@@ -356,17 +361,17 @@ class Nowcaster:
             note=describe(effects, effect) if effects else "",
         )
 
-    def forecast(self) -> Nowcast | None:
-        """The forecast for ``lead`` hours after the newest observed hour (None: no data yet).
-
-        Registers it so that its error is learned when the target hour is observed.
-        """
+    def _register(
+        self,
+    ) -> tuple[int, int, float, str, list[EffectAt], float, bool] | None:
+        """The state half of :meth:`forecast`: the log forecast of ``lead`` hours after the
+        newest observed hour, registered so that its error is learned when the target hour is
+        observed; None (nothing registered) without data. Returns (newest hour, target hour,
+        log forecast, shape source, event effects, summed effect, rose from the newest)."""
         if self._last is None or self._shape is None:
             return None
         d = self._last
         target = d + self.lead
-        made_at = datetime(1970, 1, 1) + timedelta(hours=d)
-        target_ts = made_at + timedelta(hours=self.lead)
         base = self._log_base(target)
         if base is None:
             return None
@@ -374,7 +379,27 @@ class Nowcaster:
         effects = self._ev.effects_at(target, at=d)
         effect = sum(a.value for a in effects)
         logf += effect
-        in_event = any(a.source != "weekly" for a in effects)
+        rising = bool(self._last_obs is not None and logf > math.log(max(self._last_obs[1], _TINY)))
+        logfloor = (
+            math.log(self._last_obs[1]) if self._last_obs and self._last_obs[1] > 0 else (-math.inf)
+        )
+        self._pending.append((target, logf, logfloor))
+        self._rising[target] = rising
+        if any(a.source != "weekly" for a in effects):
+            self._in_event.add(target)
+        return d, target, logf, source, effects, effect, rising
+
+    def forecast(self) -> Nowcast | None:
+        """The forecast for ``lead`` hours after the newest observed hour (None: no data yet).
+
+        Registers it so that its error is learned when the target hour is observed.
+        """
+        made = self._register()
+        if made is None:
+            return None
+        d, target, logf, source, effects, effect, rising = made
+        made_at = datetime(1970, 1, 1) + timedelta(hours=d)
+        target_ts = made_at + timedelta(hours=self.lead)
         errs = [e for _, e in self._errors]
         if self.cfg.event_errors_apart:
             apart = [e for h, e in self._errors if h not in self._in_event]
@@ -385,7 +410,6 @@ class Nowcaster:
             local = [e for h, e in self._errors if abs((h - target + 12) % DAY - 12) <= w]
             if len(local) >= self.cfg.min_errors:
                 errs = local
-        rising = bool(self._last_obs is not None and logf > math.log(max(self._last_obs[1], _TINY)))
         if self.cfg.ramp_split:
             same = [e for h, e in self._errors if self._rising.get(h) == rising]
             if len(same) >= self.cfg.min_errors:
@@ -401,13 +425,6 @@ class Nowcaster:
             q += self.cfg.event.spread_z * z * spread
         if self.cfg.min_log_margin is not None:
             q = max(q, self.cfg.min_log_margin)
-        logfloor = (
-            math.log(self._last_obs[1]) if self._last_obs and self._last_obs[1] > 0 else (-math.inf)
-        )
-        self._pending.append((target, logf, logfloor))
-        self._rising[target] = rising
-        if in_event:
-            self._in_event.add(target)
         yhat = math.exp(logf)
         return Nowcast(
             made_at,
@@ -437,3 +454,95 @@ def nowcast_series(
         nc.observe(t, float(v))
         out.append(nc.forecast())
     return out
+
+
+class _FitCache:
+    """Shapes shared by nowcasters fed the same series and events (one per lead): each fit once,
+    and the average of a slot none of whose hours an event touches kept from the fit before
+    (its hours' values never change once observed). Gives exactly the plain ``_fit``: the same
+    values, averaged by the same function in the same order."""
+
+    def __init__(self, cfg: NowcastConfig, events: EventModel) -> None:
+        self.cfg = cfg
+        self.touched = frozenset(events._hours)  # hours any event touches (known or not)
+        self.shapes: dict[int, _Shape] = {}
+        self.weekly: dict[int, float] = {}  # slot hour -> average (untouched slots only)
+        self.daily: dict[int, float] = {}
+
+    def fit(self, nc: Nowcaster, h: int) -> _Shape:
+        got = self.shapes.get(h)
+        if got is not None:
+            return got
+        cfg, ev, log = self.cfg, nc._ev, nc._log
+        shape = _Shape(fitted_at=h)
+        self.shapes[h] = shape
+        if not log:  # every kept hour is before h: no data before h
+            return shape
+        touched, nan = self.touched, math.nan
+
+        def value(k: int) -> float:
+            v = log.get(k, math.nan)
+            if k in touched and k in log and ev.touching(k, h):
+                return v - ev.total(k, include_self=True, at=h)
+            return v
+
+        memo = self.weekly
+        for slot_hour in range(h - WEEK, h):
+            mean = memo.get(slot_hour)  # only clean slots are kept
+            if mean is None:
+                hours = [slot_hour - WEEK * k for k in range(cfg.weeks)]
+                vals = [value(k) for k in hours] if touched else [log.get(k, nan) for k in hours]
+                mean = _robust_mean(vals, cfg.median)
+                if not touched or touched.isdisjoint(hours):
+                    memo[slot_hour] = mean
+            shape.weekly[slot_hour % WEEK] = mean
+        memo = self.daily
+        for slot_hour in range(h - DAY, h):
+            mean = memo.get(slot_hour)  # only clean slots are kept
+            if mean is None:
+                hours = [slot_hour - DAY * k for k in range(cfg.days)]
+                vals = [value(k) for k in hours] if touched else [log.get(k, nan) for k in hours]
+                mean = _robust_mean(vals, cfg.median)
+                if not touched or touched.isdisjoint(hours):
+                    memo[slot_hour] = mean
+            shape.daily[slot_hour % DAY] = mean
+        return shape
+
+
+def feed_leads(
+    ts: Sequence[datetime],
+    values: Sequence[float],
+    leads: Sequence[int],
+    config: NowcastConfig | None = None,
+    events: Sequence[EventWindow] = (),
+) -> tuple[dict[int, Nowcaster], dict[int, Nowcast | None]]:
+    """One nowcaster per lead fed a whole hourly series at once, and each one's forecast after
+    the newest hour: exactly the state and forecasts of feeding them hour by hour with
+    :meth:`Nowcaster.observe` then :meth:`Nowcaster.forecast` (``tests/test_nowcast_feed.py``
+    compares them bit for bit), without the work whose result the newest hour no longer holds:
+    the shapes are fitted once for all leads (:class:`_FitCache`); a forecast whose target hour
+    is older than the error window at the newest hour is not made (its error would have
+    expired); the quantile of past errors is taken at the newest hour only."""
+    cfg = config or NowcastConfig()
+    ncs = {k: Nowcaster(k, cfg, events) for k in sorted(set(leads))}
+    if not ncs:
+        return {}, {}
+    cache = _FitCache(cfg, next(iter(ncs.values()))._ev)
+    for nc in ncs.values():
+        nc._fits = cache
+    latest: dict[int, Nowcast | None] = {k: None for k in ncs}
+    if len(ts) == 0:
+        return ncs, latest
+    newest = _hour_index(ts[-1])
+    horizon = newest - cfg.error_hours  # a target at or before it: error gone by the newest hour
+    last = len(ts) - 1
+    for i, (t, v) in enumerate(zip(ts, values, strict=True)):
+        for k, nc in ncs.items():
+            nc.observe(t, float(v))
+            if i == last:
+                latest[k] = nc.forecast()
+            elif nc._last is not None and nc._last + k > horizon:
+                nc._register()
+    for nc in ncs.values():
+        nc._fits = None  # later fits (a caller feeding on) are the plain ones
+    return ncs, latest
