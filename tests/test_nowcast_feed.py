@@ -58,7 +58,14 @@ def _series(hours: int, seed: int) -> tuple[list[datetime], list[float]]:
 CONFIGS = [
     NowcastConfig(),
     NowcastConfig(min_log_margin=None, quantile=0.9),
-    NowcastConfig(alpha=0.4, median=True, local_hours=3, ramp_split=True, plan_margin=0.1),
+    NowcastConfig(
+        alpha=0.4,
+        median=True,
+        local_hours=3,
+        ramp_split=True,
+        plan_margin=0.1,
+        event_errors_apart=True,
+    ),
     NowcastConfig(weeks=2, days=5, error_hours=100, refit_hours=6, blend="mean"),
 ]
 
