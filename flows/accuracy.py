@@ -7,9 +7,10 @@ from prefect.states import Cancelled
 
 from fleetcast.resources.locking import RunLockTimeout, run_lock
 from fleetcast.stages.orchestration import settings_for
+from fleetcast.stages.pages import RunSummary
 from flows.params import AccuracyParams
 from tasks.accuracy import score_forecast_accuracy
-from tasks.artifacts import RunSummary, publish_summary
+from tasks.artifacts import publish_summary
 from tasks.checks import read_run_context
 
 

@@ -16,10 +16,10 @@ from rich.progress import Progress
 from fleetcast.resources.locking import RunLockTimeout, run_lock
 from fleetcast.stages.backtest import BacktestRequest
 from fleetcast.stages.orchestration import settings_for
+from fleetcast.stages.pages import RunSummary
 from flows.params import BackfillParams
 from tasks.accuracy import score_forecast_accuracy
 from tasks.artifacts import (
-    RunSummary,
     publish_forecast,
     publish_links,
     publish_replay_plots,
@@ -30,6 +30,7 @@ from tasks.backtest import backtest_replay
 from tasks.checks import forecast_exists, list_fleets, list_landing_files, read_run_context
 from tasks.forecast import forecast_series
 from tasks.ingest import ingest_files
+from tasks.run_tags import tag_game_type
 
 
 @flow(
@@ -41,6 +42,7 @@ def backfill(params: BackfillParams) -> RunSummary:
     logger = get_run_logger()
     settings = settings_for(params)
     summary = RunSummary(flow="backfill", scope=params.scope)
+    tag_game_type(params.game_type)
     forecast = None
     try:
         with run_lock(settings, wait_seconds=params.lock_wait_minutes * 60, label="backfill"):

@@ -9,12 +9,17 @@ from prefect.states import Cancelled
 from fleetcast.config import Settings, capacity_backend
 from fleetcast.resources.locking import RunLockTimeout, run_lock
 from fleetcast.stages.orchestration import run_stage, settings_for
+from fleetcast.stages.pages import RunSummary
 from flows.params import ForecastAndScaleParams
 from models.clock import utcnow
 from tasks.apply import apply_capacity
-from tasks.approval import ask_for_approval, mark_run_ended, read_pending
+from tasks.approval import (
+    ask_for_approval,
+    decisions_after_answers,
+    mark_run_ended,
+    read_pending,
+)
 from tasks.artifacts import (
-    RunSummary,
     publish_capacity_plan,
     publish_forecast,
     publish_links,
@@ -83,7 +88,8 @@ def ask_and_publish(
     asked: list[str],
 ) -> None:
     """Publish the run, then (outside the run lock) ask a person about the changes this run
-    recorded as pending, and publish the summary again with the answer."""
+    recorded as pending, and publish the plan, plots and summary again as they stand after the
+    answer (what was applied or kept), so no page still says "pending"."""
     publish_run(settings, params, summary, forecast)
     changes = [c for c in summary.approvals if c.change_id in asked]
     if not changes:
@@ -95,6 +101,9 @@ def ask_and_publish(
         lock_wait_minutes=params.lock_wait_minutes,
     )
     summary.approvals = read_pending(settings, params.game_type)
+    summary.decisions = decisions_after_answers(settings, summary.decisions, asked)
+    publish_capacity_plan(params.game_type, summary.decisions)
+    publish_plots(settings, params.game_type, forecast, summary.decisions)
     publish_summary(summary)
 
 

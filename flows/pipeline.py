@@ -7,11 +7,11 @@ from prefect.states import Cancelled
 
 from fleetcast.resources.locking import RunLockTimeout, run_lock
 from fleetcast.stages.orchestration import run_stage, settings_for
+from fleetcast.stages.pages import RunSummary
 from flows.forecast_and_scale import ask_and_publish, forecast_plan_apply
 from flows.params import PipelineParams
 from models.clock import utcnow
 from tasks.approval import mark_run_ended
-from tasks.artifacts import RunSummary
 from tasks.checks import check_training_due, list_landing_files, series_in_scope
 from tasks.ingest import ingest_files
 from tasks.train import train_models

@@ -24,6 +24,7 @@ with a reason and an expiry: it is not asked about again.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -253,3 +254,28 @@ def recheck_target(
         notes.append(f"raised to the {busy} busy instances")
         target = busy
     return target, notes
+
+
+def with_answers(decisions: Sequence[Decision], changes: Sequence[PendingChange]) -> list[Decision]:
+    """This run's decisions as they stand after a person answered the changes it asked about
+    (``changes``: their rows now): an approved change shows what was applied, a rejected or
+    expired one what was kept; a change still pending leaves its decision as it was. So the
+    pages published after the answer say what happened, not what was planned."""
+    answered = {c.fleet: c for c in changes if c.status in ("approved", "rejected", "expired")}
+    out = []
+    for d in decisions:
+        c = answered.get(d.fleet)
+        if c is None:
+            out.append(d)
+            continue
+        who = f" by {c.decided_by}" if c.decided_by else ""
+        note = f" ({c.note})" if c.note else ""
+        if c.status == "approved" and c.applied_desired is not None:
+            said = f"approved{who}{note}: {c.applied_desired} applied"
+            d = replace(d, applied=True, applied_desired=c.applied_desired, status="approved")
+        else:
+            kept = d.applied_desired if d.applied else d.current
+            said = f"{c.status}{who}{note}: {kept} kept"
+            d = replace(d, status=c.status)  # type: ignore[arg-type] # answered statuses
+        out.append(replace(d, outcome=said, reason=f"{d.reason}; {said}"))
+    return out

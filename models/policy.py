@@ -32,11 +32,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from models.explain import figure, instances, resource_unit
+
 Mode = Literal["forecast_only", "scale"]
 Breach = Literal["honour", "raise"]
 OverrideKind = Literal["capacity", "min", "max", "multiplier", "processes"]
-# pending: a change held for approval (models/approval.py); approved: an approved change applied
-Status = Literal["ok", "hold", "fail_static", "override", "capped", "pending", "approved"]
+# pending: a change held for approval (models/approval.py); approved: an approved change applied;
+# rejected / expired: the held change was answered no, or nobody answered (nothing applied)
+Status = Literal[
+    "ok", "hold", "fail_static", "override", "capped", "pending", "approved", "rejected", "expired"
+]
 
 MODES: tuple[str, ...] = ("forecast_only", "scale")
 BREACHES: tuple[str, ...] = ("honour", "raise")
@@ -424,9 +429,37 @@ def _scale_in(
 
 def _fmt_needs(needs: Mapping[str, int]) -> str:
     if not needs:
-        return "0"
+        return "0 instances"
     top = max(needs, key=lambda k: needs[k])
-    return f"{needs[top]} ({top})"
+    return f"{instances(needs[top])} ({top})"
+
+
+def _forecast_clause(
+    inp: PolicyInput, needs: Mapping[str, int], detail: Mapping[str, Any], multiplier: float
+) -> str:
+    """The forecast's need in units an operator can follow from demand to instances:
+    "17 instances for 1,650 players (x1.1 margin, 100 players per instance) from 2024-05-01
+    11:00 UTC (lead 60 min); forecast: nowcast-weekly" (the resource that needs the most)."""
+    f = inp.fleet
+    if not needs:
+        return "the forecast needs 0 instances"
+    top = max(needs, key=lambda k: needs[k])
+    unit = resource_unit(top, f.demand_metric)
+    knobs = [f"x{1 + f.safety_margin:.3g} margin"]
+    if multiplier != 1.0:
+        knobs.append(f"x{multiplier:g} override")
+    knobs.append(f"{figure(f.capacities()[top], unit)} per instance")
+    start = str(detail.get("window_start", "?"))
+    when = f"{start[:10]} {start[11:16]} UTC" if len(start) >= 16 else start
+    text = (
+        f"{instances(needs[top])} for {figure(detail.get(f'required_{top}', 0.0), unit)}"
+        f" ({', '.join(knobs)}) from {when} (lead {f.lead_time_minutes} min)"
+    )
+    metric = f.demand_metric if top == "players" else RESOURCE_METRICS[top][0]
+    fc = inp.forecasts.get(metric)
+    if fc is not None and fc.model:
+        text += f"; forecast: {fc.model}"
+    return text
 
 
 def decide(inp: PolicyInput) -> Decision:
@@ -510,14 +543,9 @@ def decide(inp: PolicyInput) -> Decision:
             target = min(max(target, eff_min), eff_max)
     else:
         desired = recommended
-        why = (
-            f"forecast needs {_fmt_needs(needs)} for {detail.get('window_start', '?')[11:16]}"
-            f" (lead {f.lead_time_minutes} min, margin {f.safety_margin:.0%}"
-            + (f", x{multiplier:g}" if multiplier != 1.0 else "")
-            + ")"
-        )
+        why = _forecast_clause(inp, needs, detail, multiplier)
         if reactive is not None:
-            why += f"; observed needs {_fmt_needs(reactive_needs)}"
+            why += f"; observed demand needs {_fmt_needs(reactive_needs)}"
         else:
             why += "; no observed demand"
         if busy:

@@ -4,7 +4,8 @@
 
 Takes, from the Prefect server of ``$PREFECT_API_URL`` (its UI at the same host and port): the
 deployments page, a forecast-and-scale deployment's run form, the newest pipeline run's page,
-the capacity-plan, plots, run-summary, backfill-replay, backfill-plots and forecast artifacts;
+the capacity-plan, plots, pipeline-, forecast-and-scale- and backfill-summary, backfill-replay,
+backfill-plots and forecast artifacts;
 then the report (``fleetcast report`` writes it). Needs Chromium (Debian: ``apt-get install
 chromium``); the server must have been started with ``PREFECT_UI_API_URL`` set to its own
 address (docs/operations.md).
@@ -79,8 +80,8 @@ def targets(api: str) -> dict[str, str]:
         form = [d for d in deployments if d.name.startswith("forecast-and-scale-")]
         if form:  # the custom-run form: game type as a choice, no "Property is type 'None'"
             pages["run-form"] = f"{ui}/deployments/deployment/{form[0].id}/run"
-        kinds = ("capacity-plan", "plots", "run-summary", "backfill-replay", "backfill-plots",
-                 "forecast")  # fmt: skip
+        kinds = ("capacity-plan", "plots", "pipeline-summary", "forecast-and-scale-summary",
+                 "backfill-summary", "backfill-replay", "backfill-plots", "forecast")  # fmt: skip
         for kind in kinds:
             # `like_` matches anywhere in the key ("plots-" is in "backfill-plots-"): newest
             # first, then the first whose key starts with the kind
@@ -110,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         print("PREFECT_API_URL not set: only the report", file=sys.stderr)
     failed = 0
     for name, url in pages.items():
-        tall = 2400 if name in ("plots", "backfill-plots", "run-summary", "run-form") else HEIGHT
+        tall = (
+            2400 if name in ("plots", "backfill-plots", "run-form") or "summary" in name else HEIGHT
+        )
         try:
             print(shoot(browser, url, args.out / f"{name}.png", tall))
         except (RuntimeError, subprocess.SubprocessError) as exc:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -35,8 +36,9 @@ from fleetcast.stages.approval import (
     run_stopped_waiting,
     set_waiting,
 )
-from models.approval import PendingChange
+from models.approval import PendingChange, with_answers
 from models.clock import utcnow
+from models.policy import Decision
 
 
 class ApprovalAnswer(RunInput):
@@ -62,6 +64,18 @@ def read_pending(settings: Settings, game_type: str | None) -> list[PendingChang
             ).fetchall()
         }
         return [c for c in list_changes(con) if c.fleet in fleets]
+
+
+@task(name="read-answers", cache_policy=NO_CACHE)
+def decisions_after_answers(
+    settings: Settings, decisions: Sequence[Decision], change_ids: Sequence[str]
+) -> list[Decision]:
+    """This run's decisions as they stand after the answers to the changes it asked about
+    (approved: what was applied; rejected or expired: what was kept)."""
+    asked = set(change_ids)
+    with db.session(settings.db_path) as con:
+        changes = [c for c in list_changes(con, include_decided=True) if c.change_id in asked]
+    return with_answers(decisions, changes)
 
 
 def describe_form(changes: Sequence[PendingChange], until: datetime) -> str:

@@ -161,6 +161,9 @@ def _allocs(settings: Settings, fleet: str) -> list[dict[str, Any]]:
         )
 
 
+NOW0 = datetime(2026, 12, 7, 10, 0)
+
+
 @pytest.fixture
 def held(aws_settings: Settings, moto: Any) -> tuple[Settings, datetime]:
     """br-eu at 2 instances, a forecast that needs 14, a 20% rule: one change pending."""
@@ -217,6 +220,59 @@ def test_cli_approve_applies_once_with_the_note(
     # once: a second approve has nothing to apply
     assert main(["approve", *args]) == 2
     assert "nothing to approve" in capsys.readouterr().out
+
+
+def test_pages_after_an_answer_show_what_was_applied(
+    held: tuple[Settings, datetime], moto: Any
+) -> None:
+    """The run's pages are published again after the answer: the plan says what was applied
+    (or kept), the summary no longer reads "pending"."""
+    from fleetcast.stages.pages import RunSummary, render_plan_table, render_summary
+    from tasks.approval import decisions_after_answers
+
+    settings, now = held
+    [planned] = allocate(
+        settings, now=now + timedelta(minutes=1), run_id="run-b", backend=capacity_backend(settings)
+    )
+    with db.session(settings.db_path) as con:
+        [c] = list_changes(con)
+    assert planned.status == "pending" and render_plan_table([planned])[0]["applied"] != "yes: 14"
+    args = ["--db", str(settings.db_path), "--aws-endpoint", moto.url, "--fleet", "br-eu"]
+    assert main(["approve", *args, "--note", "launch"]) == 0
+    [after] = decisions_after_answers.fn(settings, [planned], [c.change_id])
+    assert (after.status, after.applied, after.applied_desired) == ("approved", True, 14)
+    assert after.outcome.startswith("approved by cli") and after.outcome.endswith(
+        "(launch): 14 applied"
+    )
+    [row] = render_plan_table([after])
+    assert (row["applied"], row["status"]) == ("yes: 14", "approved")
+    text = render_summary(RunSummary(flow="pipeline", scope="all", decisions=[after]))
+    capacity = text.split("## Capacity")[1].split("\n## ")[0]
+    assert "pending" not in capacity and "| yes: 14 |" in capacity
+    # a change nobody asked about in this run leaves the decision as planned
+    assert decisions_after_answers.fn(settings, [planned], ["other"]) == [planned]
+
+
+def test_pages_after_a_rejection_show_what_was_kept() -> None:
+    from models.approval import with_answers
+
+    d = Decision(
+        fleet="br-eu", game_type="g", region="eu", asg_name="a", mode="scale", decided_at=NOW0,
+        current=2, target=2, recommended=14, processes_per_instance=1, status="pending",
+        reason="2 -> 2 (+0): held",
+    )  # fmt: skip
+    c = PendingChange(
+        change_id="c1", fleet="br-eu", game_type="g", asg_name="a", current=2, proposed=14,
+        held=2, reason="r", asked_by="run", created_at=NOW0, expires_at=NOW0, status="rejected",
+        decided_by="Prefect UI", note="too big",
+    )  # fmt: skip
+    [out] = with_answers([d], [c])
+    assert (out.status, out.applied, out.outcome) == (
+        "rejected", False, "rejected by Prefect UI (too big): 2 kept"
+    )  # fmt: skip
+    assert out.reason.endswith("; rejected by Prefect UI (too big): 2 kept")
+    # still pending: unchanged
+    assert with_answers([d], [replace(c, status="pending")]) == [d]
 
 
 def test_approve_rechecks_the_group_now(held: tuple[Settings, datetime], moto: Any) -> None:
@@ -324,8 +380,8 @@ def test_rules_from_the_fleet_file_and_the_command(
 
 def test_report_and_run_summary_show_the_pending_change(held: tuple[Settings, datetime]) -> None:
     from fleetcast.interface.demo import fleet_summary, write_fleet_report
+    from fleetcast.stages.pages import RunSummary, render_summary
     from fleetcast.stages.status import read_status
-    from tasks.artifacts import RunSummary, render_summary
 
     settings, _ = held
     page = write_fleet_report(settings, fleet_summary(settings), 1).read_text()

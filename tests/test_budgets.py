@@ -19,10 +19,10 @@ from fleetcast.resources.aws import AwsBackend
 from fleetcast.resources.local_aws import provision_groups
 from fleetcast.stages.allocate import allocate
 from fleetcast.stages.budgets import BudgetError, clear_budget, list_budgets, set_budget
+from fleetcast.stages.pages import render_plan_table
 from fleetcast.stages.status import read_status, status_rows
 from models.budgets import BudgetRule, Claim, share, usage
 from models.names import InvalidName
-from tasks.artifacts import render_plan_table
 
 # --------------------------------------------------------------------------- pure rule
 

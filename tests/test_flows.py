@@ -168,7 +168,7 @@ def test_pipeline_publishes_artifacts_with_stable_keys(prepared: Prepared) -> No
     assert {
         "forecast-casual-puzzle",
         "capacity-plan-casual-puzzle",
-        "run-summary-casual-puzzle",
+        "pipeline-summary-casual-puzzle",
     } <= keys
     assert "pipeline-casual_puzzle-fleet_setting" in {r.name for r in runs}
 

@@ -17,9 +17,7 @@ from prefect.flows import Flow
 from fleetcast.resources.db import DatabaseBusy
 from fleetcast.stages.deployments import expand, load_config
 from fleetcast.stages.orchestration import is_transient_error
-from flows.params import SAMPLE_GAME_TYPES
-from models.names import InvalidName
-from tasks.artifacts import (
+from fleetcast.stages.pages import (
     RunSummary,
     artifact_key,
     forecast_description,
@@ -29,6 +27,8 @@ from tasks.artifacts import (
     render_summary,
     why_not_scaled,
 )
+from flows.params import SAMPLE_GAME_TYPES
+from models.names import InvalidName
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((ROOT / "prefect.yaml").read_text())
@@ -205,14 +205,19 @@ def test_render_tables_and_summary() -> None:
         "applied_desired": 104,
         "demand_forecast": 2518.897,
         "inputs": {"forecast_models": {"players": "prophet"}},
-        "reason": "2 -> 104 (+102): forecast needs 103 (players) for 05:31 (lead 45 min, "
-        "margin 10%); observed needs 104 (players)",
+        "reason": "2 -> 104 (+102): 103 instances for 2,519 players (x1.1 margin, 24.5 "
+        "players per instance) from 2026-12-07 05:31 UTC (lead 45 min); forecast: nowcast-weekly; "
+        "observed demand needs 104 instances (players)",
     }
     [row] = render_plan_table([real])
     assert list(row)[:4] == ["fleet", "current -> target", "applied", "why"]  # first
     assert row["current -> target"] == "2 -> 104 (+102)" and row["applied"] == "yes: 104"
-    assert row["why"] == "forecast needs 103 (players) for 05:31"  # the detail: full reason
-    assert row["full reason"].endswith("observed needs 104 (players)")
+    # the short reason: what decided and with which forecaster, without the lead detail
+    assert row["why"] == (
+        "103 instances for 2,519 players (x1.1 margin, 24.5 players per instance) from "
+        "2026-12-07 05:31 UTC; forecast: nowcast-weekly"
+    )
+    assert "full reason" not in row  # it is in the summary, where it wraps
     assert row["demand (with margin)"] == "2,519 players"
     assert render_plan_table([shadow])[0]["applied"] == "no: forecast-only"
     several = {**real, "inputs": {"forecast_models": {"players": "p", "cpu_cores": "s"},
@@ -236,6 +241,13 @@ def test_render_tables_and_summary() -> None:
     )
     assert "7 file(s): 0 loaded, 7 duplicate (already ingested, skipped), 0 rejected" in dups
     assert "| f1 | 10% |" in text and "forecast-only mode" in text and "launch" in text
+    whole = render_summary(RunSummary(flow="pipeline", scope="g", decisions=[real]))
+    # the full reason of each fleet under the table, with the forecaster that decided
+    assert (
+        "- **battle_royale-na-east** (2 -> 104 (+102); decided with prophet): 103 instances"
+        in whole
+    )
+    assert whole.rstrip().count("observed demand needs 104 instances (players)") == 1
 
 
 def test_replay_table_has_figures_not_paths() -> None:
@@ -259,7 +271,7 @@ def test_replay_table_has_figures_not_paths() -> None:
 
 
 def test_the_last_recorded_capacity_is_held_until_the_next_run() -> None:
-    from tasks.artifacts import hold_last_step
+    from fleetcast.stages.pages import hold_last_step
 
     t0 = datetime(2026, 5, 1, 10)
     history = pl.DataFrame({"ts": [t0 - timedelta(hours=2), t0], "capacity": [800, 2000]})

@@ -50,7 +50,7 @@ def test_largest_resource_wins_and_network_uses_the_busier_direction() -> None:
         "net_out_mbps": forecast([1200] * 3, metric="net_out_mbps"),  # 1320 / 100 -> 14
     }
     d = decide(inp(fleet=f, current=5, forecasts=fcs, observed={"players": 100}))
-    assert d.target == 14 and "(net)" in d.reason
+    assert d.target == 14 and "14 instances for 1,320 Mbps (x1.1 margin, 100 Mbps per" in d.reason
 
 
 def test_reactive_floor_when_forecast_is_low() -> None:

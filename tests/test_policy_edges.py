@@ -83,7 +83,13 @@ def inp(**kw: object) -> PolicyInput:
     return policy_input(3, **kw)
 
 
-PLAN = "for 11:00 (lead 60 min, margin 10%)"  # the window one lead ahead of 10:00
+def fc(n: int, players: str, knobs: str = "x1.1 margin") -> str:
+    """The forecast clause: n instances for the players needed (upper x multiplier x 1.1) over
+    the window one lead ahead of 10:00, with the forecaster that gave it."""
+    return (
+        f"{n} instances for {players} players ({knobs}, 100 players per instance) from "
+        "2024-05-01 11:00 UTC (lead 60 min); forecast: prophet"
+    )
 
 
 def test_scale_up_reason_and_every_recorded_input() -> None:
@@ -93,7 +99,7 @@ def test_scale_up_reason_and_every_recorded_input() -> None:
     assert (d.target, d.recommended, d.status, d.reactive_floor) == (17, 17, "ok", 9)
     assert d.demand_forecast == pytest.approx(1650)
     assert (
-        d.reason == f"10 -> 17 (+7): forecast needs 17 (players) {PLAN}; observed needs 9 (players)"
+        d.reason == f"10 -> 17 (+7): {fc(17, '1,650')}; observed demand needs 9 instances (players)"
     )
     assert d.inputs == {
         "now": "2024-05-01T10:00:00", "current": 10, "current_max": None, "busy": 0,
@@ -114,16 +120,16 @@ def test_hold_with_busy_instances_and_an_unknown_current() -> None:
     d = decide(inp(busy=3, observed={"players": 900}, forecasts={"players": forecast([900] * 3)}))
     assert (d.target, d.status, d.busy) == (10, "hold", 3)
     assert d.reason == (
-        f"10 -> 10 (+0): forecast needs 10 (players) {PLAN}; observed needs 9 (players); "
+        f"10 -> 10 (+0): {fc(10, '990')}; observed demand needs 9 instances (players); "
         "3 busy instances kept"
     )
     d = decide(inp(current=None, forecasts={"players": forecast([500] * 3)}, observed={}))
     assert (d.target, d.status, d.current, d.reactive_floor) == (6, "ok", None, None)
-    assert d.reason == f"? -> 6: forecast needs 6 (players) {PLAN}; no observed demand"
+    assert d.reason == f"? -> 6: {fc(6, '550')}; no observed demand"
     # busy instances above the need: kept, and said so
     d = decide(inp(busy=14, forecasts={"players": forecast([500] * 3)}, observed={}))
     assert (d.target, d.recommended, d.status, d.busy) == (14, 14, "ok", 14)
-    assert d.reason.startswith("10 -> 14 (+4): forecast needs 6 (players)")
+    assert d.reason.startswith(f"10 -> 14 (+4): {fc(6, '550')}")
     assert d.reason.endswith("; no observed demand; 14 busy instances kept")
     assert decide(inp(busy=-2)).busy == 0
 
@@ -133,8 +139,9 @@ def test_capped_at_the_max_with_a_multiplier_override() -> None:
     # 1000 x 2 x 1.1 = 2200 -> 22, max 8: 14 not served
     assert (d.target, d.recommended, d.status, d.unserved_instances) == (8, 22, "capped", 14)
     assert d.reason == (
-        "8 -> 8 (+0): forecast needs 22 (players) for 11:00 (lead 60 min, margin 10%, x2); "
-        "observed needs 11 (players); capped at max 8; 14 instances not served (max 8); "
+        f"8 -> 8 (+0): {fc(22, '2,200', 'x1.1 margin, x2 override')}; "
+        "observed demand needs 11 instances (players); capped at max 8; "
+        "14 instances not served (max 8); "
         "override multiplier=2 until 2024-05-01 11:00 (ops call)"
     )
     assert d.inputs["multiplier"] == 2.0 and d.inputs["overrides"] == ["o1"]
@@ -150,7 +157,7 @@ def test_max_raised_on_a_breach_then_restored() -> None:
     # need 11 > max 8: the max goes to ceil(11 x 1.1) = 13
     assert (d.target, d.max_size, d.new_max_size, d.status) == (11, 13, 13, "ok")
     assert d.reason == (
-        f"8 -> 11 (+3): forecast needs 11 (players) {PLAN}; observed needs 11 (players); "
+        f"8 -> 11 (+3): {fc(11, '1,100')}; observed demand needs 11 instances (players); "
         "max raised to 13 (need 11 > max 8)"
     )
     # a buffer of 0: the max is exactly the need
@@ -158,7 +165,7 @@ def test_max_raised_on_a_breach_then_restored() -> None:
     # the breach is over (need 11 <= 20, current 12 <= 20) and MaxSize is still 25: restore
     d = decide(inp(fleet=fleet(max_size=20, max_breach="raise"), current=12, current_max=25))
     assert (d.target, d.new_max_size) == (11, 20)
-    assert d.reason.endswith("; observed needs 10 (players); max restored to 20")
+    assert d.reason.endswith("; observed demand needs 10 instances (players); max restored to 20")
     restoring = dict(fleet=fleet(max_size=11, max_breach="raise"), current=11, current_max=25)
     assert decide(inp(**restoring)).new_max_size == 11  # need 11 == max 11: over too
     # not while the current is above the configured max, nor with a max override
@@ -275,14 +282,18 @@ def test_min_and_max_overrides_bound_the_target() -> None:
 def test_step_limits_in_the_reason() -> None:
     d = decide(inp(fleet=fleet(max_step_up=2), forecasts={"players": forecast([3000] * 3)}))
     assert (d.target, d.recommended, d.unserved_instances, d.status) == (12, 33, 21, "ok")
-    assert d.reason.endswith("; observed needs 11 (players); step up limited to +2")
+    assert d.reason.endswith(
+        "; observed demand needs 11 instances (players); step up limited to +2"
+    )
     assert decide(inp(fleet=fleet(max_step_up=23), forecasts={"players": forecast([3000] * 3)})
                   ).target == 33  # fmt: skip
     down = fleet(max_step_down=3, scale_in_stabilisation_minutes=0)
     low = {"players": forecast([300] * 3)}
     d = decide(inp(fleet=down, current=30, forecasts=low, observed={"players": 300}))
     assert (d.target, d.recommended) == (27, 4)
-    assert d.reason.endswith("; observed needs 3 (players); step down limited to -3")
+    assert d.reason.endswith(
+        "; observed demand needs 3 instances (players); step down limited to -3"
+    )
     d = decide(inp(fleet=replace(down, max_step_down=26), current=30, forecasts=low,
                    observed={"players": 300}))  # fmt: skip
     assert d.target == 4 and "step down" not in d.reason
@@ -297,12 +308,16 @@ def test_scale_in_guards_in_the_reason() -> None:
     low = {"players": forecast([300] * 3)}
     d = decide(inp(current=20, forecasts=low, observed={"players": 300}, history=[]))
     assert (d.target, d.status) == (20, "hold")
-    assert d.reason.endswith("; observed needs 3 (players); no scale-in before a 30 min history")
+    assert d.reason.endswith(
+        "; observed demand needs 3 instances (players); no scale-in before a 30 min history"
+    )
     # a history exactly one window old counts; the highest recommendation in the window wins
     hist = [(NOW - timedelta(minutes=30), 9), (NOW - timedelta(minutes=10), 15)]
     d = decide(inp(current=20, forecasts=low, observed={"players": 300}, history=hist))
     assert (d.target, d.status) == (15, "ok")
-    assert d.reason.endswith("; observed needs 3 (players); stabilisation keeps 15")
+    assert d.reason.endswith(
+        "; observed demand needs 3 instances (players); stabilisation keeps 15"
+    )
     d = decide(inp(current=20, forecasts=low, observed={"players": 300},
                    history=[(NOW - timedelta(minutes=30), 9), (NOW, 25)]))  # fmt: skip
     assert d.target == 20 and d.reason.endswith("; stabilisation keeps 20")  # never above base
@@ -318,7 +333,9 @@ def test_scale_in_guards_in_the_reason() -> None:
     d = decide(inp(fleet=band, current=10, forecasts={"players": forecast([700] * 3)},
                    observed={"players": 700}))  # fmt: skip
     assert (d.target, d.status) == (10, "hold")  # 770 -> 8: a cut of 2 is within 20%
-    assert d.reason.endswith("; observed needs 7 (players); within the 20% tolerance band")
+    assert d.reason.endswith(
+        "; observed demand needs 7 instances (players); within the 20% tolerance band"
+    )
 
 
 def test_extra_resources_forecast_and_observed() -> None:
@@ -331,12 +348,15 @@ def test_extra_resources_forecast_and_observed() -> None:
     # memory NaN and the negative net in are ignored
     assert d.inputs["reactive_needs"] == {"players": 2, "cpu": 11, "net": 6}
     assert d.inputs["needs"] == {"players": 2} and d.target == 11
-    assert d.reason.endswith("; observed needs 11 (cpu)")
+    assert d.reason.endswith("; observed demand needs 11 instances (cpu)")
     fcs = {"players": forecast([100] * 3), "memory_gb": forecast([40] * 3, "memory_gb")}
     d = decide(inp(fleet=f, current=1, forecasts=fcs, observed={}))
     assert d.inputs["needs"] == {"players": 2, "memory": 3}  # 44 / 16 -> 3
     assert d.inputs["required_memory"] == 44.0 and d.demand_forecast == pytest.approx(110)
-    assert d.reason.startswith("1 -> 3 (+2): forecast needs 3 (memory)")
+    assert d.reason.startswith(
+        "1 -> 3 (+2): 3 instances for 44 GB (x1.1 margin, 16 GB per instance) from 2024-05-01 "
+        "11:00 UTC (lead 60 min); forecast: prophet;"
+    )
     # demand not observed (NaN or negative players): no reactive floor at all
     for bad in (math.nan, -1.0):
         d = decide(inp(current=5, observed={"players": bad, "cpu_cores": 80.0}, fleet=f))
@@ -497,8 +517,7 @@ def test_scale_in_guards_need_observed_demand_and_a_whole_window() -> None:
     low = {"players": forecast([300] * 3)}
     d = decide(inp(current=20, forecasts=low, observed={}))
     assert d.target == 20 and d.reason == (
-        f"20 -> 20 (+0): forecast needs 4 (players) {PLAN}; no observed demand; "
-        "no scale-in without observed demand"
+        f"20 -> 20 (+0): {fc(4, '330')}; no observed demand; no scale-in without observed demand"
     )
     # a recent history is not a whole window
     d = decide(inp(current=20, forecasts=low, observed={"players": 300},
@@ -507,7 +526,7 @@ def test_scale_in_guards_need_observed_demand_and_a_whole_window() -> None:
     # no stabilisation window: scale in at once, even with no history at all
     d = decide(inp(fleet=fleet(scale_in_stabilisation_minutes=0), current=20, forecasts=low,
                    observed={"players": 300}, history=[]))  # fmt: skip
-    assert d.target == 4 and d.reason.endswith("; observed needs 3 (players)")
+    assert d.target == 4 and d.reason.endswith("; observed demand needs 3 instances (players)")
 
 
 def test_one_instance_short_of_a_budget_is_reported() -> None:
@@ -551,14 +570,14 @@ def test_bounds_met_exactly_are_not_reported_as_limits() -> None:
     d = decide(inp(fleet=fleet(min_size=11, max_size=11)))
     assert (
         d.reason
-        == f"10 -> 11 (+1): forecast needs 11 (players) {PLAN}; observed needs 11 (players)"
+        == f"10 -> 11 (+1): {fc(11, '1,100')}; observed demand needs 11 instances (players)"
     )
     # the step limit met exactly: not limited
     d = decide(inp(fleet=fleet(max_step_up=1)))
     assert d.target == 11 and "step up" not in d.reason
     # the need equals the current without observed demand: a hold, no scale-in guard
     d = decide(inp(current=6, forecasts={"players": forecast([500] * 3)}, observed={}))
-    assert d.reason == f"6 -> 6 (+0): forecast needs 6 (players) {PLAN}; no observed demand"
+    assert d.reason == f"6 -> 6 (+0): {fc(6, '550')}; no observed demand"
     # fail-static at the max, and at a reactive floor equal to the current
     d = decide(inp(current=9, forecasts={}, observed={}, fleet=fleet(max_size=9)))
     assert d.reason == "9 -> 9 (+0): fail-static: no forecast for players; keep 9"
@@ -573,8 +592,8 @@ def test_raised_to_min_and_several_overrides_in_the_reason() -> None:
     d = decide(inp(overrides=[mult, mn]))
     # 1000 x 1.5 x 1.1 = 1650 -> 17, raised to the min 25
     assert d.reason == (
-        "10 -> 25 (+15): forecast needs 17 (players) for 11:00 (lead 60 min, margin 10%, x1.5); "
-        "observed needs 11 (players); raised to min 25; "
+        f"10 -> 25 (+15): {fc(17, '1,650', 'x1.1 margin, x1.5 override')}; "
+        "observed demand needs 11 instances (players); raised to min 25; "
         "override min=25 until 2024-05-01 11:00 (event); "
         "override multiplier=1.5 until 2024-05-01 12:00 (promo)"
     )

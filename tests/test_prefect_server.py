@@ -231,7 +231,7 @@ def test_deploy_and_run_one_game_type_on_a_real_server(stack: Stack) -> None:
     assert {
         "forecast-casual-puzzle",
         "capacity-plan-casual-puzzle",
-        "run-summary-casual-puzzle",
+        "pipeline-summary-casual-puzzle",
     } <= set(seen["artifacts"]), seen
 
     con = duckdb.connect(str(stack.db), read_only=True)

@@ -102,7 +102,12 @@ def test_status_wide_and_one_fleet_show_the_full_reason(
     decided: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wide = _status(decided, capsys, monkeypatch, "--wide")
-    assert TAIL in wide and "game_type" in wide and "last forecast" in wide
+    assert (
+        TAIL in wide
+        and "game_type" in wide
+        and "published forecast" in wide
+        and "decided by" in wide
+    )
     fleet = "casual_puzzle-na-east"
     one = _status(decided, capsys, monkeypatch, "battle_royale-ap-southeast")
     assert max(len(line) for line in one.splitlines()) <= 120, one

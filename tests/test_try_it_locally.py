@@ -187,7 +187,7 @@ def test_try_it_locally_as_written(tmp_path: Path) -> None:
         )  # fmt: skip
         assert query.returncode == 0, query.stderr[-3000:]
         arts = json.loads(query.stdout.strip().splitlines()[-1])
-        summary = arts["run-summary-casual-puzzle"]
+        summary = arts["pipeline-summary-casual-puzzle"]
         assert summary["flow_run"] and summary["task_run"] is None  # the run's own artifact
         assert "data:image/png;base64," in arts["plots-casual-puzzle"]["data"]
         assert "hours short" in arts["backfill-replay-casual-puzzle"]["data"]

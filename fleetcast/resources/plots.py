@@ -149,8 +149,10 @@ def plot_capacity_vs_demand(
     path: Path,
     forecast: pl.DataFrame | None = None,
     events: Sequence[EventSpan] | None = None,
+    note: str | None = None,
 ) -> Path:
-    """Demand as a line, capacity in effect as a step line; hours short shaded red. With
+    """Demand as a line, capacity in effect as a step line; hours short shaded red. ``note``:
+    a line written on the plot (a first run says its capacity history starts here). With
     ``forecast`` (ts, yhat[, yhat_upper]) the demand ahead is drawn dashed, its upper bound
     as a band, so a live run shows whether capacity is ahead of what comes. With ``events``
     ((label, start, end), naive UTC) each window over the plotted range is shaded and
@@ -173,6 +175,9 @@ def plot_capacity_vs_demand(
     if capacity.height:
         ax.step(_times(capacity), _values(capacity, "capacity"), where="post",
                 color=CAPACITY_COLOR, lw=1.5, label="capacity")  # fmt: skip
+        if capacity.height <= 2:  # one decision: a short step, marked so it can be seen
+            ax.plot(_times(capacity)[:1], _values(capacity, "capacity")[:1], "o",
+                    color=CAPACITY_COLOR, ms=6)  # fmt: skip
     if demand.height:
         td, vd = _times(demand), _values(demand, "value")
         ax.plot(td, vd, color=ACTUAL_COLOR, lw=1.0, label="demand")
@@ -186,6 +191,10 @@ def plot_capacity_vs_demand(
                 ax.fill_between(td, cap_at, vd, where=short, color=SHORT_COLOR, alpha=0.35,
                                 linewidth=0, label="short", interpolate=False)  # fmt: skip
     ax.set_ylabel("players")
+    if note:
+        box = {"facecolor": "white", "alpha": 0.8, "edgecolor": "#ccc"}
+        ax.text(0.01, 0.97, note, transform=ax.transAxes, va="top", ha="left", fontsize=9,
+                color="#333", bbox=box)  # fmt: skip
     if events:
         _shade_events(ax, events)
         return _finish(fig, ax, path, legend_outside=True)

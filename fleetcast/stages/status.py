@@ -3,7 +3,7 @@ overrides in force. Used by ``fleetcast status`` and by the flows' run summaries
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from fleetcast.stages.overrides import list_overrides
 from fleetcast.stages.processes import list_setting_changes
 from models.approval import PendingChange
 from models.clock import utcnow
+from models.explain import forecaster, full_reason
 from models.names import check_name
 from models.policy import Override
 from models.processes import describe as describe_processes
@@ -80,6 +81,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def decided_by(r: dict[str, Any]) -> str | None:
+    """The forecaster that decided the fleet's last decision (None: no forecast was read)."""
+    models = json.loads(r["decided_by"]) if r.get("decided_by") else {}
+    return forecaster({"inputs": {"forecast_models": models}})
+
+
 def status_rows(status: Status) -> list[dict[str, str]]:
     """One flat, printable row per fleet, every column (``fleetcast status --wide``)."""
     rows = []
@@ -103,12 +110,13 @@ def status_rows(status: Status) -> list[dict[str, str]]:
                 "mode": r["mode"],
                 "min-max": f"{r['min_size']}-{r['max_size']}",
                 "margin": f"{(r['safety_margin'] or 0):.0%}",
-                "last forecast": (
+                "published forecast": (
                     "none"
                     if r["forecast_at"] is None
                     else f"{_fmt(r['forecast_at'])} {r['forecast_model']}"
                 ),
                 "last decision": decision,
+                "decided by": decided_by(r) or "-",
                 "unserved": "-" if r["decided_at"] is None else str(r["unserved_instances"] or 0),
                 "processes": "-"
                 if r["decided_at"] is None
@@ -119,10 +127,6 @@ def status_rows(status: Status) -> list[dict[str, str]]:
             }
         )
     return rows
-
-
-# a decision's reason opens with its change ("2 -> 60 (+58): "), shown in its own column
-_CHANGE_PREFIX = re.compile(r"^\d+ -> \d+ \([+-]?\d+\): ")
 
 
 def _age(then: datetime, now: datetime | None) -> str:
@@ -151,7 +155,7 @@ def compact_rows(status: Status) -> list[dict[str, str]]:
     rows = []
     for r in status.fleets.iter_rows(named=True):
         decided = r["decided_at"] is not None
-        why = _CHANGE_PREFIX.sub("", r["reason"] or "")
+        why = full_reason(r["reason"])
         if decided and r["unserved_instances"]:
             why = f"unserved {r['unserved_instances']}: {why}"
         if r["outcome"]:

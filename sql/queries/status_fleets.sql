@@ -1,7 +1,8 @@
 -- status_fleets: per fleet (one game type, or all when $game_type is null): its configuration,
 -- the newest forecast of its demand metric, and its last capacity decision with the reason and
 -- the instances it could not get (max or budget), and the processes per instance it set (and
--- where that came from: telemetry, override or the fleet's settings).
+-- where that came from: telemetry, override or the fleet's settings), and the forecasters that
+-- decided it (JSON: metric -> model; the published forecast's model may differ).
 with last_forecast as (
     select game_type, region, metric,
            max(created_at) as forecast_at,
@@ -27,7 +28,9 @@ last_decision as (
            arg_max(json_extract_string(inputs, '$.processes.source'), decided_at)
                as processes_source,
            arg_max(json_extract_string(inputs, '$.processes.learned.processes_per_instance'),
-                   decided_at) as processes_learned
+                   decided_at) as processes_learned,
+           arg_max(json_extract_string(inputs, '$.forecast_models'), decided_at)
+               as decided_by
     from allocations
     group by fleet
 )
@@ -37,7 +40,7 @@ select f.fleet, f.game_type, f.region, f.asg_name, f.mode, f.min_size, f.max_siz
        ld.decided_at, ld.decision_run, ld.decision_mode, ld.current_desired, ld.target_desired,
        ld.applied_desired, ld.applied, ld.status, ld.reason, ld.outcome,
        ld.unserved_instances, ld.processes_per_instance, ld.processes_source,
-       ld.processes_learned
+       ld.processes_learned, ld.decided_by
 from fleets f
 left join last_forecast lf
   on lf.game_type = f.game_type and lf.region = f.region and lf.metric = f.demand_metric

@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wide",
         action="store_true",
-        help="every column (game type, region, margin, last forecast, the full reason) in one "
-        "wide table; the default is a compact table that fits the terminal",
+        help="every column (game type, region, margin, published forecast, decided by, the full "
+        "reason) in one wide table; the default is a compact table that fits the terminal",
     )
 
 
