@@ -237,7 +237,7 @@ def test_status_command_shows_fleets_decisions_and_why(
     assert code == 0
     assert "casual_puzzle-na-east" in out and "battle_royale" not in out
     assert "overrides in force: none" in out
-    assert "forecast needs" in out  # the decision's reason
+    assert "instances for" in out  # the decision's reason, in instances and players
 
 
 # --------------------------------------------------------------------------- forecast-and-scale

@@ -120,7 +120,8 @@ def _summarise(
 
 
 def fleet_summary(settings: Settings) -> pl.DataFrame:
-    """Per fleet: champion, its CV score, its realised (held-out) MASE where actuals arrived after
+    """Per fleet: the forecaster that decided its newest decision, the champion that serves the
+    published forecast and its CV score, its realised (held-out) MASE where actuals arrived after
     a stored forecast, forecast peak, newest decision and its reason."""
     with db.session(settings.db_path, read_only=True) as con:
         return con.sql(db.sql("demo_fleet_summary")).pl()
@@ -181,7 +182,8 @@ def write_fleet_report(
                         for k in (
                             "game_type",
                             "region",
-                            "champion",
+                            "decided_by",
+                            "published_by",
                             "champion_cv_mase",
                             "realised_mase",
                             "forecast_peak",

@@ -1,4 +1,6 @@
--- demo_fleet_summary: per fleet, its demand series' champion, the champion's CV score (the score
+-- demo_fleet_summary: per fleet, the forecaster that decided its newest capacity decision
+-- (decided_by: the decision forecaster, e.g. the nowcast), its demand series' champion (the
+-- stored model that serves the published forecast: published_by), the champion's CV score (the score
 -- that chose it: not a held-out score), its realised MASE on actuals that arrived after a stored
 -- forecast (a true held-out score, where one exists), the peak of the newest forecast, and the
 -- newest capacity decision with its reason and the instances it could not get (max or budget).
@@ -26,12 +28,14 @@ realised as (
 ),
 decision as (
     select fleet, arg_max(reason, decided_at) as reason, arg_max(target_desired, decided_at) as target,
-           arg_max(coalesce(unserved_instances, 0), decided_at) as unserved
+           arg_max(coalesce(unserved_instances, 0), decided_at) as unserved,
+           arg_max(inputs, decided_at) as inputs
     from allocations
     group by fleet
 )
 select fl.fleet, fl.game_type, fl.region, fl.asg_name, fl.lead_time_minutes,
-       c.champion, round(c.champion_cv_mase, 3) as champion_cv_mase,
+       json_extract_string(d.inputs, '$.forecast_models.' || fl.demand_metric) as decided_by,
+       c.champion as published_by, round(c.champion_cv_mase, 3) as champion_cv_mase,
        round(c.champion_cv_smape, 2) as champion_cv_smape, round(r.realised_mase, 3) as realised_mase,
        round(p.forecast_peak, 0) as forecast_peak, d.target, d.unserved, d.reason
 from fleets fl

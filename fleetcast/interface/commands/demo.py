@@ -26,14 +26,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     result = run_demo(settings, days=args.days, seed=args.seed)
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
         print(
-            "\nper fleet (capacity in instances; champion_cv_mase = the CV score that chose the "
-            "champion, rolling 24 h windows: not a held-out score; realised_mase = scored on "
+            "\nper fleet (capacity in instances; decided_by = the forecaster that sized capacity; "
+            "published_by = the stored champion that serves the published forecast; "
+            "champion_cv_mase = the CV score that chose it, rolling 24 h windows: not a "
+            "held-out score; realised_mase = scored on "
             "actuals that arrived after a stored forecast, where any did)"
         )
         print(
             result.fleets.select(
                 "fleet",
-                "champion",
+                "decided_by",
+                "published_by",
                 "champion_cv_mase",
                 "realised_mase",
                 "forecast_peak",
