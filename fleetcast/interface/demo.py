@@ -33,6 +33,7 @@ from fleetcast.stages.fleets import import_fleets
 from fleetcast.stages.status import read_pending
 from models.approval import PendingChange
 from models.clock import lead_hours
+from models.explain import full_reason, short_reason
 
 
 @dataclass(frozen=True)
@@ -178,21 +179,25 @@ def write_fleet_report(
                 ReportSection(
                     title=row["fleet"],
                     summary={
-                        k: row.get(k)
-                        for k in (
-                            "game_type",
-                            "region",
-                            "decided_by",
-                            "published_by",
-                            "champion_cv_mase",
-                            "realised_mase",
-                            "forecast_peak",
-                            "capacity_before",
-                            "capacity_after",
-                            "target",
-                            "unserved",
-                            "reason",
-                        )
+                        **{
+                            k: row.get(k)
+                            for k in (
+                                "game_type",
+                                "region",
+                                "decided_by",
+                                "published_by",
+                                "champion_cv_mase",
+                                "realised_mase",
+                                "forecast_peak",
+                                "capacity_before",
+                                "capacity_after",
+                                "target",
+                                "unserved",
+                            )
+                        },
+                        # one renderer of a decision (models.explain): as in the UI and status
+                        "why": short_reason(row.get("reason")),
+                        "reason in full": full_reason(row.get("reason")),
                     },
                     images=images,
                 )

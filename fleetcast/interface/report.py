@@ -122,14 +122,15 @@ def _embed(image: Path) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
-table{border-collapse:collapse;margin:.5em 0 1em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:14px}
-th{background:#f3f3f3} table.kv th{text-align:left}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1320px}
+table{border-collapse:collapse;margin:.5em 0 1em;max-width:100%}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:14px;
+  overflow-wrap:anywhere}
+th{background:#f3f3f3} table.kv th{text-align:left} table.kv td{text-align:left}
 img{max-width:100%} figure{margin:.5em 0} .note{color:#666;font-size:13px}
 section{border-top:2px solid #ddd;margin-top:1.5em}
-table.overview td{white-space:nowrap} table.overview td.name{text-align:left}
-table.overview tr.details td{white-space:normal;text-align:left;color:#444;font-size:13px;
+table.overview td.name{text-align:left}
+table.overview tr.details td{text-align:left;color:#444;font-size:13px;
   border-top:none;padding-left:2em;background:#fafafa}
 """
 
