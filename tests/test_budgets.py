@@ -19,7 +19,7 @@ from fleetcast.resources.aws import AwsBackend
 from fleetcast.resources.local_aws import provision_groups
 from fleetcast.stages.allocate import allocate
 from fleetcast.stages.budgets import BudgetError, clear_budget, list_budgets, set_budget
-from fleetcast.stages.pages import render_plan_table
+from fleetcast.stages.pages import RunSummary, render_plan_table, render_summary
 from fleetcast.stages.status import read_status, status_rows
 from models.budgets import BudgetRule, Claim, share, usage
 from models.names import InvalidName
@@ -265,6 +265,16 @@ def test_a_soft_budget_keeps_a_persons_override_and_a_hard_one_cuts_it(
     assert d.inputs["budget"]["budgets"]["pool"]["breach"] == ["launch-eu"]
     [row] = [r for r in status_rows(read_status(aws_settings)) if r["fleet"] == "launch-eu"]
     assert "budget pool exceeded" in row["why"] and "launch-eu" in row["why"]
+    capsys.readouterr()
+    assert main(["status", "--db", str(aws_settings.db_path)]) == 0
+    shown = capsys.readouterr().out.split("budgets exceeded")[1]
+    assert "pool: scope 40 of 10 instances over 1 fleet(s); a person's capacity override holds" in (
+        " ".join(shown.split())
+    )
+    # the run summary says it in a section of its own, with the fleet it affects
+    text = render_summary(RunSummary(flow="pipeline", scope="all", decisions=[d]))
+    breach = text.split("## Budgets exceeded")[1].split("\n## ")[0]
+    assert "| pool | scope 40 of 10 instances over 1 fleet(s) | launch-eu |" in breach
 
     assert main([*budget, "--hard", "--reason", "Q4 capacity, no exceptions"]) == 0
     assert main(["budget", "list", "--db", db_]) == 0

@@ -18,7 +18,7 @@ from fleetcast.stages.overrides import list_overrides
 from fleetcast.stages.processes import list_setting_changes
 from models.approval import PendingChange
 from models.clock import utcnow
-from models.explain import forecaster, full_reason
+from models.explain import breaches, forecaster, full_reason
 from models.names import check_name
 from models.policy import Override
 from models.processes import describe as describe_processes
@@ -85,6 +85,21 @@ def decided_by(r: dict[str, Any]) -> str | None:
     """The forecaster that decided the fleet's last decision (None: no forecast was read)."""
     models = json.loads(r["decided_by"]) if r.get("decided_by") else {}
     return forecaster({"inputs": {"forecast_models": models}})
+
+
+def budget_breaches(status: Status) -> list[str]:
+    """Soft budgets exceeded because a person's capacity override holds, as of each fleet's
+    last decision: "pool: scope 40 of 10 instances over 1 fleet(s); override holds on
+    launch-eu"."""
+    records = [
+        {"inputs": {"budget": json.loads(r["budget"])}}
+        for r in status.fleets.iter_rows(named=True)
+        if r.get("budget")
+    ]
+    return [
+        f"{name}: {total}; a person's capacity override holds on {', '.join(fleets)}"
+        for name, (total, fleets) in breaches(records).items()
+    ]
 
 
 def status_rows(status: Status) -> list[dict[str, str]]:

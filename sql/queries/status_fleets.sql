@@ -2,7 +2,8 @@
 -- the newest forecast of its demand metric, and its last capacity decision with the reason and
 -- the instances it could not get (max or budget), and the processes per instance it set (and
 -- where that came from: telemetry, override or the fleet's settings), and the forecasters that
--- decided it (JSON: metric -> model; the published forecast's model may differ).
+-- decided it (JSON: metric -> model; the published forecast's model may differ), and the budgets
+-- that took part in it (JSON, with any breach a person's override caused).
 with last_forecast as (
     select game_type, region, metric,
            max(created_at) as forecast_at,
@@ -30,7 +31,8 @@ last_decision as (
            arg_max(json_extract_string(inputs, '$.processes.learned.processes_per_instance'),
                    decided_at) as processes_learned,
            arg_max(json_extract_string(inputs, '$.forecast_models'), decided_at)
-               as decided_by
+               as decided_by,
+           arg_max(json_extract_string(inputs, '$.budget'), decided_at) as budget
     from allocations
     group by fleet
 )
@@ -40,7 +42,7 @@ select f.fleet, f.game_type, f.region, f.asg_name, f.mode, f.min_size, f.max_siz
        ld.decided_at, ld.decision_run, ld.decision_mode, ld.current_desired, ld.target_desired,
        ld.applied_desired, ld.applied, ld.status, ld.reason, ld.outcome,
        ld.unserved_instances, ld.processes_per_instance, ld.processes_source,
-       ld.processes_learned, ld.decided_by
+       ld.processes_learned, ld.decided_by, ld.budget
 from fleets f
 left join last_forecast lf
   on lf.game_type = f.game_type and lf.region = f.region and lf.metric = f.demand_metric

@@ -175,6 +175,14 @@ def _print_rest(console: Console, status: Status, *, wide: bool) -> None:
     else:
         console.print("overrides in force: none")
 
+    from fleetcast.stages.status import budget_breaches
+
+    exceeded = budget_breaches(status)
+    if exceeded:
+        console.print("budgets exceeded (a soft budget does not cut a person's override):")
+        for line in exceeded:
+            _say(console, line, indent="  ")
+
     if status.approvals:
         from fleetcast.stages.approval import describe_change
 
