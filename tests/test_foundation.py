@@ -36,3 +36,15 @@ def test_transaction_rolls_back(tmp_path: Path) -> None:
             raise RuntimeError("boom")
     assert con.sql("select count(*) from metrics").fetchall() == [(0,)]
     con.close()
+
+
+def test_every_help_page_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    """`fleetcast --help` and each command's --help: a "%" in a help text (argparse formats
+    them with %) once made the top-level page crash."""
+    from fleetcast.interface.cli import COMMANDS, main
+
+    for argv in (["--help"], *([name, "--help"] for name in COMMANDS)):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 0, argv
+        assert "usage: fleetcast" in capsys.readouterr().out, argv
