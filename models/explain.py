@@ -76,6 +76,16 @@ def short_reason(reason: str | None) -> str | None:
     return "; ".join([first, *named[:1]])
 
 
+def brief_reason(reason: str | None) -> str:
+    """The reason for a glance (``fleetcast status``'s narrow column): the first clause without
+    its knobs and window ("17 instances for 1,650 players"), the forecaster, then the other
+    clauses ("nowcast-weekly; observed demand needs 9 instances (players); ...")."""
+    clauses = full_reason(reason).split("; ")
+    first = re.sub(r" \([^()]*\) from .* UTC \(lead [^)]*\)$", "", clauses[0])
+    rest = [c.removeprefix("forecast: ") for c in clauses[1:]]
+    return "; ".join([first, *rest])
+
+
 def forecaster(record: Mapping[str, Any]) -> str | None:
     """The forecaster that decided (the decision's inputs), e.g. ``nowcast-weekly``; None when
     no forecast was read (an override, a fail-static hold before any forecast)."""

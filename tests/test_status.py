@@ -19,8 +19,9 @@ from models.clock import utcnow
 # the reason's last word: cut from the compact table, shown by --wide and `status FLEET`
 TAIL = "waits-for-approval-tail"
 LONG_REASON = (
-    "2 -> 60 (+58): forecast needs 60 (players) for 05:21 (lead 45 min, margin 10%); observed "
-    "needs 37 (players); event: tournament arena_championship_eu-west_04 from 2026-12-07 18:00 "
+    "2 -> 60 (+58): 60 instances for 5,940 players (x1.1 margin, 100 players per instance) from "
+    "2026-12-07 05:21 UTC (lead 45 min); forecast: nowcast-weekly; observed demand needs 37 "
+    "instances (players); event: tournament arena_championship_eu-west_04 from 2026-12-07 18:00 "
     "(pre 2 h, post +5 h): lift 1.8x learned from 6 past events; processes per instance 16 "
     "(bounded; learned 245): learned 245 processes is outside 4-16 (0.5x-2x the configured 8): "
     f"16 until approved; {TAIL}"
@@ -45,7 +46,8 @@ def decided(settings: Settings, tmp_path: Path) -> Settings:
     decisions = [
         (long_name, "battle_royale", "eu-west", "scale", 2, 60, 60, True, LONG_REASON, 3),
         ("casual_puzzle-na-east", "casual_puzzle", "na-east", "forecast_only", 2, 9, None, False,
-         "2 -> 9 (+7): forecast needs 9 (players) for 04:25", 0),
+         "2 -> 9 (+7): 9 instances for 880 players (x1.1 margin, 100 players per instance) from "
+         "2026-12-07 04:25 UTC (lead 45 min); forecast: nowcast-weekly", 0),
     ]  # fmt: skip
     with db.session(settings.db_path) as con:
         for i, (fleet, game, region, mode, cur, target, sent, applied, why, unserved) in enumerate(
@@ -88,11 +90,13 @@ def test_status_fits_120_columns(
     assert out.isascii()  # so `awk '{ print length }'` counts what a person sees
     assert TAIL not in out  # the reason, cut to fit
     [row] = [line for line in lines if line.startswith("battle_royale-")]
-    # the change, what was sent, how long ago; the reason without the change it opens with
-    assert "2 -> 60" in row and " 60 " in row and " 12m " in row and "unserved 3: forecast n" in row
+    # the change, what was sent, how long ago; the reason for a glance: without the change it
+    # opens with and without its knobs and window (those are in `status FLEET`)
+    assert "2 -> 60" in row and " 60 " in row and " 12m " in row
+    assert "unserved 3: 60 instances for 5,94" in row
     assert row.endswith("...")
     [shadow] = [line for line in lines if line.startswith("casual_puzzle-na-east")]
-    assert " shadow " in shadow and "forecast needs 9 (players) for 04" in shadow
+    assert " shadow " in shadow and "9 instances for 880 players; nowc" in shadow
     [none] = [line for line in lines if line.startswith("ranked_arena-na-east")]
     assert none.split()[1:] == ["scale", "1-60", "none", "-", "-", "-", "-"]
     assert "overrides in force: none" in out and "accuracy: not scored yet" in out

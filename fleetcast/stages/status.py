@@ -18,7 +18,7 @@ from fleetcast.stages.overrides import list_overrides
 from fleetcast.stages.processes import list_setting_changes
 from models.approval import PendingChange
 from models.clock import utcnow
-from models.explain import breaches, forecaster, full_reason
+from models.explain import breaches, brief_reason, forecaster
 from models.names import check_name
 from models.policy import Override
 from models.processes import describe as describe_processes
@@ -170,7 +170,7 @@ def compact_rows(status: Status) -> list[dict[str, str]]:
     rows = []
     for r in status.fleets.iter_rows(named=True):
         decided = r["decided_at"] is not None
-        why = full_reason(r["reason"])
+        why = brief_reason(r["reason"])
         if decided and r["unserved_instances"]:
             why = f"unserved {r['unserved_instances']}: {why}"
         if r["outcome"]:

@@ -153,6 +153,7 @@ def _print_fleet(console: Console, status: Status, fleet: str) -> None:
             width=max(console.width, pad + 20),
             initial_indent=f"{key}:".ljust(pad),
             subsequent_indent=" " * pad,
+            break_on_hyphens=False,  # fleet names (battle_royale-eu-west) stay whole
         )
         console.print(text, markup=False, highlight=False, soft_wrap=True)
 
