@@ -143,6 +143,9 @@ def process_needs(
         raise ValueError(f"quantile must be in [0.5, 1) (got {quantile})")
     if metrics.height == 0:
         return None
+    measured = [c for cols in RESOURCES.values() for c in cols]
+    if not metrics["metric"].is_in(measured).any():  # no resource measured: nothing to learn
+        return None
     wide = metrics.pivot(
         on="metric", index=["ts", "region"], values="value", aggregate_function="first"
     )

@@ -142,3 +142,16 @@ def test_decision_feed_is_the_hour_by_hour_forecaster(events: tuple[EventWindow,
     assert fast.unknown_event_now() == plain.unknown_event_now()
     for k in offsets:
         assert _same(_state(fast.nowcaster(k)), _state(plain.nowcaster(k)))
+
+
+def test_the_shape_average_is_numpys_mean_to_the_bit() -> None:
+    from models.nowcast import _robust_mean
+
+    rng = np.random.default_rng(11)
+    for _ in range(20_000):
+        n = int(rng.integers(1, 160))
+        v = (rng.normal(0, 3, n) * 10 ** rng.uniform(-3, 3)).tolist()
+        v[int(rng.integers(0, n))] = math.nan  # a missing hour is left out
+        finite = sorted(x for x in v if math.isfinite(x))
+        want = float(np.mean(finite)) if finite else math.nan
+        assert _same(_robust_mean(v, median=False), want)

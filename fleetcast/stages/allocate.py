@@ -7,14 +7,11 @@ Plain functions (no Prefect): ``tasks/plan.py`` and ``tasks/apply.py`` wrap them
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-
-import duckdb
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
@@ -29,22 +26,16 @@ from fleetcast.resources.aws import (
 from fleetcast.stages import approval
 from fleetcast.stages.approval_rules import load_rules
 from fleetcast.stages.budgets import budget_scopes, run_rule
-from fleetcast.stages.decide import decide_live
+from fleetcast.stages.decide import decide_from
 from fleetcast.stages.fleets import load_fleets
-from fleetcast.stages.overrides import list_overrides, naive
+from fleetcast.stages.overrides import list_overrides
+from fleetcast.stages.plan_inputs import read_plan_inputs
 from fleetcast.stages.processes import plan_processes, record_setting_changes, sized_spec
-from fleetcast.stages.records import record_decision
+from fleetcast.stages.records import record_decisions
 from models.approval import Proposal
 from models.clock import utcnow
 from models.decision import FleetState
-from models.policy import (
-    RESOURCE_METRICS,
-    Budget,
-    Decision,
-    FleetSpec,
-    ForecastPoint,
-    SeriesForecast,
-)
+from models.policy import Budget, Decision
 from models.precedence import settle
 from models.processes import ProcessFit
 
@@ -65,87 +56,6 @@ class Plan:
     # changes that need approval (held in ``decisions``), recorded by apply_and_record first
     proposals: tuple[Proposal, ...] = ()
     asked_by: str = ""
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading inputs
-
-
-def load_forecast(
-    con: duckdb.DuckDBPyConnection, game_type: str, region: str, metric: str, now: datetime
-) -> SeriesForecast | None:
-    """The newest forecast of a series created at or before ``now``; the upper quantile is
-    ``yhat_q90`` where that column exists and is filled, else ``yhat_upper``."""
-    frame = con.sql(
-        db.sql("alloc_latest_forecast"),
-        params={
-            "game_type": game_type,
-            "region": region,
-            "metric": metric,
-            "now": now,
-            "since": now - timedelta(hours=2),
-        },
-    ).pl()
-    if frame.height == 0:
-        return None
-    has_q90 = "yhat_q90" in frame.columns
-    points = []
-    for row in frame.iter_rows(named=True):
-        q90 = row.get("yhat_q90") if has_q90 else None
-        upper = row["yhat_upper"] if q90 is None else q90
-        points.append(
-            ForecastPoint(
-                ts=naive(row["ts"]),  # type: ignore[arg-type]
-                yhat=float(row["yhat"]) if row["yhat"] is not None else math.nan,
-                upper=float(upper) if upper is not None else math.nan,
-            )
-        )
-    first = frame.row(0, named=True)
-    note = str(first.get("note") or "")
-    # A forecast made after the stored models were refused (tampered, unloadable) comes from an
-    # unstored last resort: R4/R15 say keep the fleet as it is rather than size on it.
-    problem = (
-        f"no stored model could be used ({note})"
-        if first.get("model_id") is None and "refused" in note
-        else None
-    )
-    return SeriesForecast(
-        metric=metric,
-        points=tuple(points),
-        created_at=naive(frame["created_at"].max()),
-        model=str(first["model"]),
-        run_id=str(first["run_id"]),
-        problem=problem,
-    )
-
-
-def load_observed(
-    con: duckdb.DuckDBPyConnection, game_type: str, region: str, now: datetime, max_age: timedelta
-) -> dict[str, float]:
-    rows = con.sql(
-        db.sql("alloc_observed"),
-        params={"game_type": game_type, "region": region, "now": now, "since": now - max_age},
-    ).fetchall()
-    return {metric: float(value) for metric, value, _ in rows if value is not None}
-
-
-def load_history(
-    con: duckdb.DuckDBPyConnection, fleet: FleetSpec, now: datetime
-) -> list[tuple[datetime, int]]:
-    """Earlier recommendations reaching back one stabilisation window (plus one decision)."""
-    since = now - timedelta(minutes=fleet.scale_in_stabilisation_minutes) - timedelta(hours=2)
-    rows = con.sql(
-        db.sql("alloc_history"), params={"fleet": fleet.fleet, "since": since, "now": now}
-    ).fetchall()
-    return [(naive(t), int(r)) for t, r in rows]  # type: ignore[misc]
-
-
-def _metrics_for(fleet: FleetSpec) -> list[str]:
-    metrics = [fleet.demand_metric]
-    for resource, cap in fleet.capacities().items():
-        if resource != "players" and cap is not None:
-            metrics.extend(RESOURCE_METRICS[resource])
-    return metrics
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +93,8 @@ def plan(
     decisions: list[Decision] = []
     states: dict[str, GroupState] = {}
     with db.session(settings.db_path) as con:  # a writer: applies pending migrations
+        # Reads: a handful of queries for all the fleets (stages/plan_inputs.py), one batch
+        # read of the groups.
         fleets = load_fleets(con, game_type)
         overrides = list_overrides(con, now)
         rules, pending = load_rules(con), approval.pending_by_fleet(con, now)
@@ -196,10 +108,18 @@ def plan(
             quantile=settings.process_quantile,
             headroom=settings.process_headroom,
         )
-        for spec in fleets:
-            if forecast_only:
-                spec = replace(spec, mode="forecast_only")
-            spec = sized_spec(spec, fits[spec.fleet])  # processes per instance from telemetry
+        # processes per instance from telemetry (step 1 of models/precedence.py)
+        sized = [sized_spec(replace(f, mode="forecast_only") if forecast_only else f,
+                            fits[f.fleet]) for f in fleets]  # fmt: skip
+        inputs = read_plan_inputs(
+            con,
+            sized,
+            now,
+            observed_max_age=observed_age,
+            ingest_window=timedelta(hours=settings.freshness_hours),
+        )
+        # Decisions from that plain data (no query per fleet).
+        for spec in sized:
             state: GroupState | None = known.get(spec.asg_name)
             group_error: str | None = None
             try:
@@ -207,19 +127,14 @@ def plan(
                 states[spec.fleet] = state
             except Exception as exc:  # unreadable group: decide fail-static, apply nothing
                 group_error = f"could not read group {spec.asg_name}: {exc}"
-            forecasts = {}
-            for metric in _metrics_for(spec):
-                fc = load_forecast(con, spec.game_type, spec.region, metric, now)
-                if fc is not None:
-                    forecasts[metric] = fc
             busy_ids: set[str] = set()
             if state is not None:
                 live = {
                     i.instance_id for i in state.instances if i.lifecycle_state != "Terminating"
                 }
                 busy_ids = (set(state.busy_ids) | set(busy_extra.get(spec.asg_name, ()))) & live
-            decision = decide_live(
-                con,
+            fleet_inputs = inputs[spec.fleet]
+            decision = decide_from(
                 spec,
                 now,
                 FleetState(
@@ -227,10 +142,9 @@ def plan(
                     current_max=state.max_size if state is not None else None,
                     busy=len(busy_ids),
                     overrides=overrides,
-                    history=load_history(con, spec, now),
+                    history=fleet_inputs.history,
                 ),
-                stored=forecasts,
-                observed=load_observed(con, spec.game_type, spec.region, now, observed_age),
+                fleet_inputs,
                 observed_max_age=observed_age,
                 forecast_error=group_error or errors.get(spec.fleet) or errors.get(spec.game_type),
                 max_forecast_age=timedelta(hours=settings.freshness_hours),
@@ -366,12 +280,9 @@ def apply_and_record(
     workers = min(apply_concurrency(settings), max(1, len(decisions)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
         done = list(pool.map(lambda d: _apply_one(settings, backend, plan_, d, fresh), decisions))
-    out: list[Decision] = []
     with db.session(settings.db_path) as con:
-        for d, result, state in done:
-            record_decision(con, plan_.run_id, d, result, state)
-            out.append(d)
-    return out
+        record_decisions(con, plan_.run_id, done)
+    return [d for d, _, _ in done]
 
 
 def allocate(

@@ -24,10 +24,9 @@ import polars as pl
 
 from fleetcast.resources import db
 from fleetcast.resources.progress import tracker
-from fleetcast.stages.allocate import load_forecast
-from fleetcast.stages.decide import load_events, load_hourly
 from fleetcast.stages.fleets import load_fleets
 from fleetcast.stages.overrides import list_overrides
+from fleetcast.stages.plan_inputs import read_one_forecast, read_one_series, read_series_events
 from models.curve import LEVELS, CurvePoint, CurveRow, point, policy_at, reference_at
 from models.decision import decision_config
 from models.hourly import WEEK
@@ -96,8 +95,8 @@ def load_series(
 ) -> tuple[list[datetime], np.ndarray]:
     """The series on a full hourly grid from ``since`` (or its first hour) to ``until``;
     missing hours are NaN. Values within one hour are averaged (sub-hourly input). The same
-    loader as the live decision (:func:`fleetcast.stages.decide.load_hourly`)."""
-    ts, values = load_hourly(con, req.game_type, req.region, req.metric, since, until)
+    loader as the live decision (:func:`fleetcast.stages.plan_inputs.read_series`)."""
+    ts, values = read_one_series(con, req.game_type, req.region, req.metric, since, until)
     if not ts:
         raise ValueError(
             f"no {req.metric!r} data for {req.game_type}/{req.region} between {since} and "
@@ -175,7 +174,9 @@ def run_backtest(
             f"the series starts at {ts[0]}, after --start {start}: start later, or load more data"
         )
     horizon = end + timedelta(hours=req.lead + 2)
-    events = load_events(con, req.game_type, req.region, since, horizon) if req.use_events else []
+    events = (
+        read_series_events(con, req.game_type, req.region, since, horizon) if req.use_events else []
+    )
     spec = fleet_spec(con, req)
     if spec_changes:
         spec = replace(spec, **spec_changes)  # type: ignore[arg-type]
@@ -190,7 +191,7 @@ def run_backtest(
     )
 
     def stored(now: datetime) -> dict[str, SeriesForecast]:
-        fc = load_forecast(con, req.game_type, req.region, req.metric, now)
+        fc = read_one_forecast(con, req.game_type, req.region, req.metric, now)
         return {req.metric: fc} if fc is not None else {}
 
     result = replay(

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from fleetcast.resources import db
 from models.policy import Decision, FleetSpec, Override, active_overrides, processes_per_instance
@@ -83,13 +84,11 @@ def plan_processes(
     out: dict[str, ProcessFit] = {}
     accepted = load_accepted(con, [f.fleet for f in fleets], now)
     approved = load_approved(con)
+    metrics_of, sessions_of = _telemetry(con, fleets, since, now)
     for (game_type, server_config), members in groups.items():
-        regions = sorted({f.region for f in members})
-        params = {"game_type": game_type, "regions": regions, "since": since, "now": now}
-        metrics = con.sql(db.sql("processes_metrics"), params=params).pl()
-        sessions = con.sql(
-            db.sql("processes_sessions"), params={**params, "server_config": server_config}
-        ).pl()
+        regions = {f.region for f in members}
+        metrics = metrics_of(game_type, regions)
+        sessions = sessions_of(game_type, server_config, regions)
         needs = process_needs(metrics, sessions, quantile=quantile)
         for f in members:
             fit = None
@@ -123,6 +122,69 @@ def plan_processes(
             else:
                 out[f.fleet] = fit
     return out
+
+
+Schema = dict[str, pl.DataType | type[pl.DataType]]
+_METRICS_SCHEMA: Schema = {
+    "ts": pl.Datetime("us"),
+    "region": pl.String,
+    "metric": pl.String,
+    "value": pl.Float64,
+}
+_SESSIONS_SCHEMA: Schema = {
+    "region": pl.String,
+    "started_at": pl.Datetime("us"),
+    "stopped_at": pl.Datetime("us"),
+}
+
+
+def _telemetry(
+    con: duckdb.DuckDBPyConnection, fleets: Sequence[FleetSpec], since: datetime, now: datetime
+) -> tuple[
+    Callable[[str, Collection[str]], pl.DataFrame],
+    Callable[[str, str, Collection[str]], pl.DataFrame],
+]:
+    """The window's telemetry of every fleet's game type and region in two queries, and how to
+    cut one group's out of it: (game type, regions) -> metrics ``(ts, region, metric, value)``
+    in time order; (game type, server configuration, regions) -> sessions ``(region,
+    started_at, stopped_at)``."""
+    params = {
+        "game_types": [f.game_type for f in fleets],
+        "regions": [f.region for f in fleets],
+        "since": since,
+        "now": now,
+    }
+    metrics = con.sql(db.sql("plan_processes_metrics"), params=params).pl()
+    sessions = con.sql(
+        db.sql("plan_processes_sessions"),
+        params={**params, "server_configs": [f.server_config for f in fleets]},
+    ).pl()
+    by_game = (
+        {k[0]: part.drop("game_type") for k, part in metrics.partition_by(
+            "game_type", as_dict=True).items()}
+        if metrics.height
+        else {}
+    )  # fmt: skip
+    by_config = (
+        {(k[0], k[1]): part.drop("game_type", "server_config") for k, part in
+         sessions.partition_by(["game_type", "server_config"], as_dict=True).items()}
+        if sessions.height
+        else {}
+    )  # fmt: skip
+
+    def metrics_of(game_type: str, regions: Collection[str]) -> pl.DataFrame:
+        part = by_game.get(game_type)
+        if part is None:
+            return pl.DataFrame(schema=_METRICS_SCHEMA)
+        return part.filter(pl.col("region").is_in(list(regions)))
+
+    def sessions_of(game_type: str, server_config: str, regions: Collection[str]) -> pl.DataFrame:
+        part = by_config.get((game_type, server_config))
+        if part is None:
+            return pl.DataFrame(schema=_SESSIONS_SCHEMA)
+        return part.filter(pl.col("region").is_in(list(regions)))
+
+    return metrics_of, sessions_of
 
 
 def reference(spec: FleetSpec, approved: Mapping[str, Mapping[str, Any]]) -> Reference:

@@ -6,21 +6,44 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 import duckdb
+import polars as pl
 
 from fleetcast.resources import db
 from fleetcast.resources.aws import ApplyResult, GroupState
 from models.policy import Decision
 
+_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "decision_id": pl.String,
+    "run_id": pl.String,
+    "decided_at": pl.Datetime("us"),
+    "fleet": pl.String,
+    "game_type": pl.String,
+    "region": pl.String,
+    "asg_name": pl.String,
+    "mode": pl.String,
+    "current_desired": pl.Int64,
+    "target_desired": pl.Int64,
+    "applied_desired": pl.Int64,
+    "applied": pl.Boolean,
+    "processes_per_instance": pl.Int64,
+    "demand_forecast": pl.Float64,
+    "inputs": pl.String,
+    "reason": pl.String,
+    "recommended": pl.Int64,
+    "status": pl.String,
+    "new_max_size": pl.Int64,
+    "unserved_instances": pl.Int64,
+    "outcome": pl.String,
+}
 
-def record_decision(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    d: Decision,
-    result: ApplyResult | None,
-    state: GroupState | None,
-) -> None:
+
+def _row(
+    run_id: str, d: Decision, result: ApplyResult | None, state: GroupState | None
+) -> dict[str, Any]:
     """One ``allocations`` row: the decision, the group as read before it, the calls sent."""
     inputs = dict(d.inputs)
     inputs["group"] = (
@@ -37,7 +60,7 @@ def record_decision(
     inputs["calls"] = list(result.calls) if result else []
     inputs["protected"] = list(result.protected) if result else []
     inputs["released"] = list(result.released) if result else []
-    params = {
+    return {
         "decision_id": uuid.uuid4().hex,
         "run_id": run_id,
         "decided_at": d.decided_at,
@@ -60,4 +83,31 @@ def record_decision(
         "unserved_instances": d.unserved_instances,
         "outcome": d.outcome,
     }
-    con.execute(db.sql("alloc_insert"), params).fetchall()
+
+
+def record_decisions(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    done: Sequence[tuple[Decision, ApplyResult | None, GroupState | None]],
+) -> None:
+    """The ``allocations`` rows of a run's decisions (each with its apply result and the group
+    as read before it), in one statement."""
+    if not done:
+        return
+    rows = pl.DataFrame([_row(run_id, d, r, s) for d, r, s in done], schema=_SCHEMA)
+    con.register("new_allocations", rows.to_arrow())
+    try:
+        con.execute(db.sql("alloc_insert_many")).fetchall()
+    finally:
+        con.unregister("new_allocations")
+
+
+def record_decision(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    d: Decision,
+    result: ApplyResult | None,
+    state: GroupState | None,
+) -> None:
+    """One ``allocations`` row (:func:`record_decisions` of one)."""
+    record_decisions(con, run_id, [(d, result, state)])
