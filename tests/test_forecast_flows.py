@@ -38,3 +38,8 @@ def test_train_then_forecast_flows(settings: Settings, prefect_harness: None, tm
         shown = {a.description: a.data for a in client.read_artifacts() if a.type == "progress"}
     assert shown.get("training series") == 100.0, shown
     assert shown.get("forecasting series") == 100.0, shown
+    # and as run log lines (the terminal of a flow run in the foreground, the run's logs)
+    with get_client(sync_client=True) as client:
+        lines = [log.message for log in client.read_logs()]
+    assert "training series: 0 of 1" in lines and "forecasting series: 0 of 1" in lines, lines
+    assert any(m.startswith("training series: 1 of 1 (") for m in lines), lines
