@@ -76,6 +76,7 @@ MIN_DAYS = 20  # a shorter series cannot hold the schedule (two of each kind bef
 EVENT_CONFIG = EventConfig()  # the event model's settings (--event)
 NOWCAST_CHANGES: dict[str, object] = {}  # the decision forecaster's settings (--nowcast)
 POLICY_PLANS = ("default", "events")  # the policy plans replayed (--plans)
+SETTINGS = SWEEP  # the knob settings swept (--sweep-from: the last ones only, for tuning)
 
 
 # --------------------------------------------------------------------------- injected events
@@ -243,7 +244,7 @@ def score_series(
         if plan not in POLICY_PLANS:
             continue
         pts_all, pts_ev = [], []
-        for i, setting in enumerate(SWEEP):
+        for i, setting in enumerate(SETTINGS):
             r = _replay(ts, values, req, spec, setting, evs)
             dem = r.frame["demand"].fill_null(float("nan")).to_numpy()
             cap = r.frame["capacity"].to_numpy()
@@ -353,8 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--event", default="", help="EventConfig fields, e.g. floor=0.1,smooth=2")
     ap.add_argument("--nowcast", default="", help="NowcastConfig fields, e.g. alpha=0.5")
     ap.add_argument("--plans", default="default,events", help="policy plans replayed")
+    ap.add_argument("--sweep-from", type=int, default=0, help="skip the first N knob settings")
     args = ap.parse_args(argv)
-    global EVENT_CONFIG, NOWCAST_CHANGES, POLICY_PLANS
+    global EVENT_CONFIG, NOWCAST_CHANGES, POLICY_PLANS, SETTINGS
+    SETTINGS = SWEEP[args.sweep_from :]
     EVENT_CONFIG = EventConfig(**_fields(args.event, EventConfig()))  # type: ignore[arg-type]
     NOWCAST_CHANGES = _fields(args.nowcast, NowcastConfig())
     POLICY_PLANS = tuple(args.plans.split(","))

@@ -101,8 +101,11 @@ class EventConfig:
     # wider upper bound from the spread of the earlier occurrences' effects at its key, in log
     # sd, shrunk towards ``spread_prior`` as if it were ``spread_k`` more occurrences (few
     # occurrences: wide; consistent ones: narrow); the nowcast adds ``spread_z`` x z(its
-    # quantile) x that sd to its margin in event hours. 0 = no event margin.
-    spread_z: float = 0.0
+    # quantile) x that sd to its margin in event hours. 0 = no event margin. 0.3 chosen on the
+    # tune half of steam-dev (benchmarks/events.py, seed 1): fewer hours short both inside
+    # events and over all hours at equal cost than 0 (0.4-0.7 move shortage from event hours
+    # to ordinary ones)
+    spread_z: float = 0.3
     spread_prior: float = 0.3
     spread_k: float = 2.0
 
@@ -268,54 +271,64 @@ class EventModel:
         value = min(max(value, -cfg.cap), cfg.cap)
         return EffectAt(e, key, value, source, n)
 
-    def _samples(self, i: int, key: Key, earlier: list[int]) -> list[float]:
+    def _samples(self, i: int, key: Key, earlier: list[int]) -> dict[int, float]:
         """One value per earlier event of ``i``'s kind at ``key``: its own, else the mean of
         its values at the keys up to ``smooth`` hours away (same phase), else (inside, past
         its end) the mean of its last ``late_hours`` inside values."""
         seen = self._seen.get(self.events[i].kind, {})
         near = [(key[0], key[1] + d) for d in range(-self.cfg.smooth, self.cfg.smooth + 1)]
-        out = []
+        out: dict[int, float] = {}
         for j in earlier:
             got = seen[j]
             if key in got:
-                out.append(got[key])
+                out[j] = got[key]
                 continue
             vals = [got[k] for k in near if k in got]
             if not vals and key[0] == "in":
                 inside = sorted((k[1], v) for k, v in got.items() if k[0] == "in")
                 vals = [v for _, v in inside[-self.cfg.late_hours :]]
             if vals:
-                out.append(float(np.mean(vals)))
+                out[j] = float(np.mean(vals))
         return out
 
-    def spread(self, i: int, key: Key, at: int | None = None) -> float:
-        """How uncertain event ``i``'s effect at ``key`` is (log sd): the spread of its
-        kind's earlier occurrences there (:meth:`_samples`), pooled with ``spread_prior``
-        weighted as ``spread_k`` occurrences, times sqrt(1 + 1/n) (the median itself is
-        estimated); ``spread_prior`` for a kind never seen or known only by the row's
-        multiplier; 0 for a weekly-recurring kind (the shape and its errors hold it) and
-        around an event whose kind has no sample at that key."""
+    def spread(self, i: int, key: Key, at: int | None = None, since: Key | None = None) -> float:
+        """How uncertain event ``i``'s effect at ``key`` is (log sd) for a forecast made at
+        an hour the event touched at key ``since`` (None: before it): the level anchored
+        there already holds how this occurrence differs at ``since``, so what is uncertain is
+        the change from ``since`` to ``key``. It is the spread of that change over the kind's
+        earlier occurrences (:meth:`_samples`), pooled with ``spread_prior`` weighted as
+        ``spread_k`` occurrences, times sqrt(1 + 1/n) (the median itself is estimated);
+        ``spread_prior`` inside an event of a kind never seen or known only by the row's
+        multiplier (before its first hour); 0 for a weekly-recurring kind (the shape and its
+        errors hold it) and where the kind has no sample."""
         cfg = self.cfg
         if at is not None and self.weekly(i, at):
             return 0.0
         earlier = self._earlier(i, include_self=False)
-        if len(earlier) < cfg.min_events and self.events[i].multiplier is not None:
-            return cfg.spread_prior if key[0] == "in" else 0.0
-        if not earlier:
-            return cfg.spread_prior if key[0] == "in" else 0.0
-        v = self._samples(i, key, earlier)
+        few = len(earlier) < cfg.min_events and self.events[i].multiplier is not None
+        if few or not earlier:
+            return cfg.spread_prior if key[0] == "in" and since is None else 0.0
+        at_key = self._samples(i, key, earlier)
+        if since is None:
+            v = list(at_key.values())
+        else:
+            at_since = self._samples(i, since, earlier)
+            v = [x - at_since[j] for j, x in at_key.items() if j in at_since]
         n = len(v)
         if n == 0:
-            return cfg.spread_prior if key[0] == "in" else 0.0
+            return 0.0
         ss = float(np.var(v, ddof=1)) * (n - 1) if n > 1 else 0.0
         var = (ss + cfg.spread_k * cfg.spread_prior**2) / (n - 1 + cfg.spread_k)
         return math.sqrt(var * (1 + 1 / n))
 
     def spread_at(self, h: int, at: int | None = None) -> float:
-        """The log sd of the summed effect at hour ``h`` (events known at ``at``), taken as
-        independent."""
+        """The log sd of the summed effect at hour ``h`` for a forecast made at hour ``at``
+        (events known then), the events taken as independent."""
         at = h if at is None else at
-        return math.sqrt(sum(self.spread(i, key, at) ** 2 for i, key in self.touching(h, at)))
+        now = {i: k for i, k in self._hours.get(at, [])}
+        return math.sqrt(
+            sum(self.spread(i, key, at, now.get(i)) ** 2 for i, key in self.touching(h, at))
+        )
 
     def effects_at(self, h: int, at: int | None = None) -> list[EffectAt]:
         """The expected effect of each event touching hour ``h`` known at hour ``at``."""
@@ -330,9 +343,16 @@ class EventModel:
         )
 
 
-def describe(effects: Sequence[EffectAt], total: float) -> str:
+def describe(
+    effects: Sequence[EffectAt],
+    total: float,
+    spread: float | None = None,
+    log_margin: float | None = None,
+) -> str:
     """A short human line naming the events at a target hour and their effect, e.g.
-    ``tournament spring_cup from 19:00: x2.10, learned from 4 earlier tournaments``."""
+    ``tournament spring_cup from 19:00: x2.10, learned from 4 earlier tournaments``; with the
+    event margin (:meth:`EventModel.spread`, the forecast's log margin), e.g. ``; margin +35%
+    (such effects vary by about +-28%)``."""
     parts = []
     for a in effects:
         e = a.event
@@ -354,4 +374,9 @@ def describe(effects: Sequence[EffectAt], total: float) -> str:
             )
     if len(effects) > 1:
         parts.append(f"together x{math.exp(total):.2f}")
+    if spread is not None and log_margin is not None:
+        parts.append(
+            f"margin {math.exp(log_margin) - 1:+.0%} (such effects vary by about "
+            f"+-{math.exp(spread) - 1:.0%})"
+        )
     return "; ".join(parts)

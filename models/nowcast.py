@@ -453,7 +453,8 @@ class Nowcaster:
         spread = self._ev.spread_at(target, at=d) if self.cfg.event.spread_z > 0 else 0.0
         if spread > 0:  # margin where the risk is: an event's effect is uncertain
             z = max(0.0, NormalDist().inv_cdf(self.cfg.quantile))
-            q += self.cfg.event.spread_z * z * spread
+            extra = self.cfg.event.spread_z * z * spread  # the two taken as independent
+            q = math.hypot(q, extra) if q > 0 else q + extra
         if self.cfg.min_log_margin is not None:
             q = max(q, self.cfg.min_log_margin)
         yhat = math.exp(logf)
@@ -466,7 +467,9 @@ class Nowcaster:
             source,
             event_effect=effect,
             unknown_event=any(a.source == "unknown" for a in effects),
-            event_note=describe(effects, effect) if effects else "",
+            event_note=describe(effects, effect, spread if spread > 0 else None, q)
+            if effects
+            else "",
             low_expected=any(a.source == "expected" and a.value < 0 for a in effects),
         )
 

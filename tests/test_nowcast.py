@@ -254,3 +254,43 @@ def test_project_adds_a_known_future_event() -> None:
     unknown = nc.project(odd.start)
     assert unknown is not None and unknown.yhat == pytest.approx(100.0)
     assert [a.source for a in unknown.effects] == ["unknown"] and "never seen" in unknown.note
+
+
+def test_the_event_margin_goes_where_the_risk_is() -> None:
+    """The upper bound of an event hour widens by the spread of its kind's earlier effects: a
+    kind whose lifts varied gets more than one whose lifts agreed, a kind seen once more
+    still, an hour outside events none; inside an event, with the level anchored on its first
+    hour, only the change from there is uncertain (narrower)."""
+    cfg = NowcastConfig(event=EventConfig(smooth=0, floor=0.0, spread_z=1.0))
+    day = timedelta(days=1)
+
+    def at(kind: str, d: int, hour: int) -> EventWindow:
+        s = T0 + d * day + timedelta(hours=hour)
+        return EventWindow(kind, s, s + timedelta(hours=2), name=f"{kind}{d}")
+
+    steady = [at("tournament", d, 12) for d in (2, 5, 8, 12)]
+    erratic = [at("promotion", d, 6) for d in (3, 6, 9, 13)]
+    once = [at("holiday", d, 18) for d in (10, 14)]
+    lifted = (
+        [(e, [(0, 2.0), (1, 2.0)]) for e in steady]
+        + [(e, [(0, m), (1, m)]) for e, m in zip(erratic, (1.5, 3.0, 2.0, 2.0), strict=True)]
+        + [(e, [(0, 2.0), (1, 2.0)]) for e in once]
+    )
+    y = _flat_with(lifted, 24 * 15)
+    evs = steady + erratic + once
+    out = nowcast_series(_ts(y.size), y.tolist(), lead=1, config=cfg, events=evs)
+    plain = nowcast_series(_ts(y.size), y.tolist(), lead=1, config=replace(
+        cfg, event=EventConfig(smooth=0, floor=0.0)), events=evs)  # fmt: skip
+
+    def margin(e: EventWindow, k: int = 0, series: list | None = None) -> float:
+        fc = (series or out)[int((e.start - T0).total_seconds() // 3600) + k - 1]
+        assert fc is not None
+        return fc.log_margin
+
+    ordinary = out[14 * 24 + 2]
+    assert ordinary is not None and ordinary.event_note == ""
+    assert margin(once[-1]) > margin(erratic[-1]) > margin(steady[-1]) > ordinary.log_margin
+    assert margin(erratic[-1], 1) < margin(erratic[-1])  # anchored inside: the change only
+    assert margin(steady[-1]) > margin(steady[-1], series=plain)  # spread_z=0: no event margin
+    note = out[int((once[-1].start - T0).total_seconds() // 3600) - 1]
+    assert note is not None and "margin +" in note.event_note and "vary by about" in note.event_note
