@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fleetcast.resources.aws import AwsBackend, CapacityBackend
+from fleetcast.resources.dask_pool import DaskPool
+from fleetcast.resources.pool import JobRunner, LocalPool
 from fleetcast.resources.recorded import recorded_backend
 
 DEFAULT_DB = "fleetcast.duckdb"
@@ -189,3 +191,14 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "model_key": ("FLEETCAST_MODEL_KEY", str),
     "model_key_block": ("FLEETCAST_MODEL_KEY_BLOCK", _block_name),
 }
+
+
+def job_runner(settings: Settings, workers: int | None = None) -> JobRunner:
+    """Where training's and forecasting's per-series jobs run: the Dask cluster whose scheduler
+    is at ``settings.dask_address`` (``FLEETCAST_DASK_ADDRESS``), else this machine's pool with
+    ``workers`` (None: its cores). The same jobs either way; this process reads and writes the
+    database, the jobs only compute."""
+    address = (settings.dask_address or "").strip()
+    if address:
+        return DaskPool(address)
+    return LocalPool(workers)

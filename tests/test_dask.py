@@ -1,90 +1,173 @@
-"""Scale-out: with FLEETCAST_DASK_ADDRESS set, a run over every game type forecasts each game
-type as its own task on the Dask cluster (Prefect's DaskTaskRunner); a small local cluster here."""
+"""One owner of the database, work on a Dask cluster: with an address configured, training and
+forecasting ship each series' plain data to the workers of a real ``LocalCluster`` (worker
+processes started in an empty folder, guarded against opening any DuckDB file) and write what
+comes back here; the stored models and forecasts are those of the local run, and a worker killed
+mid-run loses no result."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import threading
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
 from pathlib import Path
 
-import duckdb
+import cloudpickle
+import helpers_dask
+import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
+from helpers_data import store_metrics
 
-from fleetcast.config import Settings
-from fleetcast.interface.sample import generate
-from fleetcast.stages.fleets import import_fleets
-from fleetcast.stages.ingest import ingest_paths
-from fleetcast.stages.orchestration import DASK_ADDRESS_ENV, settings_for, task_runner
+from fleetcast.config import Settings, job_runner
+from fleetcast.resources import db
+from fleetcast.resources.dask_pool import DaskPool
+from fleetcast.resources.pool import LocalPool
+from fleetcast.stages.orchestration import DASK_ADDRESS_ENV, settings_for
+from fleetcast.stages.serving import forecast_all
 from fleetcast.stages.training import train_all
-from flows.params import ForecastAndScaleParams
 
-GAMES = ("casual_puzzle", "ranked_arena")
+CANDIDATES = ("snaive24", "mstl")  # with their ensemble; mstl takes a while per series
+SERIES = 6
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    from distributed import LocalCluster
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Two worker processes started in an empty folder, each guarded (helpers_dask)."""
+    from distributed import Client, LocalCluster
 
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as c:
+    empty = tmp_path_factory.mktemp("workers-cwd")
+    here = Path.cwd()
+    os.chdir(empty)  # the workers' working directory: nothing in it
+    try:
+        c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         dashboard_address=None, local_directory=str(empty))  # fmt: skip
+    finally:
+        os.chdir(here)
+    cloudpickle.register_pickle_by_value(helpers_dask)
+    with c, Client(c.scheduler_address) as client:
+        client.register_plugin(helpers_dask.NoDatabase())
+        assert all(client.run(helpers_dask.probe).values())  # the guard refuses a connection
         yield c.scheduler_address
+        assert list(os.listdir(empty)) == [] or all(
+            not name.endswith((".duckdb", ".wal")) for name in os.listdir(empty)
+        )
 
 
-def test_task_runner_follows_the_address(monkeypatch: pytest.MonkeyPatch) -> None:
-    from prefect.task_runners import ThreadPoolTaskRunner
-    from prefect_dask import DaskTaskRunner
+def _guard_records(address: str) -> list[str]:
+    from distributed import Client
 
+    with Client(address) as client:
+        got = client.run(helpers_dask.seen)
+    return [x for records in got.values() for x in records]
+
+
+def _data(settings: Settings) -> None:
+    rng = np.random.default_rng(3)
+    ts = pd.date_range("2026-02-01", periods=24 * 12, freq="h")
+    parts = []
+    for i in range(SERIES):
+        y = (300 + 90 * i) * np.exp(0.5 * np.sin(2 * np.pi * (ts.hour.to_numpy() - 12 + i) / 24))
+        parts.append(pl.DataFrame({"ts": ts.to_numpy(), "game_type": f"game_{i % 3}",
+                                   "region": f"r{i // 3}", "metric": "players",
+                                   "value": y * np.exp(rng.normal(0, 0.06, ts.size)),
+                                   "batch_id": "test"}))  # fmt: skip
+    store_metrics(settings, pl.concat(parts))
+
+
+def _models(settings: Settings) -> pl.DataFrame:
+    with db.session(settings.db_path, read_only=True) as con:
+        return con.sql(
+            "select game_type, region, metric, kind, is_champion, score, model_json, sha256 "
+            "from models order by all"
+        ).pl()
+
+
+def _forecasts(settings: Settings) -> pl.DataFrame:
+    with db.session(settings.db_path, read_only=True) as con:
+        return con.sql(
+            "select game_type, region, metric, ts, model, yhat, yhat_lower, yhat_upper, yhat_q90 "
+            "from forecasts order by game_type, region, metric, ts"
+        ).pl()
+
+
+def test_the_composition_root_chooses_where_jobs_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
-    assert isinstance(task_runner(settings_for(None)), ThreadPoolTaskRunner)
-    monkeypatch.setenv(DASK_ADDRESS_ENV, "tcp://127.0.0.1:8786")
-    assert isinstance(task_runner(settings_for(None)), DaskTaskRunner)
+    assert job_runner(settings_for(None), 3) == LocalPool(3)
+    monkeypatch.setenv(DASK_ADDRESS_ENV, "tcp://10.0.0.5:8786")
+    assert job_runner(settings_for(None)) == DaskPool("tcp://10.0.0.5:8786")
 
 
-def test_forecast_runs_per_game_type_on_a_dask_cluster(
-    tmp_path: Path, prefect_harness: None, cluster: str, monkeypatch: pytest.MonkeyPatch
+def test_train_and_forecast_on_the_cluster_store_what_the_local_run_stores(
+    settings: Settings, tmp_path: Path, cluster: str
 ) -> None:
     from distributed import Client
 
-    from flows.forecast_and_scale import forecast_and_scale
+    _data(settings)
+    remote = replace(settings, db_path=tmp_path / "remote" / "f.duckdb", dask_address=cluster)
+    remote.db_path.parent.mkdir()
+    shutil.copy(settings.db_path, remote.db_path)
 
-    landing, db = tmp_path / "landing", tmp_path / "fleetcast.duckdb"
-    end = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
-    generate(landing, days=8, seed=3, end=end - timedelta(hours=1))
-    for path in landing.iterdir():  # two game types' players, and their fleets
-        if path.name not in {f"metrics_wide_{g}.csv" for g in GAMES} | {"fleets.csv"}:
-            path.unlink()
-    fleets = pl.read_csv(landing / "fleets.csv").filter(pl.col("game_type").is_in(GAMES))
-    fleets.write_csv(tmp_path / "fleets.csv")
-    (landing / "fleets.csv").unlink()
-    import_fleets(tmp_path / "fleets.csv", db)
-    settings = Settings(db_path=db, landing_dir=landing, work_dir=tmp_path / "work")
-    ingest_paths(settings, [landing], data_docs=False)
-    for game in GAMES:
-        assert any(r.status == "trained" for r in train_all(settings, game, "players"))
+    local_trained = train_all(settings, candidates=CANDIDATES, workers=1)
+    remote_trained = train_all(remote, candidates=CANDIDATES)
+    assert [r.status for r in remote_trained] == ["trained"] * SERIES
+    assert [(r.key, r.champion, r.score) for r in remote_trained] == [
+        (r.key, r.champion, r.score) for r in local_trained
+    ]
+    assert _models(remote).equals(_models(settings))
 
-    monkeypatch.setenv(DASK_ADDRESS_ENV, cluster)
-    params = ForecastAndScaleParams(
-        db=str(db), landing=str(landing), capacity_mode="forecast_only", horizon_hours=6
-    )
-    state = forecast_and_scale(params, return_state=True)
-    assert state.is_completed(), state
-    summary = state.result()
+    forecast_all(settings, 12, workers=1)
+    forecast_all(remote, 12)
+    assert _forecasts(remote).height == SERIES * 12
+    assert _forecasts(remote).equals(_forecasts(settings))
 
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        runs = con.sql(
-            "select game_type, count(distinct run_id) from forecasts group by game_type order by 1"
-        ).fetchall()
-        decided = con.sql("select count(distinct game_type) from allocations").fetchall()[0][0]
-    finally:
-        con.close()
-    assert runs == [(g, 1) for g in sorted(GAMES)]  # one forecast task (and run) per game type
-    assert decided == len(GAMES) and len(summary.decisions) == fleets.height
-
-    with Client(cluster) as client:
+    with Client(cluster) as client:  # the jobs did run on the cluster's workers
         keys = client.run_on_scheduler(
-            lambda dask_scheduler: [str(t[0]) for t in dask_scheduler.transition_log]
+            lambda dask_scheduler: {str(t[0]) for t in dask_scheduler.transition_log}
         )
-    assert sum("forecast_series" in k for k in set(keys)) == len(GAMES), set(keys)
+    assert sum(k.startswith("train_job-") for k in keys) >= SERIES
+    assert sum(k.startswith("forecast_job-") for k in keys) >= SERIES
+    assert _guard_records(cluster) == []  # no worker connected to or opened a database
+
+
+def test_a_worker_killed_mid_run_loses_no_result(
+    settings: Settings, tmp_path: Path, cluster: str
+) -> None:
+    from distributed import Client
+
+    _data(settings)
+    local = replace(settings, db_path=tmp_path / "local.duckdb")
+    shutil.copy(settings.db_path, local.db_path)
+    remote = replace(settings, dask_address=cluster)
+    killed: list[int] = []
+
+    def kill_one_busy_worker() -> None:
+        with Client(cluster) as client:
+            pids = client.run(os.getpid)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                busy = [w for w, keys in client.processing().items()
+                        if any(str(k).startswith("train_job-") for k in keys)]  # fmt: skip
+                if busy and busy[0] in pids:
+                    time.sleep(0.3)  # inside the fit
+                    os.kill(pids[busy[0]], signal.SIGKILL)  # a worker process this test started
+                    killed.append(pids[busy[0]])
+                    return
+                time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_busy_worker)
+    killer.start()
+    results = train_all(remote, candidates=CANDIDATES)
+    killer.join()
+    assert killed, "no worker was busy to kill"
+    assert [r.status for r in results] == ["trained"] * SERIES
+    stored = _models(remote)
+    # each series' result written once: one champion per series, the local run's models
+    assert stored.filter(pl.col("is_champion")).height == SERIES
+    train_all(local, candidates=CANDIDATES, workers=1)
+    assert stored.equals(_models(local))
+    assert _guard_records(cluster) == []

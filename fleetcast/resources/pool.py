@@ -29,7 +29,8 @@ from concurrent.futures import (
     wait,
 )
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
 
 from fleetcast.resources.logs import quiet_libraries
 from fleetcast.resources.progress import tracker
@@ -142,3 +143,39 @@ def _run_in_processes(
                 bump(None)
                 start(executor)
     return [r for r in results if r is not None]
+
+
+class JobRunner(Protocol):
+    """Where a batch of independent jobs runs: this machine (:class:`LocalPool`) or a Dask
+    cluster (:class:`fleetcast.resources.dask_pool.DaskPool`), chosen by the composition root
+    (:func:`fleetcast.config.job_runner`). ``fn`` is a module-level function of plain data
+    (picklable jobs in, picklable results out): no file path, no connection. Results come back
+    in job order."""
+
+    def run(
+        self,
+        fn: Callable[[J], R],
+        jobs: Sequence[J],
+        *,
+        slow: bool = True,
+        cost: Callable[[J], float] | None = None,
+        progress: str | None = None,
+    ) -> list[R]: ...
+
+
+@dataclass(frozen=True)
+class LocalPool:
+    """This machine: :func:`run_jobs` with ``workers`` (None: the CPU count)."""
+
+    workers: int | None = None
+
+    def run(
+        self,
+        fn: Callable[[J], R],
+        jobs: Sequence[J],
+        *,
+        slow: bool = True,
+        cost: Callable[[J], float] | None = None,
+        progress: str | None = None,
+    ) -> list[R]:
+        return run_jobs(fn, jobs, self.workers, slow=slow, cost=cost, progress=progress)

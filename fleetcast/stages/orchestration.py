@@ -2,8 +2,9 @@
 
 - :func:`settings_for`: flow parameters + the worker's environment -> ``Settings`` (through the
   composition root ``Settings.from_env``).
-- :func:`task_runner`: threads on this machine's cores, or Prefect's ``DaskTaskRunner`` when
-  ``FLEETCAST_DASK_ADDRESS`` (or the ``dask_address`` setting) names a scheduler.
+- :func:`run_stage`: a stage run here, the one owner of the database; its per-series jobs go
+  to the Dask cluster when ``FLEETCAST_DASK_ADDRESS`` names a scheduler
+  (:func:`fleetcast.config.job_runner`).
 - :func:`training_due`, :func:`landing_files_between`: small reads the flows decide on.
 - :func:`is_transient`: the ``retry_condition_fn`` for tasks that are safe to repeat: retries
   I/O hiccups, never validation, permission or bad-name errors.
@@ -11,19 +12,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fleetcast.config import ENV, Settings
 from fleetcast.resources import db
 from models.names import check_name
-
-if TYPE_CHECKING:
-    from prefect.task_runners import TaskRunner
 
 DASK_ADDRESS_ENV = ENV["dask_address"][0]
 
@@ -60,27 +57,6 @@ def settings_for(params: Any, **overrides: object) -> Settings:
         work_dir=settings.work_dir.absolute(),
     )
     return settings
-
-
-def cpu_workers() -> int:
-    """Worker threads for this machine: its usable cores (at least 2: fits run in subprocesses)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        n = os.cpu_count() or 1
-    return max(2, n)
-
-
-def task_runner(settings: Settings) -> TaskRunner:
-    """Threads on this machine by default; a Dask cluster when an address is configured."""
-    address = (settings.dask_address or "").strip()
-    if address:
-        from prefect_dask import DaskTaskRunner
-
-        return DaskTaskRunner(address=address)
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    return ThreadPoolTaskRunner(max_workers=cpu_workers())
 
 
 def _newest(settings: Settings, query: str, game_type: str | None) -> datetime | None:
@@ -195,41 +171,9 @@ def newest_forecast_at(settings: Settings, game_type: str | None) -> datetime | 
     return _newest(settings, "flows_newest_forecast", game_type)
 
 
-def game_types(settings: Settings) -> list[str]:
-    """Game types with data or a fleet, in name order."""
-    if not settings.db_path.exists():
-        return []
-    with db.session(settings.db_path) as con:
-        rows = con.sql(db.sql("flows_game_types")).fetchall()
-    return [check_name("game type", r[0]) for r in rows]
-
-
-def _combine(results: list[Any]) -> Any:
-    if results and all(isinstance(r, list) for r in results):
-        return [x for r in results for x in r]
-    import polars as pl
-
-    if results and all(isinstance(r, pl.DataFrame) for r in results):
-        return pl.concat(results, how="diagonal_relaxed")
-    return results
-
-
 def run_stage(settings: Settings, stage: Any, game_type: str | None, **kwargs: Any) -> Any:
-    """Run a task for one game type (or all) and return its result.
-
-    With a Dask address configured and every game type asked for, the task runs once per game
-    type, in parallel on the cluster through Prefect's ``DaskTaskRunner``, and the results are
-    combined (lists concatenated, frames stacked). Otherwise it runs once, here: the stage
-    itself spreads its series over this machine's cores.
-    """
-    if game_type is not None or not settings.dask_address:
-        return stage(settings, game_type=game_type, **kwargs)
-    names = game_types(settings)
-    if not names:
-        return stage(settings, game_type=None, **kwargs)
-    with task_runner(settings) as runner:
-        futures = [
-            runner.submit(stage, parameters={"settings": settings, "game_type": g, **kwargs})
-            for g in names
-        ]
-        return _combine([f.result() for f in futures])
+    """Run a task for one game type (or all) here and return its result. This process reads
+    and writes the database; with a Dask address configured the task's per-series jobs run on
+    the cluster (plain data in, plain results out: :func:`fleetcast.config.job_runner`), and
+    otherwise on this machine's cores."""
+    return stage(settings, game_type=game_type, **kwargs)

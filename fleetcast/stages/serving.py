@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import polars as pl
 
-from fleetcast.config import Settings
+from fleetcast.config import Settings, job_runner
 from fleetcast.resources import db
 from fleetcast.resources.logs import quiet_libraries
-from fleetcast.resources.pool import workers_for
-from fleetcast.resources.progress import tracker
 from fleetcast.resources.registry import (
     ModelIntegrityError,
     SeriesKey,
@@ -57,6 +54,20 @@ def _forecast_one(
     horizon: int,
     panel: PrecomputedForecaster | None = None,
 ) -> SeriesForecast | Exception:
+    """One series' forecast from its champion set (the chain and its loaded models), history
+    and ``events`` (all of them: this series' are picked here)."""
+    return _forecast_job((cs, history, events_for(events, cs.key), horizon, panel))  # type: ignore[attr-defined]
+
+
+# champion set, history, the series' events, horizon, the panel's forecast: plain, picklable
+# data (what crosses to a Dask worker; no path, no connection, no model key)
+ForecastJob = tuple[object, pd.DataFrame, pd.DataFrame, int, PrecomputedForecaster | None]
+
+
+def _forecast_job(job: ForecastJob) -> SeriesForecast | Exception:
+    """Forecast one series (module level, so that a Dask worker can run it); a failure is
+    returned, not raised, and recorded by the caller."""
+    cs, history, events, horizon, panel = job
     try:
         forecasters = None
         if panel is not None:
@@ -66,7 +77,7 @@ def _forecast_one(
             cs.chain,  # type: ignore[attr-defined]
             history,
             horizon,
-            events_for(events, cs.key),  # type: ignore[attr-defined]
+            events,
             refused=cs.refused,  # type: ignore[attr-defined]
             forecasters=forecasters,
         )
@@ -156,14 +167,13 @@ def forecast_all(
             + ": run `fleetcast train` first"
         )
     jobs = [(cs, histories[k]) for k, cs in sets.items() if k in histories]
-    bump = tracker(len(jobs), "forecasting series")  # a terminal bar or a flow progress artifact
-    with ThreadPoolExecutor(max_workers=workers_for(len(jobs), workers)) as pool:
-        results = [
-            bump(r)
-            for r in pool.map(
-                lambda j: _forecast_one(j[0], j[1], events, horizon, panel.get(j[0].key)), jobs
-            )
-        ]
+    # each series' job on this machine's threads or the Dask cluster (fleetcast.config)
+    results = job_runner(settings, workers).run(
+        _forecast_job,
+        [(cs, h, events_for(events, cs.key), horizon, panel.get(cs.key)) for cs, h in jobs],
+        slow=False,  # a stored model predicts in milliseconds to a second: threads here
+        progress="forecasting series",  # a terminal bar or a flow progress artifact
+    )
     run_id, created_at = uuid.uuid4().hex, utcnow()
     parts, failures = [], []
     for (cs, _), res in zip(jobs, results, strict=True):

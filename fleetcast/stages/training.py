@@ -31,10 +31,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from fleetcast.config import Settings
+from fleetcast.config import Settings, job_runner
 from fleetcast.resources import db
 from fleetcast.resources.logs import quiet_libraries
-from fleetcast.resources.pool import run_jobs
 from fleetcast.resources.registry import (
     SeriesKey,
     model_key,
@@ -97,7 +96,7 @@ def _candidates(
 def _train_one(
     key: SeriesKey,
     history: pd.DataFrame,
-    events: pd.DataFrame,
+    events: pd.DataFrame,  # the series' own (histories.events_for)
     cv: CVConfig,
     candidates: Sequence[str] | None = None,
     panel: PanelScore | None = None,
@@ -107,7 +106,7 @@ def _train_one(
     try:
         training = train_series(
             history,
-            events_for(events, key),
+            events,
             config=cv,
             forecasters=forecasters,
             ensembles=ensembles,
@@ -155,14 +154,16 @@ class PanelFit:
     sha256: str = ""
 
 
-# key, history, events, CV, local candidates (None = all), panel score: all picklable
+# key, history, the series' events, CV, local candidates (None = all), panel score: plain,
+# picklable data (what crosses to a pool process or a Dask worker; no path, no connection)
 TrainJob = tuple[
     SeriesKey, pd.DataFrame, pd.DataFrame, CVConfig, list[str] | None, PanelScore | None
 ]
 
 
 def _train_job(job: TrainJob) -> tuple[TrainResult, SeriesTraining | None]:
-    """``_train_one`` on one job tuple: module level, so a spawned worker can run it."""
+    """``_train_one`` on one job tuple: module level, so a spawned process or a Dask worker can
+    run it."""
     return _train_one(*job)
 
 
@@ -341,10 +342,9 @@ def train_all(
                     CandidateResult(PANEL, None, np.inf, np.inf, np.nan, 0, fit.note), fit.note
                 )
             jobs.append((k, v, local, score))
-    done = run_jobs(
+    done = job_runner(settings, workers).run(
         _train_job,
-        [(k, v, events, cv, c, s) for k, v, c, s in jobs],
-        workers,
+        [(k, v, events_for(events, k), cv, c, s) for k, v, c, s in jobs],
         slow=any(slow_candidates(c) for _, _, c, _ in jobs),
         cost=lambda job: len(job[1]),  # a fit's cost grows with its history
         progress="training series",  # a terminal bar or a flow progress artifact
