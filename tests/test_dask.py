@@ -49,7 +49,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         os.chdir(here)
     cloudpickle.register_pickle_by_value(helpers_dask)
-    with c, Client(c.scheduler_address) as client:
+    with c, Client(c.scheduler_address, set_as_default=False) as client:
         client.register_plugin(helpers_dask.NoDatabase())
         assert all(client.run(helpers_dask.probe).values())  # the guard refuses a connection
         yield c.scheduler_address
@@ -61,7 +61,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _guard_records(address: str) -> list[str]:
     from distributed import Client
 
-    with Client(address) as client:
+    with Client(address, set_as_default=False) as client:
         got = client.run(helpers_dask.seen)
     return [x for records in got.values() for x in records]
 
@@ -125,7 +125,7 @@ def test_train_and_forecast_on_the_cluster_store_what_the_local_run_stores(
     assert _forecasts(remote).height == SERIES * 12
     assert _forecasts(remote).equals(_forecasts(settings))
 
-    with Client(cluster) as client:  # the jobs did run on the cluster's workers
+    with Client(cluster, set_as_default=False) as client:  # the jobs did run on the cluster's workers
         keys = client.run_on_scheduler(
             lambda dask_scheduler: {str(t[0]) for t in dask_scheduler.transition_log}
         )
@@ -146,7 +146,7 @@ def test_a_worker_killed_mid_run_loses_no_result(
     killed: list[int] = []
 
     def kill_one_busy_worker() -> None:
-        with Client(cluster) as client:
+        with Client(cluster, set_as_default=False) as client:
             pids = client.run(os.getpid)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:

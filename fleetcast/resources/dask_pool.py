@@ -61,7 +61,7 @@ class DaskPool:
                 for i, job in enumerate(jobs)
             }
             results: list[Any] = [None] * len(jobs)
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=client.loop):
                 results[futures[future]] = future.result()
                 bump(None)
                 future.release()
