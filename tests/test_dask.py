@@ -125,7 +125,8 @@ def test_train_and_forecast_on_the_cluster_store_what_the_local_run_stores(
     assert _forecasts(remote).height == SERIES * 12
     assert _forecasts(remote).equals(_forecasts(settings))
 
-    with Client(cluster, set_as_default=False) as client:  # the jobs did run on the cluster's workers
+    # the jobs did run on the cluster's workers
+    with Client(cluster, set_as_default=False) as client:
         keys = client.run_on_scheduler(
             lambda dask_scheduler: {str(t[0]) for t in dask_scheduler.transition_log}
         )
