@@ -62,7 +62,7 @@ from fleetcast.stages.backtest import (  # noqa: E402
     fleet_spec,
     load_series,
 )
-from fleetcast.stages.decide import load_events  # noqa: E402
+from fleetcast.stages.plan_inputs import read_series_events  # noqa: E402
 from models.curve import LEVELS, CurvePoint, point, policy_at, reference_at, sized  # noqa: E402
 from models.decision import decision_config  # noqa: E402
 from models.events import EventConfig, EventWindow  # noqa: E402
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 game, region = pair.split("/")
                 req = BacktestRequest(game, "players", start, args.lead, region, SAMPLE_END)
                 since = start - timedelta(hours=req.history_hours)
-                events = load_events(
+                events = read_series_events(
                     con,
                     req.game_type,
                     req.region,
