@@ -14,13 +14,13 @@ One LightGBM model learns across all series of a panel. Every training row is on
 - Target: y[cutoff + h] / level; objective L1 (median), which scored best on M4 Hourly.
 - Forecast = level * prediction, clipped at 0 when the history is non-negative.
 
-Intervals (split conformal on windows before the held-out ones): the model the product scores is
-trained on history minus the last `horizon` hours, the windows it is scored on (its CV windows:
-``fleetcast.stages.training``); the served one is then retrained with those hours
-(`GBMConfig.refit`, as every local candidate is refitted on its whole history after CV; chosen on
-the M4 validation windows, benchmarks/README.md). The intervals must not be calibrated on the
-held-out hours, or the coverage recorded there is optimistic; so a second model, with the same
-settings, is trained on the history before an earlier calibration span and forecasts
+Intervals (split conformal on windows before the held-out ones): the product scores the model on
+each series' last `horizon` hours (its CV windows: ``fleetcast.stages.training``), which the
+served model is retrained with (`GBMConfig.refit`, as every local candidate is refitted on its
+whole history after CV; chosen on the M4 validation windows, benchmarks/README.md). The
+intervals must not be calibrated on the held-out hours, or the coverage recorded there is
+optimistic; so a calibration model, with the same settings, is trained on the history before an
+earlier calibration span and forecasts
 `calibration_origins` windows of `horizon` hours from origins `calibration_step` hours apart,
 the last ending where the held-out hours begin (the cross-validation calibration of
 mlforecast's conformal intervals, with one refit for all the windows). Those errors divided by
@@ -31,7 +31,9 @@ by its difficulty, the mean |scaled error| of its own calibration windows (each 
 the difficulty of the series' other windows, so the pooled quantiles are not made narrow by the
 errors they are computed from), and the served interval is the pooled quantile times the
 series' difficulty: a series the model forecasts well gets a narrower interval than one it
-forecasts badly, at the same pooled coverage (normalised conformal). Neither the
+forecasts badly, at the same pooled coverage (normalised conformal). The calibration model also
+scores the held-out hours (two fits in all: it and the served one); without `refit`, a model
+trained on the history minus the last `horizon` hours is served and scored. Neither the
 scored model nor the calibration model reads the last `horizon` hours' values. A history too
 short for that many origins gets as many as it allows; one too short for any is calibrated on
 the held-out hours instead, and the model's notes (stored with it, shown in the registry's
@@ -280,13 +282,17 @@ def fit(
     usable = {k: v for k, v in series.items() if len(v) >= MIN_HISTORY + horizon + 1}
     nonneg = all(np.nanmin(v) >= 0 for v in series.values() if v.size)
     before = [v[:-horizon] for v in usable.values()]  # all both models see (but the fallback)
-    booster = _train(before, horizon, cfg, n_jobs, seed)
+    errs, owners, how, early, cal = _calibration_errors(
+        before, horizon, season, nonneg, cfg, n_jobs, seed
+    )
+    # the model the held-out hours are scored with. With ``refit``: the calibration model when
+    # there is one (trained before the calibration span, so it never saw them either; a fit
+    # fewer than training a third model on ``before``: benchmarks/README.md "Training in
+    # proportion"). Without: the served model itself, trained on ``before``.
+    booster = cal if cfg.refit and cal is not None else _train(before, horizon, cfg, n_jobs, seed)
     if booster is None:
         return FittedGBM(None, horizon, season, {}, nonneg, 0, ["too little history to train"])
     fitted = FittedGBM(booster, horizon, season, {}, nonneg, len(usable))
-    errs, owners, how, early = _calibration_errors(
-        before, horizon, season, nonneg, cfg, n_jobs, seed
-    )
     fitted.early = {k: e for k, e in zip(usable, early, strict=True) if e}
     if not errs:  # too short for an earlier span: the held-out hours, said so in the notes
         for i, v in enumerate(usable.values()):
@@ -360,10 +366,10 @@ def _calibration_errors(
     cfg: GBMConfig,
     n_jobs: int | None,
     seed: int,
-) -> tuple[list[np.ndarray], list[int], str, list[dict[int, np.ndarray]]]:
+) -> tuple[list[np.ndarray], list[int], str, list[dict[int, np.ndarray]], lgb.Booster | None]:
     """Scaled errors of a model trained before the calibration span, at its origins, the index
-    in `before` of each error's series, and the model's forecasts per series of `before` (hours
-    before the full series' end at the origin -> forecast).
+    in `before` of each error's series, the model's forecasts per series of `before` (hours
+    before the full series' end at the origin -> forecast), and the model (None when none).
 
     `before`: each series without its held-out hours. The span is the last
     ``horizon + calibration_step * (calibration_origins - 1)`` hours of it; the calibration
@@ -378,7 +384,7 @@ def _calibration_errors(
         if booster is not None:
             break
     else:
-        return [], [], "", [{} for _ in before]
+        return [], [], "", [{} for _ in before], None
     model = FittedGBM(booster, horizon, season, {}, nonneg)
     errs, owners, early = [], [], []
     for i, v in enumerate(before):
@@ -395,7 +401,7 @@ def _calibration_errors(
         f"intervals calibrated on {len(errs)} windows of {horizon} h ({k} origins {step} h "
         f"apart, before the held-out last {horizon} h) forecast by a model trained before them"
     )
-    return errs, owners, how, early
+    return errs, owners, how, early, booster
 
 
 # a difficulty is never below this share of the panel's median (a series' few calm windows do not
