@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-cutoffs", type=int, default=None, help="training cutoffs per series")
     ap.add_argument("--rounds", type=int, default=None, help="boosting rounds")
+    ap.add_argument("--stride", type=int, default=None, help="hours between training cutoffs")
     ap.add_argument("--objective", default=None, help="LightGBM objective (default: l1)")
     ap.add_argument("--leaves", type=int, default=None, help="LightGBM num_leaves")
     ap.add_argument("--learning-rate", type=float, default=None, help="LightGBM learning rate")
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {
         "max_cutoffs": args.max_cutoffs,
         "num_rounds": args.rounds,
+        "stride": args.stride,
         "objective": args.objective,
         "num_leaves": args.leaves,
         "learning_rate": args.learning_rate,

@@ -167,12 +167,31 @@ def models_only(ratio: float, k: int, margin: float) -> Callable[[Cands, str], n
     return rule
 
 
+PANEL = "global_gbm"
+
+
+def without_panel(rule: Callable[[Cands, str], np.ndarray]) -> Callable[[Cands, str], np.ndarray]:
+    """``rule`` over the local candidates only: what ``train --no-panel`` serves."""
+    return lambda c, chosen: rule({n: v for n, v in c.items() if n != PANEL} or c, chosen)
+
+
+def by_panel_size(
+    n_series: int,
+    threshold: int,
+    large: Callable[[Cands, str], np.ndarray],
+    small: Callable[[Cands, str], np.ndarray],
+) -> Callable[[Cands, str], np.ndarray]:
+    """``large`` for a panel of at least ``threshold`` series (the run's), else ``small``."""
+    return large if n_series >= threshold else small
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--m4", type=Path, help="the M4 hourly folder (after m4_product --validation)")
     src.add_argument("--steam", type=Path, help="steam-dev (after steam_heldout --validation)")
     ap.add_argument("--workdir", type=Path, required=True, help="the --validation run's folder")
+    ap.add_argument("--out", type=Path, default=None, help="the table as CSV")
     args = ap.parse_args(argv)
 
     actuals = validation_actuals(args)
@@ -195,6 +214,23 @@ def main(argv: list[str] | None = None) -> int:
         f"global unless {m:.0%} better, else combination": panel_unless(m, within(1.0, 3))
         for m in (0.2, 0.3)
     }
+    current = panel_unless(0.2, within(1.0, 3))
+    n = len(fc)
+    rules |= {
+        "the combination, global a member like any other": within(1.0, 3),
+        "no panel: the combination of local candidates": without_panel(within(1.0, 3)),
+        "global unless 0% better, else combination": panel_unless(0.0, within(1.0, 3)),
+        "no panel: the combination of local non-naive candidates": without_panel(
+            models_only(1.0, 3, 0.2)
+        ),
+    }
+    for t in (10, 20, 30, 50, 100):
+        rules[f"panel >= {t}: global unless 20%, else combination; smaller: combination"] = (
+            by_panel_size(n, t, current, within(1.0, 3))
+        )
+        rules[f"panel >= {t}: global unless 20%, else combination; smaller: no panel"] = (
+            by_panel_size(n, t, current, without_panel(within(1.0, 3)))
+        )
     act = {str(g): part for (g,), part in actuals.group_by("unique_id")}
     rows = []
     for label, rule in rules.items():
@@ -212,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
             s.append(smape(y, f))
         rows.append({"rule": label, "series": len(m), "mase": np.nanmean(m),
                      "median_mase": np.nanmedian(m), "smape": np.nanmean(s)})  # fmt: skip
-    with pl.Config(tbl_rows=60, tbl_hide_dataframe_shape=True, fmt_str_lengths=40):
+    with pl.Config(tbl_rows=80, tbl_hide_dataframe_shape=True, fmt_str_lengths=80):
         print(pl.DataFrame(rows).with_columns(pl.col(pl.Float64).round(3)))
+    if args.out:
+        pl.DataFrame(rows).write_csv(args.out)
     return 0
 
 

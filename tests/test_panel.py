@@ -39,6 +39,7 @@ from models.selection import (
     CHEAP_CANDIDATES,
     COMBINATION,
     PANEL_KEEP_MARGIN,
+    PANEL_MIN_SERIES,
     CVConfig,
     panel_candidate,
 )
@@ -210,7 +211,9 @@ def test_panel_champion_by_cv_stored_once_and_tamper_falls_back(settings: Settin
 
 def test_small_panel_keeps_all_local_candidates_and_large_is_cheap(settings: Settings) -> None:
     assert _plan_candidates(None, LARGE_PANEL + 1, True)[1] == list(CHEAP_CANDIDATES)
-    assert _plan_candidates(None, 3, True)[:2] == (True, None)
+    assert _plan_candidates(None, 3, True)[:2] == (False, None)  # too small for a panel model
+    assert _plan_candidates(None, PANEL_MIN_SERIES, True)[:2] == (True, None)
+    assert _plan_candidates([PANEL, "mstl"], 3, True)[:2] == (True, ["mstl"])  # asked for
     assert _plan_candidates(["mstl"], 500, True)[:2] == (False, ["mstl"])
     insert(settings, 2)
     results = train_all(

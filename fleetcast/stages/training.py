@@ -11,8 +11,9 @@ local candidates (all inside the held-out hours: no look-ahead in the point fore
 the CV MASE that picks the champion; its intervals are calibrated on windows before the held-out
 hours, so its CV coverage is measured on hours the calibration never saw) and competes for the
 champion of each series. Panels of more than ``LARGE_PANEL`` series get only the cheap local
-candidates (``models.selection.CHEAP_CANDIDATES``) unless ``candidates`` says otherwise. The model
-is stored once per panel (``registry.store_panel``, JSON + sha256) and each series'
+candidates (``models.selection.CHEAP_CANDIDATES``), and panels of fewer than
+``models.selection.PANEL_MIN_SERIES`` no panel model, unless ``candidates`` says otherwise.
+The model is stored once per panel (``registry.store_panel``, JSON + sha256) and each series'
 ``global_gbm`` row points at it; ``fleetcast.stages.serving`` loads it to forecast.
 
 The database is read, closed while models fit (so other runs are not blocked for minutes), and
@@ -49,6 +50,7 @@ from models.selection import (
     CHEAP_CANDIDATES,
     ENSEMBLES,
     FORECASTERS,
+    PANEL_MIN_SERIES,
     CandidateResult,
     CVConfig,
     Forecaster,
@@ -286,6 +288,8 @@ def _plan_candidates(
             f"{','.join(CHEAP_CANDIDATES)} only ({n_series} series > {LARGE_PANEL}; "
             "`--candidates` overrides)",
         )
+    if panel and n_series < PANEL_MIN_SERIES:
+        return False, None, f"all (no {PANEL}: {n_series} series < {PANEL_MIN_SERIES})"
     return panel, None, "all"
 
 
