@@ -38,6 +38,8 @@ def test_demo_applies_the_recorded_plan_and_writes_the_report(
     assert grew.height > 0
     assert stored + quarantined == rows_in and quarantined > 0  # planted bad rows
     assert result.report.exists() and result.report.stat().st_size > 10_000
+    log = (settings.work_dir / "demo.log").read_text()  # the run's log, progress included
+    assert "training series: 0 of " in log and "forecasting series: " in log
     assert set(result.summary["game_type"]) == {
         "battle_royale",
         "ranked_arena",

@@ -27,6 +27,7 @@ from fleetcast.interface.report import (
 from fleetcast.resources import db
 from fleetcast.resources.aws import make_client
 from fleetcast.resources.local_aws import moto_server, provision_groups
+from fleetcast.resources.logs import run_logs_to
 from fleetcast.stages.backtest import BacktestRequest, run_backtest
 from fleetcast.stages.events import event_spans_over
 from fleetcast.stages.fleets import import_fleets
@@ -81,15 +82,17 @@ def run_demo(
         names = [f.asg_name for f in specs]
         before = _desired(aws, names)
         print(f"local AWS (moto) at {moto.url}: {len(names)} Auto Scaling groups")
-        print("running the pipeline flow (Prefect, ephemeral mode) ...")
-        pipeline(
-            PipelineParams(
-                db=str(settings.db_path),
-                landing=str(settings.landing_dir),
-                aws_endpoint=moto.url,
-                retrain="always",
+        log = settings.work_dir / "demo.log"
+        print(f"running the pipeline flow (Prefect, ephemeral mode; its log also in {log}) ...")
+        with run_logs_to(log):
+            pipeline(
+                PipelineParams(
+                    db=str(settings.db_path),
+                    landing=str(settings.landing_dir),
+                    aws_endpoint=moto.url,
+                    retrain="always",
+                )
             )
-        )
         after = _desired(aws, names)
 
     fleets, summary = _summarise(settings, before, after)

@@ -1,10 +1,16 @@
-"""Quiet third-party chatter once, in one place."""
+"""Quiet third-party chatter once, in one place; copy run logs to a file."""
 
 from __future__ import annotations
 
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# the loggers of Prefect's flow and task run loggers (``get_run_logger``)
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
 
 def quiet_libraries() -> None:
@@ -19,3 +25,21 @@ def quiet_libraries() -> None:
     logging.getLogger("prophet.plot").disabled = True
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="great_expectations")
+
+
+@contextmanager
+def run_logs_to(path: Path) -> Iterator[Path]:
+    """Copy the flow and task run log lines of the block (progress included) to ``path``,
+    written anew, one line each, as they come."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in RUN_LOGGERS]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield path
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        handler.close()
