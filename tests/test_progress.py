@@ -80,3 +80,19 @@ def test_backtest_sweep_shows_a_bar_on_a_terminal_only(tmp_path: Path) -> None:
     assert "sweeping the policy's knob" in shown and "pricing the protective rules" in shown
     code, quiet = _run(sweep, tmp_path, tty=False)
     assert code == 0 and "sweeping" not in quiet and "\x1b[" not in quiet
+
+
+def test_run_logs_are_copied_to_a_file_while_the_block_runs(tmp_path: Path) -> None:
+    """``make demo``'s log: the flow and task run log lines of the block, and nothing after."""
+    import logging
+
+    from fleetcast.resources.logs import run_logs_to
+
+    path = tmp_path / "work" / "demo.log"
+    with run_logs_to(path):
+        logging.getLogger("prefect.task_runs").warning("training series: 0 of 3")
+        logging.getLogger("prefect.flow_runs").warning("flow started")
+    logging.getLogger("prefect.task_runs").warning("after the block")
+    text = path.read_text()
+    assert "training series: 0 of 3" in text and "flow started" in text
+    assert "after the block" not in text
