@@ -23,8 +23,11 @@ setup: $(VENV)/.synced
 demo: setup
 	$(VENV)/bin/fleetcast demo
 
+# Test files run in parallel on 3 workers (pytest-xdist; each worker starts its own moto and
+# Prefect servers on free ports, each test has its own folder); -n 0 runs them one by one.
+PYTEST_WORKERS ?= 3
 test: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check .

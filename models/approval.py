@@ -272,7 +272,13 @@ def with_answers(decisions: Sequence[Decision], changes: Sequence[PendingChange]
         note = f" ({c.note})" if c.note else ""
         if c.status == "approved" and c.applied_desired is not None:
             said = f"approved{who}{note}: {c.applied_desired} applied"
-            d = replace(d, applied=True, applied_desired=c.applied_desired, status="approved")
+            d = replace(
+                d,
+                target=c.applied_desired,  # what the person approved, as applied
+                applied=True,
+                applied_desired=c.applied_desired,
+                status="approved",
+            )
         else:
             kept = d.applied_desired if d.applied else d.current
             said = f"{c.status}{who}{note}: {kept} kept"

@@ -65,13 +65,15 @@ def full_reason(reason: str | None) -> str:
 
 
 def short_reason(reason: str | None) -> str | None:
-    """What decided, in a line: the reason's first clause without its lead-time detail, and the
-    forecaster when the reason names it ("17 instances for 1,650 players (...) from ... UTC;
-    forecast: nowcast"). Never cut: the page wraps it."""
+    """What decided, in a line: the reason's first clause without its date and lead-time detail,
+    and the forecaster when the reason names it ("17 instances for 1,650 players (x1.1 margin,
+    100 players per instance) from 11:00 UTC; forecast: nowcast"). Never cut: the page wraps
+    it; the full reason has the date."""
     if not reason:
         return reason
     clauses = full_reason(reason).split("; ")
     first = re.sub(r" \(lead [^)]*\)$", "", clauses[0])
+    first = re.sub(r" from \d{4}-\d\d-\d\d (\d\d:\d\d UTC)$", r" from \1", first)
     named = [c for c in clauses[1:] if c.startswith("forecast: ")]
     return "; ".join([first, *named[:1]])
 

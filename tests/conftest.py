@@ -20,17 +20,36 @@ os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's dummy val
 os.environ.pop("AWS_PROFILE", None)
 
 
+# The files that take minutes (real servers, the demo), longest first: started first, so that
+# `make test`'s parallel workers (pytest-xdist, one file per worker at a time) do not end with
+# one worker still running them while the others idle.
+SLOW_FILES = (
+    "test_try_it_locally.py",
+    "test_prefect_server.py",
+    "test_demo.py",
+    "test_flows.py",
+    "test_decision_path.py",
+    "test_dask.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each file's tests in the order they are written, however their ids were given.
+    """Each file's tests in the order they are written, however their ids were given; the
+    slow files first.
 
     mutmut passes a mutant's tests as a set (a random order); test_ingest_pinned.py puts the
     test that catches the most mutants first, so with ``-x`` most mutants stop after it. The
-    files keep the order they came in, so a plain run is unchanged.
+    other files keep the order they came in.
     """
     files: dict[Path, int] = {}
     for item in items:
         files.setdefault(item.path, len(files))
-    items.sort(key=lambda item: (files[item.path], item.reportinfo()[1] or 0))
+
+    def rank(path: Path) -> tuple[int, int]:
+        name = path.name
+        return (SLOW_FILES.index(name) if name in SLOW_FILES else len(SLOW_FILES), files[path])
+
+    items.sort(key=lambda item: (rank(item.path), item.reportinfo()[1] or 0))
 
 
 @pytest.fixture(scope="session", autouse=True)

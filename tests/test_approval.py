@@ -246,6 +246,7 @@ def test_pages_after_an_answer_show_what_was_applied(
     )
     [row] = render_plan_table([after])
     assert (row["applied"], row["status"]) == ("yes: 14", "approved")
+    assert row["current -> target"] == "2 -> 14 (+12)"  # the approved target, as applied
     text = render_summary(RunSummary(flow="pipeline", scope="all", decisions=[after]))
     capacity = text.split("## Capacity")[1].split("\n## ")[0]
     assert "pending" not in capacity and "| yes: 14 |" in capacity

@@ -210,12 +210,12 @@ def test_render_tables_and_summary() -> None:
         "observed demand needs 104 instances (players)",
     }
     [row] = render_plan_table([real])
-    assert list(row)[:4] == ["fleet", "current -> target", "applied", "why"]  # first
+    assert list(row)[:5] == ["fleet", "current -> target", "applied", "status", "why"]  # first
     assert row["current -> target"] == "2 -> 104 (+102)" and row["applied"] == "yes: 104"
     # the short reason: what decided and with which forecaster, without the lead detail
     assert row["why"] == (
         "103 instances for 2,519 players (x1.1 margin, 24.5 players per instance) from "
-        "2026-12-07 05:31 UTC; forecast: nowcast-weekly"
+        "05:31 UTC; forecast: nowcast-weekly"
     )
     assert "full reason" not in row  # it is in the summary, where it wraps
     assert row["demand (with margin)"] == "2,519 players"
@@ -243,11 +243,9 @@ def test_render_tables_and_summary() -> None:
     assert "| f1 | 10% |" in text and "forecast-only mode" in text and "launch" in text
     whole = render_summary(RunSummary(flow="pipeline", scope="g", decisions=[real]))
     # the full reason of each fleet under the table, with the forecaster that decided
-    assert (
-        "- **battle_royale-na-east** (2 -> 104 (+102); decided with prophet): 103 instances"
-        in whole
-    )
+    assert "- **battle_royale-na-east** (2 -> 104 (+102)): 103 instances for 2,519 players" in whole
     assert whole.rstrip().count("observed demand needs 104 instances (players)") == 1
+    assert "from 2026-12-07 05:31 UTC (lead 45 min)" in whole  # the full reason has the date
 
 
 def test_replay_table_has_figures_not_paths() -> None:
@@ -283,3 +281,19 @@ def test_the_last_recorded_capacity_is_held_until_the_next_run() -> None:
     ]
     empty = history.clear()
     assert hold_last_step(empty, t0).height == 0  # no group read: nothing to draw
+
+
+def test_a_short_capacity_history_is_said_on_the_plot() -> None:
+    from fleetcast.stages.pages import history_note
+
+    t0 = datetime(2026, 5, 1, 10)
+    one = pl.DataFrame({"ts": [t0], "capacity": [800.0]})
+    assert (
+        history_note(one)
+        == "capacity history starts 2026-05-01 10:00 UTC: 1 decision so far (marked)"
+    )
+    two = pl.DataFrame({"ts": [t0, t0 + timedelta(minutes=5)], "capacity": [800.0, 900.0]})
+    assert history_note(two) is not None and "2 decisions so far" in (history_note(two) or "")
+    week = pl.DataFrame({"ts": [t0 - timedelta(days=7), t0], "capacity": [800.0, 900.0]})
+    assert history_note(week) is None  # a history that reads as a line needs no word
+    assert history_note(one.clear()) == "no capacity recorded for this fleet yet"

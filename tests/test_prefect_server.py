@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.server, pytest.mark.timeout(900)]  # 7 min on a loaded
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 GAME_TYPE = "casual_puzzle"
+KEY = "casual-puzzle"  # its artifact keys
 DEPLOYMENT = f"pipeline/pipeline-{GAME_TYPE}"
 POOL = "fleetcast"
 LIMIT = "fleetcast-db"
@@ -483,5 +484,23 @@ def test_approval_holds_while_paused_past_a_lease_then_applies_once(
         assert statuses.count("pending") >= 3, statuses  # the asking run, the second, the CLI
         assert statuses.count("approved") == 1, statuses  # applied once
         assert statuses[-1] == "approved", statuses
+    # What the UI shows of that run after the answer (issue 27): the capacity plan and the
+    # summary published again, the approved capacity applied, nothing still "pending".
+    artifacts = _api(
+        env,
+        "/artifacts/filter",
+        {"artifacts": {"flow_run_id": {"any_": [first]}}, "sort": "CREATED_DESC"},
+    )
+    plans = [a for a in artifacts if a.get("key") == f"capacity-plan-{KEY}"]
+    assert plans, [a.get("key") for a in artifacts]
+    rows = plans[0]["data"]
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    shown = {r["fleet"]: r for r in rows}
+    for _, fleet, _, _, prop, _, _ in pending:
+        assert shown[fleet]["applied"] == f"yes: {prop}", shown[fleet]
+        assert shown[fleet]["status"] == "approved", shown[fleet]
+    [summary] = [a for a in artifacts if a.get("key") == f"pipeline-summary-{KEY}"][:1]
+    capacity = summary["data"].split("## Capacity")[1].split("\n## ")[0]
+    assert "pending" not in capacity and "approved by Prefect UI" in summary["data"], capacity
     worker_log = (stack.logs / "worker.log").read_text()
     assert "Concurrency lease renewal failed" not in worker_log

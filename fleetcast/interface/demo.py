@@ -200,7 +200,11 @@ def write_fleet_report(
                         },
                         # one renderer of a decision (models.explain): as in the UI and status
                         "why": short_reason(row.get("reason")),
-                        "reason in full": full_reason(row.get("reason")),
+                        "reason in full": (
+                            None
+                            if full_reason(row.get("reason")) == short_reason(row.get("reason"))
+                            else full_reason(row.get("reason"))
+                        ),
                     },
                     images=images,
                 )

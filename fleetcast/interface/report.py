@@ -91,7 +91,10 @@ def _overview(sections: Sequence[ReportSection]) -> str:
         if any(len(_fmt(s.summary.get(k))) > OVERVIEW_CELL_CHARS for s in sections)
     ]  # fmt: skip
     short = [k for k in keys if k not in long_keys]
-    head = "<th>section</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in short)
+    # "champion_cv_mase" as "champion cv mase": a header wraps between words, not inside one
+    head = "<th>section</th>" + "".join(
+        f"<th>{html.escape(k.replace('_', ' '))}</th>" for k in short
+    )
     rows = []
     for i, s in enumerate(sections):
         rows.append(
@@ -125,7 +128,7 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1320px}
 table{border-collapse:collapse;margin:.5em 0 1em;max-width:100%}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:14px;
-  overflow-wrap:anywhere}
+  overflow-wrap:break-word}
 th{background:#f3f3f3} table.kv th{text-align:left} table.kv td{text-align:left}
 img{max-width:100%} figure{margin:.5em 0} .note{color:#666;font-size:13px}
 section{border-top:2px solid #ddd;margin-top:1.5em}

@@ -175,9 +175,9 @@ def plot_capacity_vs_demand(
     if capacity.height:
         ax.step(_times(capacity), _values(capacity, "capacity"), where="post",
                 color=CAPACITY_COLOR, lw=1.5, label="capacity")  # fmt: skip
-        if capacity.height <= 2:  # one decision: a short step, marked so it can be seen
-            ax.plot(_times(capacity)[:1], _values(capacity, "capacity")[:1], "o",
-                    color=CAPACITY_COLOR, ms=6)  # fmt: skip
+        if note:  # a short history (a fleet's first runs): each decision marked
+            ax.plot(_times(capacity)[:-1], _values(capacity, "capacity")[:-1], "o",
+                    color=CAPACITY_COLOR, ms=5)  # fmt: skip
     if demand.height:
         td, vd = _times(demand), _values(demand, "value")
         ax.plot(td, vd, color=ACTUAL_COLOR, lw=1.0, label="demand")

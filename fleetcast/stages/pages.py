@@ -41,7 +41,6 @@ from models.explain import (
     change,
     demand_unit,
     figure,
-    forecaster,
     full_reason,
     short_reason,
 )
@@ -157,10 +156,10 @@ def render_plan_table(decisions: Sequence[Any]) -> list[dict[str, Any]]:
                 "fleet": r.get("fleet"),
                 "current -> target": change(r.get("current"), r.get("target")),
                 "applied": applied_text(r),
+                "status": r.get("status"),
                 "why": short_reason(r.get("reason")) or r.get("outcome"),
                 "demand (with margin)": figure(r.get("demand_forecast"), demand_unit(r)),
                 "processes per instance": _processes(r),
-                "status": r.get("status"),
                 "unserved": figure(r.get("unserved_instances"), "instances")
                 if r.get("unserved_instances")
                 else None,
@@ -170,15 +169,14 @@ def render_plan_table(decisions: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def render_reasons(decisions: Sequence[Any]) -> str:
-    """Each fleet's full reason as a bullet (wraps on any page), with the forecaster."""
+    """Each fleet's full reason as a bullet (wraps on any page); the reason names the forecaster
+    that decided."""
     if not decisions:
         return ""
     lines = ["### Why, in full"]
     for d in decisions:
         r = as_record(d)
-        by = forecaster(r)
-        head = f"**{r.get('fleet')}** ({change(r.get('current'), r.get('target'))}"
-        head += f"; decided with {by})" if by else ")"
+        head = f"**{r.get('fleet')}** ({change(r.get('current'), r.get('target'))})"
         lines.append(f"- {head}: {full_reason(r.get('reason'))}")
     return "\n".join(lines) + "\n"
 
@@ -411,6 +409,26 @@ def _series(frame: pl.DataFrame, key: Mapping[str, Any]) -> pl.DataFrame:
     )  # fmt: skip
 
 
+SHORT_HISTORY = timedelta(hours=6)
+
+
+def history_note(capacity: pl.DataFrame) -> str | None:
+    """What a plot says when the fleet's recorded capacity is too short to read as a line: on a
+    fleet's first runs its capacity history starts here, rather than a dash without a word."""
+    if capacity.height == 0:
+        return "no capacity recorded for this fleet yet"
+    first: Any = capacity["ts"].min()
+    last: Any = capacity["ts"].max()
+    if last - first >= SHORT_HISTORY:
+        return None
+    n = capacity.height
+    return (
+        f"capacity history starts {first:%Y-%m-%d %H:%M} UTC: {n} decision"
+        + ("" if n == 1 else "s")
+        + " so far (marked)"
+    )
+
+
 def capacity_plot(
     con: duckdb.DuckDBPyConnection,
     d: Mapping[str, Any],
@@ -428,7 +446,7 @@ def capacity_plot(
     ).pl()
     # held until the next hourly cycle decides again, not to the forecast's end: a line held
     # for two days would look like a shortage the next runs will prevent
-    first = capacity.height <= 1
+    note = history_note(capacity)
     capacity = hold_last_step(capacity, d["decided_at"] + timedelta(hours=1))
     target = d["target"] if d.get("applied_desired") is None else d["applied_desired"]
     current = "?" if d["current"] is None else d["current"]
@@ -440,12 +458,6 @@ def capacity_plot(
     if isinstance(last, datetime):  # the forecast's end (naive UTC, as stored)
         until = max(until, last.astimezone(UTC).replace(tzinfo=None) if last.tzinfo else last)
     events = event_spans(con, d["game_type"], d["region"], since, until)
-    note = (
-        f"first decision of this fleet: its capacity history starts here ({target} instances "
-        f"from {d['decided_at']:%Y-%m-%d %H:%M} UTC)"
-        if first
-        else None
-    )
     plot_capacity_vs_demand(actual, capacity, title, path, forecast=ahead, events=events, note=note)
     return title, path.read_bytes()
 

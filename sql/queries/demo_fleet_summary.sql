@@ -29,7 +29,9 @@ realised as (
 decision as (
     select fleet, arg_max(reason, decided_at) as reason, arg_max(target_desired, decided_at) as target,
            arg_max(coalesce(unserved_instances, 0), decided_at) as unserved,
-           arg_max(inputs, decided_at) as inputs
+           -- the newest decision that read a forecast (an approval's row reads none)
+           arg_max(inputs, decided_at)
+               filter (where json_extract(inputs, '$.forecast_models') is not null) as inputs
     from allocations
     group by fleet
 )
