@@ -123,6 +123,18 @@ def _summarise(
     return fleets, summary
 
 
+# what the demo shows of each fleet, on the terminal and in the report
+FLEET_FIGURES = (
+    "decided_by",
+    "published_by",
+    "champion_cv_mase",
+    "realised_mase",
+    "forecast_peak",
+    "capacity_before",
+    "capacity_after",
+)
+
+
 def fleet_summary(settings: Settings) -> pl.DataFrame:
     """Per fleet: the forecaster that decided its newest decision, the champion that serves the
     published forecast and its CV score, its realised (held-out) MASE where actuals arrived after
@@ -184,19 +196,7 @@ def write_fleet_report(
                     summary={
                         **{
                             k: row.get(k)
-                            for k in (
-                                "game_type",
-                                "region",
-                                "decided_by",
-                                "published_by",
-                                "champion_cv_mase",
-                                "realised_mase",
-                                "forecast_peak",
-                                "capacity_before",
-                                "capacity_after",
-                                "target",
-                                "unserved",
-                            )
+                            for k in ("game_type", "region", *FLEET_FIGURES, "target", "unserved")
                         },
                         # one renderer of a decision (models.explain): as in the UI and status
                         "why": short_reason(row.get("reason")),

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from fleetcast.interface.demo import run_demo
+    from fleetcast.interface.demo import FLEET_FIGURES, run_demo
 
     result = run_demo(settings, days=args.days, seed=args.seed)
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
@@ -32,18 +32,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "held-out score; realised_mase = scored on "
             "actuals that arrived after a stored forecast, where any did)"
         )
-        print(
-            result.fleets.select(
-                "fleet",
-                "decided_by",
-                "published_by",
-                "champion_cv_mase",
-                "realised_mase",
-                "forecast_peak",
-                "capacity_before",
-                "capacity_after",
-            )
-        )
+        print(result.fleets.select("fleet", *FLEET_FIGURES))
         print("\nper game type")
         print(result.summary)
     print("\nwhy (newest decision per fleet):")
