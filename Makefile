@@ -27,7 +27,7 @@ demo: setup
 # Prefect servers on free ports, each test has its own folder); -n 0 runs them one by one.
 PYTEST_WORKERS ?= 3
 test: setup
-	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	$(VENV)/bin/ruff check .
