@@ -95,13 +95,20 @@ def _shade_events(ax, events: Sequence[EventSpan]) -> None:  # noqa: ANN001
         ax.set_ylim(bottom, bottom + (top - bottom) / (1 - 0.06 * rows - 0.04))
 
 
-def _finish(fig, ax, path: Path, legend_outside: bool = False) -> Path:  # noqa: ANN001
+def _finish(  # noqa: ANN202
+    fig,  # noqa: ANN001 - matplotlib types
+    ax,  # noqa: ANN001
+    path: Path,
+    legend_outside: bool = False,
+    note: str | None = None,
+) -> Path:
     import matplotlib.dates as mdates
 
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_xlabel("time (UTC)")
+    # a note under the time axis: clear of the legend, the event labels and the data
+    ax.set_xlabel("time (UTC)" + (f"\n{note}" if note else ""))
     if legend_outside:  # right of the plot: clear of the event labels and the data
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     else:
@@ -191,11 +198,7 @@ def plot_capacity_vs_demand(
                 ax.fill_between(td, cap_at, vd, where=short, color=SHORT_COLOR, alpha=0.35,
                                 linewidth=0, label="short", interpolate=False)  # fmt: skip
     ax.set_ylabel("players")
-    if note:
-        box = {"facecolor": "white", "alpha": 0.8, "edgecolor": "#ccc"}
-        ax.text(0.01, 0.97, note, transform=ax.transAxes, va="top", ha="left", fontsize=9,
-                color="#333", bbox=box)  # fmt: skip
     if events:
         _shade_events(ax, events)
-        return _finish(fig, ax, path, legend_outside=True)
-    return _finish(fig, ax, path)
+        return _finish(fig, ax, path, legend_outside=True, note=note)
+    return _finish(fig, ax, path, note=note)
