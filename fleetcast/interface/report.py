@@ -82,8 +82,8 @@ def _overview(sections: Sequence[ReportSection]) -> str:
     """One row per section with its short figures; a long value such as the reason below it on a
     details row across the whole table, so each row stays one line tall."""
     keys: list[str] = []
-    for s in sections:
-        keys.extend(k for k in s.summary if k not in keys)
+    for s in sections:  # a key no section has a value for gets no column
+        keys.extend(k for k in s.summary if k not in keys and s.summary[k] is not None)
     if not keys:
         return ""
     long_keys = [
