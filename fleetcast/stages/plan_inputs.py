@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -72,6 +73,14 @@ def metrics_for(spec: FleetSpec) -> list[str]:
 _GRIDS: dict[tuple[datetime, int], list[datetime]] = {}
 
 
+def key_lists(keys: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """The bulk queries' parameters: the keys' game types, regions and (for a series) metrics
+    as parallel lists, unnested together in SQL."""
+    names = ("game_types", "regions", "metrics")
+    width = len(keys[0]) if keys else 0
+    return {names[i]: [k[i] for k in keys] for i in range(min(width, 3))}
+
+
 def _grid(first: datetime, hours: int) -> list[datetime]:
     """The hours from ``first`` (a list shared by every series with the same range: read,
     never changed)."""
@@ -100,9 +109,7 @@ def read_series(
     frame = con.sql(
         db.sql("plan_series"),
         params={
-            "game_types": [k[0] for k in keys],
-            "regions": [k[1] for k in keys],
-            "metrics": [k[2] for k in keys],
+            **key_lists(keys),
             "since": [k[3] for k in keys],
             "until": until,
         },
@@ -245,9 +252,7 @@ def read_forecasts(
     frame = con.sql(
         db.sql("plan_forecasts"),
         params={
-            "game_types": [k[0] for k in keys],
-            "regions": [k[1] for k in keys],
-            "metrics": [k[2] for k in keys],
+            **key_lists(keys),
             "now": now,
             "since": now - timedelta(hours=2),
         },
@@ -275,8 +280,7 @@ def read_observed(
     rows = con.sql(
         db.sql("plan_observed"),
         params={
-            "game_types": [k[0] for k in keys],
-            "regions": [k[1] for k in keys],
+            **key_lists(keys),
             "now": now,
             "since": now - max_age,
         },
@@ -324,9 +328,7 @@ def read_ingest_failures(
     rows = con.sql(
         db.sql("plan_ingest_failures"),
         params={
-            "game_types": [k[0] for k in keys],
-            "regions": [k[1] for k in keys],
-            "metrics": [k[2] for k in keys],
+            **key_lists(keys),
             "now": now,
             "since": now - window,
         },
