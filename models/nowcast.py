@@ -520,26 +520,23 @@ class _FitCache:
                 return v - ev.total(k, include_self=True, at=h)
             return v
 
-        memo = self.weekly
-        for slot_hour in range(h - WEEK, h):
-            mean = memo.get(slot_hour)  # only clean slots are kept
-            if mean is None:
-                hours = [slot_hour - WEEK * k for k in range(cfg.weeks)]
-                vals = [value(k) for k in hours] if touched else [log.get(k, nan) for k in hours]
-                mean = _robust_mean(vals, cfg.median)
-                if not touched or touched.isdisjoint(hours):
-                    memo[slot_hour] = mean
-            shape.weekly[slot_hour % WEEK] = mean
-        memo = self.daily
-        for slot_hour in range(h - DAY, h):
-            mean = memo.get(slot_hour)  # only clean slots are kept
-            if mean is None:
-                hours = [slot_hour - DAY * k for k in range(cfg.days)]
-                vals = [value(k) for k in hours] if touched else [log.get(k, nan) for k in hours]
-                mean = _robust_mean(vals, cfg.median)
-                if not touched or touched.isdisjoint(hours):
-                    memo[slot_hour] = mean
-            shape.daily[slot_hour % DAY] = mean
+        # the weekly, then the daily shape: each slot the robust mean of the same hour over the
+        # last periods, memoised while no event touches those hours
+        for memo, period, count, out in (
+            (self.weekly, WEEK, cfg.weeks, shape.weekly),
+            (self.daily, DAY, cfg.days, shape.daily),
+        ):
+            for slot_hour in range(h - period, h):
+                mean = memo.get(slot_hour)  # only clean slots are kept
+                if mean is None:
+                    hours = [slot_hour - period * k for k in range(count)]
+                    vals = (
+                        [value(k) for k in hours] if touched else [log.get(k, nan) for k in hours]
+                    )
+                    mean = _robust_mean(vals, cfg.median)
+                    if not touched or touched.isdisjoint(hours):
+                        memo[slot_hour] = mean
+                out[slot_hour % period] = mean
         return shape
 
 
