@@ -161,16 +161,24 @@ def test_pipeline_completes_and_records_forecasts_and_decisions(prepared: Prepar
 
 def test_pipeline_publishes_artifacts_with_stable_keys(prepared: Prepared) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas import filters as f
 
-    with get_client(sync_client=True) as client:
-        keys = {a.key for a in client.read_artifacts() if a.key}
-        runs = client.read_flow_runs()
-    assert {
+    wanted = {
         "forecast-casual-puzzle",
         "capacity-plan-casual-puzzle",
         "pipeline-summary-casual-puzzle",
-    } <= keys
-    assert "pipeline-casual_puzzle-fleet_setting" in {r.name for r in runs}
+    }
+    name = "pipeline-casual_puzzle-fleet_setting"
+    with get_client(sync_client=True) as client:  # filtered: the backend's reads are paged
+        arts = client.read_artifacts(
+            artifact_filter=f.ArtifactFilter(key=f.ArtifactFilterKey(any_=sorted(wanted)))
+        )
+        runs = client.read_flow_runs(
+            flow_run_filter=f.FlowRunFilter(name=f.FlowRunFilterName(any_=[name]))
+        )
+    keys = {a.key for a in arts}
+    assert wanted <= keys
+    assert name in {r.name for r in runs}
 
 
 def _artifact(key: str) -> str:
