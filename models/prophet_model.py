@@ -120,6 +120,14 @@ class ProphetForecaster:
         return m
 
     def fit(self, history: pd.DataFrame, events: pd.DataFrame | None = None) -> dict[str, Any]:
+        return self.fit_with_effect(history, events)[0]
+
+    def fit_with_effect(
+        self, history: pd.DataFrame, events: pd.DataFrame | None = None
+    ) -> tuple[dict[str, Any], np.ndarray]:
+        """The model ``fit`` returns and its learned event effect at each hour of ``history``
+        (what ``history_effect`` gives for it), read off the fit's own in-sample prediction
+        instead of a second one."""
         from prophet.serialize import model_to_json
 
         y = history["y"].to_numpy(dtype=float)
@@ -136,10 +144,13 @@ class ProphetForecaster:
         weekly = (frame["ds"].iloc[-1] - frame["ds"].iloc[0]) >= pd.Timedelta(days=7)
         m = self._new_model(regressors, weekly)
         m.fit(frame)
-        fitted = m.predict(frame.drop(columns="y"))["yhat"].to_numpy()
-        resid = frame["y"].to_numpy() - fitted
+        insample = m.predict(frame.drop(columns="y"))
+        resid = frame["y"].to_numpy() - insample["yhat"].to_numpy()
         sigma = float(np.std(resid[-24 * 14 :])) if resid.size > 1 else 0.0
-        return {
+        effect = np.zeros(len(frame))
+        if regressors and "extra_regressors_additive" in insample.columns:
+            effect = insample["extra_regressors_additive"].to_numpy(dtype=float)
+        model = {
             "kind": self.name,
             "log": log,
             "sigma": sigma,
@@ -152,6 +163,7 @@ class ProphetForecaster:
             "n_obs": int(y.size),
             "prophet": model_to_json(m),
         }
+        return model, effect
 
     def predict_components(
         self,

@@ -263,25 +263,48 @@ def forecast_at(
     return _usable(forecaster.predict(model, past, horizon, events), horizon)
 
 
+@dataclass(frozen=True)
+class EventEffect:
+    """Prophet's learned event effect for one history: at each of its hours (``past``) and at
+    each hour of the horizon after it (``future``), on the model's scale."""
+
+    past: np.ndarray
+    future: np.ndarray
+    log: bool
+    nonnegative: bool
+
+
+def event_effect(
+    prophet: Forecaster,
+    prophet_model: dict[str, Any],
+    past: pd.DataFrame,
+    horizon: int,
+    events: pd.DataFrame | None,
+) -> EventEffect:
+    """Prophet's event effect over ``past`` and the ``horizon`` hours after it
+    (``prophet_model`` was fitted on ``past`` or on less)."""
+    past_effect = prophet.history_effect(prophet_model, past, events)  # type: ignore[attr-defined]
+    _, effect = prophet.predict_components(prophet_model, past, horizon, events)  # type: ignore[attr-defined]
+    return _effect_of(prophet_model, past_effect, effect)
+
+
+def _effect_of(model: dict[str, Any], past: np.ndarray, future: np.ndarray) -> EventEffect:
+    return EventEffect(past, future, bool(model.get("log")), bool(model.get("nonnegative")))
+
+
 def _lifted(
     forecaster: Forecaster,
     past: pd.DataFrame,
     horizon: int,
     events: pd.DataFrame | None,
-    prophet: Forecaster,
-    prophet_model: dict[str, Any],
+    effect: EventEffect,
 ) -> pd.DataFrame:
     """The ``+events`` variant of ``forecaster`` from ``past``: fitted on ``past`` with Prophet's
-    learned past event effect taken out, Prophet's effect of the events in the horizon on top
-    (``prophet_model`` was fitted on ``past`` or on less)."""
-    log = bool(prophet_model.get("log"))
-    past_effect = prophet.history_effect(prophet_model, past, events)  # type: ignore[attr-defined]
-    plain = remove_events(past, past_effect, log=log)
-    _, effect = prophet.predict_components(prophet_model, past, horizon, events)  # type: ignore[attr-defined]
+    learned past event effect taken out, Prophet's effect of the events in the horizon on top."""
+    plain = remove_events(past, effect.past, log=effect.log)
     model = forecaster.fit(plain, events)
     frame = _usable(forecaster.predict(model, plain, horizon, events), horizon)
-    nonneg = bool(prophet_model.get("nonnegative"))
-    return event_overlay(frame, effect, log=log, nonnegative=nonneg)
+    return event_overlay(frame, effect.future, log=effect.log, nonnegative=effect.nonnegative)
 
 
 def _ensemble(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -383,11 +406,16 @@ def conformal(errors: np.ndarray, pool: int = CONFORMAL_POOL) -> dict[str, list[
     pooled over its +-``pool`` neighbours; tails never narrow with the step."""
     e = np.atleast_2d(np.asarray(errors, dtype=float))
     steps = e.shape[1]
+    # every probability of a step in one call (a quarter of the calls, the same values)
+    per_step = np.array(
+        [
+            np.nanquantile(e[:, max(0, h - pool) : h + pool + 1], CONFORMAL_PROBS)
+            for h in range(steps)
+        ]
+    ).reshape(steps, len(CONFORMAL_PROBS))
     out: dict[str, list[float]] = {}
-    for p in CONFORMAL_PROBS:
-        q = np.array(
-            [np.nanquantile(e[:, max(0, h - pool) : h + pool + 1], p) for h in range(steps)]
-        )
+    for i, p in enumerate(CONFORMAL_PROBS):
+        q = per_step[:, i]
         q = np.maximum.accumulate(q) if p > 0.5 else np.minimum.accumulate(q)
         out[repr(p)] = [float(v) for v in q]
     return out
@@ -487,6 +515,21 @@ def _fit_forecast(
     return model, _usable(fc.predict(model, past, horizon, events), horizon)
 
 
+def _fit_forecast_effect(
+    fc: Forecaster, past: pd.DataFrame, horizon: int, events: pd.DataFrame | None
+) -> tuple[pd.DataFrame, EventEffect]:
+    """The event source's forecast and its event effect from one fit and one prediction (what
+    ``_fit_forecast`` and ``event_effect`` give, without predicting twice)."""
+    fit_with_effect = getattr(fc, "fit_with_effect", None)
+    if fit_with_effect is None:
+        model = fc.fit(past, events)
+        past_effect = fc.history_effect(model, past, events)  # type: ignore[attr-defined]
+    else:
+        model, past_effect = fit_with_effect(past, events)
+    frame, future = fc.predict_components(model, past, horizon, events)  # type: ignore[attr-defined]
+    return _usable(frame, horizon), _effect_of(model, past_effect, future)
+
+
 def train_series(
     history: pd.DataFrame,
     events: pd.DataFrame | None = None,
@@ -538,21 +581,23 @@ def train_series(
         actual = y[cut : cut + config.horizon]
         insample = y[:cut]
         past = hist.iloc[:cut].reset_index(drop=True)
-        fitted_here: dict[str, dict[str, Any]] = {}  # models fitted at this origin
         at = _Origin(scored, actual, insample, config.season, str(hist["ds"].iloc[cut - 1]))
         h = config.horizon
+        effect: EventEffect | None = None  # Prophet's at this origin, once for every variant
         for name, fc in cands.items():
             try:
-                fitted_here[name], got = _fit_forecast(fc, past, h, events)
+                if name == EVENT_SOURCE and variants:
+                    got, effect = _fit_forecast_effect(fc, past, h, events)
+                else:
+                    got = _fit_forecast(fc, past, h, events)[1]
             except Exception as exc:  # any failure sinks the candidate, recorded
                 got = exc
             at.keep(name, got, per_origin, scores, errors)
         for name in variants:
             try:
-                source = fitted_here.get(EVENT_SOURCE)
-                if source is None:
+                if effect is None:
                     raise CandidateFailed(f"no {EVENT_SOURCE} model at this origin")
-                got = _lifted(cands[base_of(name)], past, h, events, cands[EVENT_SOURCE], source)
+                got = _lifted(cands[base_of(name)], past, h, events, effect)
             except Exception as exc:
                 got = exc
             at.keep(name, got, per_origin, scores, errors)
@@ -729,7 +774,8 @@ def forecast_series(
                 raise CandidateFailed(f"needs the {source} model for the event effect")
             if base not in cands:
                 raise CandidateFailed(f"unknown candidate {base!r}")
-            frame = _lifted(cands[base], hist, horizon, events, cands[source], models[source])
+            effect = event_effect(cands[source], models[source], hist, horizon, events)
+            frame = _lifted(cands[base], hist, horizon, events, effect)
         elif name in cands:
             frame = _usable(cands[name].predict(model, hist, horizon, events), horizon)
         else:

@@ -15,6 +15,7 @@ from models.selection import (
     COMBINATION,
     COMBINE_BEST,
     COMBINE_WITHIN,
+    CONFORMAL_PROBS,
     PANEL_KEEP_MARGIN,
     CandidateResult,
     CVConfig,
@@ -236,3 +237,16 @@ def test_a_panel_model_is_served_alone_unless_a_local_one_is_20_percent_better(
         assert COMBINATION not in training.candidates
         rest = [n for n in training.chain if n != "global_gbm"]
         assert rest == sorted(rest, key=lambda n: training.candidates[n].cv_mase)
+
+
+def test_conformal_quantiles_are_each_steps_pooled_errors_quantiles() -> None:
+    """The conformal quantiles of a step are those of the errors within +-pool steps of it (NaN
+    errors left out), the upper tail never narrowing and the lower never widening back."""
+    rng = np.random.default_rng(5)
+    errors = rng.standard_t(3, size=(6, 24))
+    errors[rng.random(errors.shape) < 0.1] = np.nan
+    got = conformal(errors, pool=3)
+    for p in CONFORMAL_PROBS:
+        plain = [np.nanquantile(errors[:, max(0, h - 3) : h + 4], p) for h in range(24)]
+        want = np.maximum.accumulate(plain) if p > 0.5 else np.minimum.accumulate(plain)
+        np.testing.assert_array_equal(got[repr(p)], want)

@@ -130,6 +130,21 @@ def test_event_uplift_is_forecast_for_a_scheduled_tournament() -> None:
     assert lifted.mean() > 1.4 * plain[19:23].mean()
 
 
+def test_the_fit_gives_the_event_effect_history_effect_gives() -> None:
+    """CV reads each origin's past event effect off the fit's own in-sample prediction instead
+    of predicting again (``fit_with_effect``): the same numbers as ``history_effect``, and none
+    without events."""
+    history, events = demand(19)
+    fc = ProphetForecaster()
+    model, effect = fc.fit_with_effect(history, events)
+    assert "event_tournament" in model["regressors"]
+    again = fc.history_effect(model, history, events)
+    np.testing.assert_array_equal(effect, again)
+    assert effect.max() > 0.3  # the tournaments' learned uplift (log scale, true log(1.8))
+    plain, none = fc.fit_with_effect(history, None)
+    assert not plain["regressors"] and not none.any() and len(none) == len(history)
+
+
 def test_no_pickle_anywhere() -> None:
     for folder in ("models", "fleetcast", "tasks", "flows"):
         for path in (ROOT / folder).rglob("*.py"):
