@@ -740,6 +740,7 @@ def forecast_series(
     refused = dict(refused or {})
     notes = [f"{n} refused: {why}" for n, why in refused.items()]
     cache: dict[str, pd.DataFrame] = {}
+    effects: dict[str, EventEffect] = {}  # per event source, once for every +events member
     y = hist["y"].to_numpy(dtype=float)
     scale = mase_scale(y, DAY)
     nonneg = bool(y.size and np.nanmin(y) >= 0)
@@ -774,7 +775,9 @@ def forecast_series(
                 raise CandidateFailed(f"needs the {source} model for the event effect")
             if base not in cands:
                 raise CandidateFailed(f"unknown candidate {base!r}")
-            effect = event_effect(cands[source], models[source], hist, horizon, events)
+            if source not in effects:
+                effects[source] = event_effect(cands[source], models[source], hist, horizon, events)
+            effect = effects[source]
             frame = _lifted(cands[base], hist, horizon, events, effect)
         elif name in cands:
             frame = _usable(cands[name].predict(model, hist, horizon, events), horizon)

@@ -32,11 +32,12 @@ from fleetcast.resources.registry import (
     model_key,
 )
 from fleetcast.stages.histories import events_for, load_events, load_histories
-from fleetcast.stages.training import PANEL, long_series, panel_frame
+from fleetcast.stages.training import PANEL, long_series, panel_frame, slow_candidates
 from models import global_gbm
 from models.clock import utcnow
 from models.names import check_name
 from models.selection import (
+    COMBINATION,
     FORECASTERS,
     PrecomputedForecaster,
     SeriesForecast,
@@ -57,6 +58,13 @@ def _forecast_one(
     """One series' forecast from its champion set (the chain and its loaded models), history
     and ``events`` (all of them: this series' are picked here)."""
     return _forecast_job((cs, history, events_for(events, cs.key), horizon, panel))  # type: ignore[attr-defined]
+
+
+def _fits_at_forecast(cs: object) -> bool:
+    """Whether a series' stored candidates include one fitted at forecast time, in seconds
+    (anything beyond ``models.selection.CHEAP_CANDIDATES``; the panel model predicts)."""
+    names = [base_of(n) for n in cs.models if n not in (PANEL, COMBINATION)]  # type: ignore[attr-defined]
+    return slow_candidates(names)
 
 
 # champion set, history, the series' events, horizon, the panel's forecast: plain, picklable
@@ -171,7 +179,9 @@ def forecast_all(
     results = job_runner(settings, workers).run(
         _forecast_job,
         [(cs, h, events_for(events, cs.key), horizon, panel.get(cs.key)) for cs, h in jobs],
-        slow=False,  # a stored model predicts in milliseconds to a second: threads here
+        # seconds a series where a model is fitted at forecast time (MSTL, an events variant):
+        # processes on every core; milliseconds (seasonal naive, the panel's): threads
+        slow=any(_fits_at_forecast(cs) for cs, _ in jobs),
         progress="forecasting series",  # a terminal bar or a flow progress artifact
     )
     run_id, created_at = uuid.uuid4().hex, utcnow()
