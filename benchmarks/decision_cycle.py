@@ -12,8 +12,9 @@ managed Auto Scaling group per fleet on moto, and one cycle an hour before the t
 the previous hour's run left: groups at their level, the processes tag written, one earlier
 decision per fleet). The timed cycle is the next hour's, as the hourly flow runs it.
 
-Columns: wall seconds; this process's own CPU seconds (all threads) and the moto server's, apart:
-on a loaded machine the wall time waits on other processes, the CPU seconds do not.
+Columns: wall seconds; this process's own CPU seconds (all threads, and the decision worker
+processes the plan spawns above ``DECIDE_BATCH`` x 4 fleets) and the moto server's, apart: on a
+loaded machine the wall time waits on other processes, the CPU seconds do not.
 
 ``--plan-only``: the plan alone (reads + decisions), against groups held in memory
 (``RecordedBackend``: no moto), for sizes where creating the groups on moto would dominate.
@@ -45,9 +46,12 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _own_cpu() -> float:
-    """User + system CPU seconds of this process so far (all its threads)."""
+    """User + system CPU seconds of this process so far (all its threads) and of its children
+    that have ended (the plan's decision worker processes, once their pool is shut; the moto
+    server ends after the measurement, so its time is not in it)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
 def setup(folder: Path, fleets: int, days: int, end, capacity: float):  # type: ignore[no-untyped-def]

@@ -1,8 +1,8 @@
-"""One owner of the database, work on a Dask cluster: with an address configured, training and
-forecasting ship each series' plain data to the workers of a real ``LocalCluster`` (worker
-processes started in an empty folder, guarded against opening any DuckDB file) and write what
-comes back here; the stored models and forecasts are those of the local run, and a worker killed
-mid-run loses no result."""
+"""One owner of the database, work on a Dask cluster: with an address configured, training,
+forecasting and the hourly cycle's decisions ship plain data to the workers of a real
+``LocalCluster`` (worker processes started in an empty folder, guarded against opening any
+DuckDB file) and write what comes back here; the stored models, forecasts and decisions are
+those of the local run, and a worker killed mid-run loses no result."""
 
 from __future__ import annotations
 
@@ -25,11 +25,15 @@ from helpers_data import store_metrics
 
 from fleetcast.config import Settings, job_runner
 from fleetcast.resources import db
+from fleetcast.resources.aws import GroupState, RecordedBackend
 from fleetcast.resources.dask_pool import DaskPool
 from fleetcast.resources.pool import LocalPool
+from fleetcast.stages.allocate import allocate
+from fleetcast.stages.fleets import upsert_fleets
 from fleetcast.stages.orchestration import DASK_ADDRESS_ENV, settings_for
 from fleetcast.stages.serving import forecast_all
 from fleetcast.stages.training import train_all
+from models.policy import FleetSpec
 
 CANDIDATES = ("snaive24", "mstl")  # with their ensemble; mstl takes a while per series
 SERIES = 6
@@ -66,9 +70,13 @@ def _guard_records(address: str) -> list[str]:
     return [x for records in got.values() for x in records]
 
 
+START = pd.Timestamp("2026-02-01")
+HOURS = 24 * 12
+
+
 def _data(settings: Settings) -> None:
     rng = np.random.default_rng(3)
-    ts = pd.date_range("2026-02-01", periods=24 * 12, freq="h")
+    ts = pd.date_range(START, periods=HOURS, freq="h")
     parts = []
     for i in range(SERIES):
         y = (300 + 90 * i) * np.exp(0.5 * np.sin(2 * np.pi * (ts.hour.to_numpy() - 12 + i) / 24))
@@ -95,6 +103,26 @@ def _forecasts(settings: Settings) -> pl.DataFrame:
         ).pl()
 
 
+def _scale(settings: Settings) -> list[tuple[str, int, str, str]]:
+    """The hourly cycle's plan, apply and record (what ``fleetcast scale`` and the
+    forecast-and-scale flow run after the forecast) for a fleet per series, 20 minutes after
+    the newest hour, against groups held in memory: (fleet, target, status, reason)."""
+    specs = [
+        FleetSpec(fleet=f"game_{i % 3}-r{i // 3}", game_type=f"game_{i % 3}", region=f"r{i // 3}",
+                  asg_name=f"g{i}-asg", capacity_players=50.0, min_size=1, max_size=60,
+                  mode="scale")
+        for i in range(SERIES)
+    ]  # fmt: skip
+    with db.session(settings.db_path) as con:
+        upsert_fleets(con, specs)
+    backend = RecordedBackend(
+        [GroupState(f.asg_name, 2, 1, 60, {"fleetcast:managed": "true"}) for f in specs]
+    )
+    now = (START + pd.Timedelta(hours=HOURS - 1, minutes=20)).to_pydatetime()
+    done = allocate(settings, now=now, backend=backend, run_id="hourly")
+    return [(d.fleet, d.target, d.status, d.reason) for d in done]
+
+
 def test_the_composition_root_chooses_where_jobs_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
     assert job_runner(settings_for(None), 3) == LocalPool(3)
@@ -102,7 +130,7 @@ def test_the_composition_root_chooses_where_jobs_run(monkeypatch: pytest.MonkeyP
     assert job_runner(settings_for(None)) == DaskPool("tcp://10.0.0.5:8786")
 
 
-def test_train_and_forecast_on_the_cluster_store_what_the_local_run_stores(
+def test_train_forecast_and_the_hourly_cycle_on_the_cluster_store_what_the_local_run_does(
     settings: Settings, tmp_path: Path, cluster: str
 ) -> None:
     from distributed import Client
@@ -125,6 +153,10 @@ def test_train_and_forecast_on_the_cluster_store_what_the_local_run_stores(
     assert _forecasts(remote).height == SERIES * 12
     assert _forecasts(remote).equals(_forecasts(settings))
 
+    decided = _scale(remote)  # the hourly cycle's decisions, made on the cluster
+    assert decided == _scale(settings)
+    assert len({t for _, t, _, _ in decided}) >= 3 and all("nowcast" in r for *_, r in decided)
+
     # the jobs did run on the cluster's workers
     with Client(cluster, set_as_default=False) as client:
         keys = client.run_on_scheduler(
@@ -132,6 +164,7 @@ def test_train_and_forecast_on_the_cluster_store_what_the_local_run_stores(
         )
     assert sum(k.startswith("train_job-") for k in keys) >= SERIES
     assert sum(k.startswith("forecast_job-") for k in keys) >= SERIES
+    assert any(k.startswith("decide_batch-") for k in keys)
     assert _guard_records(cluster) == []  # no worker connected to or opened a database
 
 

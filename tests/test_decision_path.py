@@ -319,3 +319,65 @@ def test_priority_under_a_budget_holds_during_a_tournament(aws_settings: Setting
     assert got["casual-eu"].target < need["casual-eu"]
     assert "budget" in got["casual-eu"].reason and "tournament cup3" in got["casual-eu"].reason
     assert desired(url, "ranked-eu-asg") + desired(url, "casual-eu-asg") <= limit
+
+
+def test_fleets_decided_in_batches_on_worker_processes_decide_as_in_one_batch_here(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the decisions are made does not change them: twelve fleets (their own demand,
+    limits, an override, an event, one busy group, one series that fails ingest) planned in one
+    batch in this process, then in batches of two on a local pool of two processes (a spawned
+    worker beside this one), give equal decisions, reasons included."""
+    from fleetcast.resources.aws import GroupState, InstanceState, RecordedBackend
+    from fleetcast.resources.pool import LocalPool, training_pool
+    from fleetcast.stages import allocate as alloc
+
+    y = _demand(24 * DAYS)
+    ts = [T0 + timedelta(hours=i) for i in range(y.size)]
+    specs = [
+        replace(_fleet(45 if i % 2 else 60), fleet=f"arena-r{i}", region=f"r{i}",
+                asg_name=f"arena-r{i}-asg", max_size=10 + 3 * i)
+        for i in range(12)
+    ]  # fmt: skip
+    with db.session(settings.db_path) as con:
+        upsert_fleets(con, specs)
+        for i, f in enumerate(specs):
+            scale = 0.5 + 0.1 * i
+            con.executemany(
+                "insert into metrics (ts, game_type, region, metric, value, batch_id) "
+                "values (?, 'arena', ?, 'players', ?, 'b1')",
+                [
+                    (t, f.region, float(v) * scale)
+                    for t, v in zip(ts, _demand(y.size, i), strict=True)
+                ],
+            )
+        con.execute(
+            "insert into events (event_id, name, kind, game_type, region, starts_at, ends_at, "
+            "batch_id, first_seen_at) values ('e0', 'cup', 'tournament', 'arena', 'r3', ?, ?, "
+            "'e', ?)",
+            [ts[-1] + timedelta(hours=1), ts[-1] + timedelta(hours=4), T0],
+        )
+        set_override(con, fleet="arena-r5", kind="min", value=9, reason="launch",
+                     expires_at=ts[-1] + timedelta(hours=6), now=ts[-1])  # fmt: skip
+    now = ts[-1] + timedelta(minutes=20)
+    busy = [InstanceState(f"i-{k}", "InService", False, True) for k in range(4)]
+
+    def backend() -> RecordedBackend:
+        return RecordedBackend(
+            [GroupState(f.asg_name, 3, 1, f.max_size, {"fleetcast:managed": "true"},
+                        tuple(busy) if f.fleet == "arena-r7" else ()) for f in specs]
+        )  # fmt: skip
+
+    errors = {"arena-r9": "forecast failed validation"}
+    here = alloc.plan(settings, backend=backend(), now=now, forecast_errors=errors)
+    monkeypatch.setattr(alloc, "DECIDE_BATCH", 2)
+    monkeypatch.setattr(alloc, "job_runner", lambda settings: LocalPool(2))
+    assert training_pool(6, 2) == ("process", 2)  # six batches: a spawned process takes some
+    there = alloc.plan(settings, backend=backend(), now=now, forecast_errors=errors)
+    assert there.decisions == here.decisions
+    # the case is not trivial: the fleets differ, and the override, event, busy group and
+    # forecast error each reach their fleet's decision
+    assert len({d.target for d in here.decisions}) >= 4
+    why = {d.fleet: d.reason for d in here.decisions}
+    assert "cup" in why["arena-r3"] and "busy" in why["arena-r7"]
+    assert "override" in why["arena-r5"] and "forecast failed validation" in why["arena-r9"]

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from fleetcast.config import Settings
+from fleetcast.config import Settings, job_runner
 from fleetcast.resources import db
 from fleetcast.resources.aws import (
     ApplyResult,
@@ -26,7 +26,7 @@ from fleetcast.resources.aws import (
 from fleetcast.stages import approval
 from fleetcast.stages.approval_rules import load_rules
 from fleetcast.stages.budgets import budget_scopes, run_rule
-from fleetcast.stages.decide import decide_from
+from fleetcast.stages.decide import DecideJob, FleetJob, decide_batch
 from fleetcast.stages.fleets import load_fleets
 from fleetcast.stages.overrides import list_overrides
 from fleetcast.stages.plan_inputs import read_plan_inputs
@@ -38,6 +38,12 @@ from models.decision import FleetState
 from models.policy import Budget, Decision
 from models.precedence import settle
 from models.processes import ProcessFit
+
+# Fleets per decision job. A fleet fed the nowcast's whole window (about 47 days) costs about
+# 33 ms of CPU, so a batch about 1.6 s: one batch (up to 50 fleets) is decided here; from four
+# batches (200 fleets) on 2 cores, in a spawned process beside this one (about 2 s to start and
+# import, paid back from a few batches on). ``benchmarks/decision_cycle.py``.
+DECIDE_BATCH = 50
 
 
 def new_run_id(now: datetime) -> str:
@@ -92,13 +98,16 @@ def plan(
     observed_age = timedelta(minutes=settings.observed_max_age_minutes)
     decisions: list[Decision] = []
     states: dict[str, GroupState] = {}
-    with db.session(settings.db_path) as con:  # a writer: applies pending migrations
-        # Reads: a handful of queries for all the fleets (stages/plan_inputs.py), one batch
-        # read of the groups.
+    with (
+        db.session(settings.db_path) as con,  # a writer: applies pending migrations
+        ThreadPoolExecutor(1, thread_name_prefix="describe") as aws,
+    ):
+        # Reads: a handful of queries for all the fleets (stages/plan_inputs.py), and the groups
+        # in one batch read, sent first and answered while the database is read.
         fleets = load_fleets(con, game_type)
+        described = aws.submit(_describe_all, backend, [f.asg_name for f in fleets])
         overrides = list_overrides(con, now)
         rules, pending = load_rules(con), approval.pending_by_fleet(con, now)
-        known = _describe_all(backend, [f.asg_name for f in fleets])
         fits = plan_processes(
             con,
             fleets,
@@ -118,7 +127,8 @@ def plan(
             observed_max_age=observed_age,
             ingest_window=timedelta(hours=settings.freshness_hours),
         )
-        # Decisions from that plain data (no query per fleet).
+        known = described.result()
+        jobs: list[FleetJob] = []
         for spec in sized:
             state: GroupState | None = known.get(spec.asg_name)
             group_error: str | None = None
@@ -133,28 +143,26 @@ def plan(
                     i.instance_id for i in state.instances if i.lifecycle_state != "Terminating"
                 }
                 busy_ids = (set(state.busy_ids) | set(busy_extra.get(spec.asg_name, ()))) & live
-            fleet_inputs = inputs[spec.fleet]
-            decision = decide_from(
-                spec,
-                now,
-                FleetState(
-                    current=state.desired if state is not None else None,
-                    current_max=state.max_size if state is not None else None,
-                    busy=len(busy_ids),
-                    overrides=overrides,
-                    history=fleet_inputs.history,
-                ),
-                fleet_inputs,
-                observed_max_age=observed_age,
-                forecast_error=group_error or errors.get(spec.fleet) or errors.get(spec.game_type),
-                max_forecast_age=timedelta(hours=settings.freshness_hours),
+            fleet_state = FleetState(
+                current=state.desired if state is not None else None,
+                current_max=state.max_size if state is not None else None,
+                busy=len(busy_ids),
+                overrides=overrides,
+                history=inputs[spec.fleet].history,
             )
+            error = group_error or errors.get(spec.fleet) or errors.get(spec.game_type)
+            jobs.append((spec, fleet_state, inputs[spec.fleet], error))
+        # Decisions from that plain data (no query per fleet), in batches wherever the job
+        # runner runs them (this machine's cores, or the Dask cluster when one is configured).
+        decided = _decide_all(settings, now, jobs)
+        for (spec, _, _, _), decision in zip(jobs, decided, strict=True):
             fit = fits[spec.fleet]
             decision = replace(
                 decision,
                 inputs={**decision.inputs, "processes": fit.as_record()},
                 reason=decision.reason + _processes_note(fit),
             )
+            state = states.get(spec.fleet)
             if state is not None and spec.mode == "scale":
                 if not is_allowed(state, settings.allowed_groups, settings.allowed_tag):
                     decision = replace(
@@ -184,6 +192,28 @@ def plan(
         )
     asked = f"{run_id} ({asked_by})"
     return Plan(run_id, now, tuple(decisions), states, busy_extra, tuple(proposals), asked)
+
+
+def _decide_all(settings: Settings, now: datetime, fleets: Sequence[FleetJob]) -> list[Decision]:
+    """Each fleet's decision, in order: batches of ``DECIDE_BATCH`` fleets through the job
+    runner (:func:`fleetcast.config.job_runner`): one batch here, several on this machine's
+    cores, or on the Dask cluster when an address is configured (the same pure function on
+    plain data; the decisions are the same wherever they are made)."""
+    if not fleets:
+        return []
+    observed_age = timedelta(minutes=settings.observed_max_age_minutes)
+    max_age = timedelta(hours=settings.freshness_hours)
+    batches: list[DecideJob] = [
+        (now, observed_age, max_age, fleets[i : i + DECIDE_BATCH])
+        for i in range(0, len(fleets), DECIDE_BATCH)
+    ]
+    done = job_runner(settings).run(
+        decide_batch,
+        batches,
+        slow=True,
+        cost=lambda job: sum(len(inputs.ts) for _, _, inputs, _ in job[3]),
+    )
+    return [d for batch in done for d in batch]
 
 
 def _processes_note(fit: ProcessFit) -> str:

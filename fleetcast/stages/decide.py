@@ -1,13 +1,15 @@
 """The live side of the one decision path (:mod:`models.decision`): a fleet's decision at
 ``now`` from its data read in bulk (:mod:`fleetcast.stages.plan_inputs`). ``fleetcast scale``
-(via :func:`fleetcast.stages.allocate.plan`) calls :func:`decide_from`; ``fleetcast backtest``
-feeds the same pure function from a replay; ``fleetcast events`` reads one fleet's fed
-forecaster (:func:`forecaster_at`).
+(via :func:`fleetcast.stages.allocate.plan`) calls :func:`decide_from` through
+:func:`decide_batch`, a job of plain data that runs here, in a spawned process or on a Dask
+worker; ``fleetcast backtest`` feeds the same pure function from a replay; ``fleetcast events``
+reads one fleet's fed forecaster (:func:`forecaster_at`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -105,3 +107,29 @@ def decide_from(
         forecast_error=forecast_error,
         max_forecast_age=max_forecast_age,
     )
+
+
+# One fleet of a decision job: its spec (sized), its state, its inputs, the reason its forecast
+# or group cannot be trusted (None: it can).
+FleetJob = tuple[FleetSpec, FleetState, FleetInputs, str | None]
+# A decision job: now, the observed demand's maximum age, the stored forecasts' maximum age, and
+# the fleets, plain data only (no path, no connection): it runs wherever the job runner says.
+DecideJob = tuple[datetime, timedelta, timedelta, Sequence[FleetJob]]
+
+
+def decide_batch(job: DecideJob) -> list[Decision]:
+    """:func:`decide_from` on each fleet of a job, in order (module level, so that a spawned
+    process or a Dask worker can run it)."""
+    now, observed_max_age, max_forecast_age, fleets = job
+    return [
+        decide_from(
+            spec,
+            now,
+            state,
+            inputs,
+            observed_max_age=observed_max_age,
+            forecast_error=error,
+            max_forecast_age=max_forecast_age,
+        )
+        for spec, state, inputs, error in fleets
+    ]
