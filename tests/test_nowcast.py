@@ -203,6 +203,23 @@ def test_pre_event_ramp_and_post_event_surge_are_learned() -> None:
     assert after is not None and after.yhat == pytest.approx(100.0, rel=0.03)
 
 
+def test_a_steep_first_hour_is_not_blurred_into_its_neighbours() -> None:
+    """Three earlier tournaments with a ramp (x1.25 the hour before), a first hour at x1.7 and
+    x2 after: each hour of the fourth is forecast at its own effect. Pooled with the hours
+    around it (the default config before), the first hour read as x2 and the anchored level
+    sat too low, so the second hour was forecast at x1.7."""
+    starts = [(2, 19), (5, 8), (9, 14), (13, 21), (16, 11)]  # irregular days and hours
+    evs = [EventWindow("tournament", T0 + timedelta(days=d, hours=h),
+                       T0 + timedelta(days=d, hours=h + 4)) for d, h in starts]  # fmt: skip
+    lifts = [(-1, 1.25), (0, 1.7), (1, 2.0), (2, 2.0), (3, 2.0), (4, 1.3)]
+    y = _flat_with([(e, lifts) for e in evs], 24 * 18)
+    out = nowcast_series(_ts(y.size), y.tolist(), lead=1, events=evs)
+    s = 16 * 24 + 11
+    for k, m in lifts:
+        fc = out[s + k - 1]  # made the hour before
+        assert fc is not None and fc.yhat == pytest.approx(100 * m, rel=0.03), (k, fc)
+
+
 def test_project_reads_the_anchored_forecast_for_any_later_hour() -> None:
     """A clean weekly series: the projection of any later hour (one day, three days and a half,
     past the week) is the series' own value there; the lead's own hour is what ``forecast``
