@@ -56,6 +56,8 @@ def test_events_lists_the_fleets_an_event_applies_to_with_peak_and_instances(
             [start, start + timedelta(hours=3), utcnow()],
         )
         con.execute("update fleets set cost_per_hour = 1.5 where fleet = 'battle_royale-na-east'")
+        # the sample prices every fleet; a fleet without a price shows "-"
+        con.execute("update fleets set cost_per_hour = null where fleet = 'battle_royale-eu-west'")
     capsys.readouterr()
     assert main(["events", "--db", db]) == 0
     out = capsys.readouterr().out

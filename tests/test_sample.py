@@ -261,8 +261,11 @@ def test_fleets_file_loads_into_the_fleets_table(manifest: SampleManifest, tmp_p
     con = db.connect(tmp_path / "f.duckdb")
     try:
         con.sql("insert into fleets by name select * from fleets_df").fetchall()
-        got = con.sql("select count(*), min(min_size), bool_and(mode = 'scale') from fleets")
-        assert got.fetchall() == [(len(manifest.fleets), 2, True)]
+        got = con.sql(
+            "select count(*), min(min_size), bool_and(mode = 'scale'), min(cost_per_hour) "
+            "from fleets"
+        )
+        assert got.fetchall() == [(len(manifest.fleets), 2, True, 0.085)]  # c6i.large's price
         # the largest hour fits under max_size for every fleet
         peaks = _clean_wide(manifest).group_by("game_type", "region").agg(pl.col("players").max())
         con.register("peaks", peaks)

@@ -62,7 +62,12 @@ FLEET_COLUMNS = (
     "lead_time_minutes",
     "safety_margin",
     "mode",
+    "cost_per_hour",
 )
+
+# What one instance of each server configuration costs: AWS's on-demand list price for Linux in
+# us-east-1 (USD per hour), so `fleetcast events`, budgets by cost and the report show dollars.
+ON_DEMAND_USD_PER_HOUR = {"c6i.large": 0.085, "c6i.2xlarge": 0.34, "c6i.4xlarge": 0.68}
 
 
 # --------------------------------------------------------------------------- the world
@@ -766,6 +771,7 @@ def _fleets_frame(fleets: list[tuple[str, str]]) -> pl.DataFrame:
                 "lead_time_minutes": g.lead_time_minutes,
                 "safety_margin": g.safety_margin,
                 "mode": "scale",
+                "cost_per_hour": ON_DEMAND_USD_PER_HOUR[g.server_config.split("-")[0]],
             }
         )
     return pl.DataFrame(rows).select(FLEET_COLUMNS)
