@@ -124,6 +124,11 @@ def detect_kind(columns: Sequence[str]) -> Kind:
                 "use 1-64 lowercase letters, digits, '_' or '-'"
             )
         return "metrics_wide"
+    if {"fleet", "asg_name"} <= cols:
+        raise SchemaError(
+            "a fleets file (fleet configuration, not telemetry): move it out of the landing "
+            "folder and load it with `fleetcast fleets import FILE`"
+        )
     raise SchemaError(
         f"unrecognised columns {sorted(cols)}: expected metrics long (ts, game_type, metric, "
         "value), metrics wide (ts, game_type, <metric>...), sessions (session_id, game_type, "

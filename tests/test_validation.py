@@ -71,6 +71,7 @@ def test_kinds_detected_from_columns(columns: list[str], kind: str) -> None:
         (["ts", "game_type", "CPU Load"], "invalid metric column names"),
         (["ts", "game_type"], "no metric columns"),
         (["ts", "ts", "game_type"], "duplicate column names"),
+        (["fleet", "game_type", "asg_name", "capacity_players"], "fleetcast fleets import FILE"),
     ],
 )
 def test_wrong_schemas_say_what_was_expected(columns: list[str], message: str) -> None:
