@@ -13,8 +13,8 @@ the previous hour's run left: groups at their level, the processes tag written, 
 decision per fleet). The timed cycle is the next hour's, as the hourly flow runs it.
 
 Columns: wall seconds; this process's own CPU seconds (all threads, and the decision worker
-processes the plan spawns above ``DECIDE_BATCH`` x 4 fleets) and the moto server's, apart: on a
-loaded machine the wall time waits on other processes, the CPU seconds do not.
+process the plan spawns with ``--decide-workers 2``) and the moto server's, apart: on a loaded
+machine the wall time waits on other processes, the CPU seconds do not.
 
 ``--plan-only``: the plan alone (reads + decisions), against groups held in memory
 (``RecordedBackend``: no moto), for sizes where creating the groups on moto would dominate.
@@ -123,7 +123,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--plan-only", action="store_true", help="plan only, groups in memory (no moto, no apply)"
     )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="fleets per decision job (default: the product's DECIDE_BATCH; a number above "
+        "--fleets decides every fleet in this process, for comparison)",
+    )
+    p.add_argument(
+        "--decide-workers",
+        type=int,
+        default=None,
+        help="this machine's workers for the decisions (default: the product's DECIDE_WORKERS)",
+    )
     args = p.parse_args(argv)
+    from fleetcast.stages import allocate
+
+    if args.batch is not None:
+        allocate.DECIDE_BATCH = args.batch
+    if args.decide_workers is not None:
+        allocate.DECIDE_WORKERS = args.decide_workers
 
     from fleetcast.resources.aws import AwsBackend, GroupState, RecordedBackend
     from fleetcast.resources.local_aws import moto_server, provision_groups
@@ -254,11 +273,17 @@ def decision_config_default(decision_config):  # type: ignore[no-untyped-def]
 
 
 def _report(args, days, data_s, setup_s, rows) -> None:  # type: ignore[no-untyped-def]
+    from fleetcast.resources.pool import training_pool
+    from fleetcast.stages import allocate
+
     print(machine())
     extra = "" if setup_s is None else f"; groups + the previous hour's cycle {setup_s:.1f} s"
+    jobs = math.ceil(args.fleets / allocate.DECIDE_BATCH)
+    kind, workers = training_pool(jobs, allocate.DECIDE_WORKERS)
     print(
         f"\n{args.fleets} fleets, {days} days of hourly players each; setup (not timed): "
-        f"data {data_s:.1f} s{extra}\n"
+        f"data {data_s:.1f} s{extra}; decided in {jobs} batches of up to "
+        f"{allocate.DECIDE_BATCH} ({kind}, {workers} workers)\n"
     )
     header = ("stage", "seconds", "ms/fleet", "own CPU s", "note")
     if setup_s is not None:

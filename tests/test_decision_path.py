@@ -329,7 +329,7 @@ def test_fleets_decided_in_batches_on_worker_processes_decide_as_in_one_batch_he
     batch in this process, then in batches of two on a local pool of two processes (a spawned
     worker beside this one), give equal decisions, reasons included."""
     from fleetcast.resources.aws import GroupState, InstanceState, RecordedBackend
-    from fleetcast.resources.pool import LocalPool, training_pool
+    from fleetcast.resources.pool import training_pool
     from fleetcast.stages import allocate as alloc
 
     y = _demand(24 * DAYS)
@@ -371,7 +371,7 @@ def test_fleets_decided_in_batches_on_worker_processes_decide_as_in_one_batch_he
     errors = {"arena-r9": "forecast failed validation"}
     here = alloc.plan(settings, backend=backend(), now=now, forecast_errors=errors)
     monkeypatch.setattr(alloc, "DECIDE_BATCH", 2)
-    monkeypatch.setattr(alloc, "job_runner", lambda settings: LocalPool(2))
+    monkeypatch.setattr(alloc, "DECIDE_WORKERS", 2)
     assert training_pool(6, 2) == ("process", 2)  # six batches: a spawned process takes some
     there = alloc.plan(settings, backend=backend(), now=now, forecast_errors=errors)
     assert there.decisions == here.decisions

@@ -39,11 +39,14 @@ from models.policy import Budget, Decision
 from models.precedence import settle
 from models.processes import ProcessFit
 
-# Fleets per decision job. A fleet fed the nowcast's whole window (about 47 days) costs about
-# 33 ms of CPU, so a batch about 1.6 s: one batch (up to 50 fleets) is decided here; from four
-# batches (200 fleets) on 2 cores, in a spawned process beside this one (about 2 s to start and
-# import, paid back from a few batches on). ``benchmarks/decision_cycle.py``.
+# Fleets per decision job: a fleet fed the nowcast's whole window (about 47 days) costs about
+# 27 ms of CPU, a batch about 1.3 s. On a Dask cluster the batches spread over its workers.
 DECIDE_BATCH = 50
+# This machine's workers for the decisions: 1, every batch in this process. Measured on the
+# 2-core machine shared at load 5.6 (benchmarks/decision_cycle.py --plan-only, 1,000 fleets),
+# a spawned second process did not pay: plan 43.6 s wall and 33.3 s of CPU against 37.7 s and
+# 26.5 s in one (its start, imports and the data shipped to it); it pays only on idle cores.
+DECIDE_WORKERS = 1
 
 
 def new_run_id(now: datetime) -> str:
@@ -196,8 +199,8 @@ def plan(
 
 def _decide_all(settings: Settings, now: datetime, fleets: Sequence[FleetJob]) -> list[Decision]:
     """Each fleet's decision, in order: batches of ``DECIDE_BATCH`` fleets through the job
-    runner (:func:`fleetcast.config.job_runner`): one batch here, several on this machine's
-    cores, or on the Dask cluster when an address is configured (the same pure function on
+    runner (:func:`fleetcast.config.job_runner`): on this machine with ``DECIDE_WORKERS``
+    workers, or on the Dask cluster when an address is configured (the same pure function on
     plain data; the decisions are the same wherever they are made)."""
     if not fleets:
         return []
@@ -207,7 +210,7 @@ def _decide_all(settings: Settings, now: datetime, fleets: Sequence[FleetJob]) -
         (now, observed_age, max_age, fleets[i : i + DECIDE_BATCH])
         for i in range(0, len(fleets), DECIDE_BATCH)
     ]
-    done = job_runner(settings).run(
+    done = job_runner(settings, DECIDE_WORKERS).run(
         decide_batch,
         batches,
         slow=True,
