@@ -43,9 +43,10 @@ from models.processes import ProcessFit
 # 27 ms of CPU, a batch about 1.3 s. On a Dask cluster the batches spread over its workers.
 DECIDE_BATCH = 50
 # This machine's workers for the decisions: 1, every batch in this process. Measured on the
-# 2-core machine shared at load 5.6 (benchmarks/decision_cycle.py --plan-only, 1,000 fleets),
-# a spawned second process did not pay: plan 43.6 s wall and 33.3 s of CPU against 37.7 s and
-# 26.5 s in one (its start, imports and the data shipped to it); it pays only on idle cores.
+# 2-core machine shared at load 3.5-5.6 (benchmarks/decision_cycle.py --plan-only, 1,000 fleets),
+# a spawned second process did not pay: plan 43.6 s wall against 37.7 s in one at load 5.6,
+# 37.1 s against 34.3 s at load 4, with 3.6-6.8 s more CPU (its start, imports and the data
+# shipped to it); it pays only on idle cores. docs/performance.md "Decision cycle at studio scale".
 DECIDE_WORKERS = 1
 
 
