@@ -334,9 +334,12 @@ def train_all(
         use_panel, local, how = _plan_candidates(candidates, len(group), panel)
         fit = None
         if use_panel:
-            # LightGBM threads: one for small panels (measured on the sample's 12 series on a
-            # busy 2-core machine: 12.7 s with 1 thread, 49.5 s with 2), all cores for large ones
-            threads = workers if workers is not None else (1 if len(group) <= LARGE_PANEL else None)
+            # LightGBM threads: it runs alone here (the pool starts after it), so every core from
+            # PANEL_MIN_SERIES series on (steam-dev's 42 on a quiet 2-core machine: 121 s with
+            # 1 thread, 69-71 s with 2); one below (the sample's 12 series on a busy machine:
+            # 12.7 s with 1 thread, 49.5 s with 2)
+            small = len(group) < PANEL_MIN_SERIES
+            threads = workers if workers is not None else (1 if small else None)
             fit = _fit_panel(met, group, cv, local=how, threads=threads, config=panel_config)
             panels.append(fit)
         for k, v in group.items():
