@@ -100,6 +100,7 @@ def plan(
     busy_extra = {k: frozenset(v) for k, v in (busy or {}).items()}
     errors = dict(forecast_errors or {})
     observed_age = timedelta(minutes=settings.observed_max_age_minutes)
+    max_age = timedelta(hours=settings.freshness_hours)  # of stored forecasts and ingest
     decisions: list[Decision] = []
     states: dict[str, GroupState] = {}
     with (
@@ -129,7 +130,7 @@ def plan(
             sized,
             now,
             observed_max_age=observed_age,
-            ingest_window=timedelta(hours=settings.freshness_hours),
+            ingest_window=max_age,
         )
         known = described.result()
         jobs: list[FleetJob] = []
@@ -158,7 +159,7 @@ def plan(
             jobs.append((spec, fleet_state, inputs[spec.fleet], error))
         # Decisions from that plain data (no query per fleet), in batches wherever the job
         # runner runs them (this machine's cores, or the Dask cluster when one is configured).
-        decided = _decide_all(settings, now, jobs)
+        decided = _decide_all(settings, (now, observed_age, max_age), jobs)
         for (spec, _, _, _), decision in zip(jobs, decided, strict=True):
             fit = fits[spec.fleet]
             decision = replace(
@@ -182,7 +183,7 @@ def plan(
             configured_modes={f.fleet: f.mode for f in fleets},
             now=now,
             extra=run_rule(budget if budget is not None else _budget_from_settings(settings)),
-            standing_max_age=timedelta(hours=settings.freshness_hours),
+            standing_max_age=max_age,
             known_states=known,
         )
         decisions, proposals = settle(
@@ -198,18 +199,18 @@ def plan(
     return Plan(run_id, now, tuple(decisions), states, busy_extra, tuple(proposals), asked)
 
 
-def _decide_all(settings: Settings, now: datetime, fleets: Sequence[FleetJob]) -> list[Decision]:
+def _decide_all(
+    settings: Settings, clock: tuple[datetime, timedelta, timedelta], fleets: Sequence[FleetJob]
+) -> list[Decision]:
     """Each fleet's decision, in order: batches of ``DECIDE_BATCH`` fleets through the job
     runner (:func:`fleetcast.config.job_runner`): on this machine with ``DECIDE_WORKERS``
     workers, or on the Dask cluster when an address is configured (the same pure function on
-    plain data; the decisions are the same wherever they are made)."""
+    plain data; the decisions are the same wherever they are made). ``clock``: now, the
+    observed demand's and the stored forecasts' maximum ages (as :data:`DecideJob` has them)."""
     if not fleets:
         return []
-    observed_age = timedelta(minutes=settings.observed_max_age_minutes)
-    max_age = timedelta(hours=settings.freshness_hours)
     batches: list[DecideJob] = [
-        (now, observed_age, max_age, fleets[i : i + DECIDE_BATCH])
-        for i in range(0, len(fleets), DECIDE_BATCH)
+        (*clock, fleets[i : i + DECIDE_BATCH]) for i in range(0, len(fleets), DECIDE_BATCH)
     ]
     done = job_runner(settings, DECIDE_WORKERS).run(
         decide_batch,
