@@ -190,6 +190,7 @@ def write_fleet_report(
                         events=events,
                     )
                 )
+            why, in_full = short_reason(row.get("reason")), full_reason(row.get("reason"))
             sections.append(
                 ReportSection(
                     title=row["fleet"],
@@ -199,12 +200,8 @@ def write_fleet_report(
                             for k in ("game_type", "region", *FLEET_FIGURES, "target", "unserved")
                         },
                         # one renderer of a decision (models.explain): as in the UI and status
-                        "why": short_reason(row.get("reason")),
-                        "reason in full": (
-                            None
-                            if full_reason(row.get("reason")) == short_reason(row.get("reason"))
-                            else full_reason(row.get("reason"))
-                        ),
+                        "why": why,
+                        "reason in full": None if in_full == why else in_full,
                     },
                     images=images,
                 )
