@@ -43,6 +43,9 @@ class Settings:
     allowed_tag: str = "fleetcast:managed"  # a group carrying this tag = "true" is allowed
     future_skew_minutes: int = 15
     freshness_hours: int = 6
+    # the hourly cycle forecasts a series again every this many hours (models/refresh.py);
+    # below freshness_hours, so that a failed run never leaves a stale forecast
+    forecast_refresh_hours: int = 3
     # AWS calls: fleets applied at once, botocore's standard-mode attempts and timeouts (seconds)
     aws_concurrency: int = 8
     aws_max_attempts: int = 5
@@ -68,6 +71,14 @@ class Settings:
     # a Prefect Secret block holding that secret (used when model_key is not set; a block that
     # cannot be loaded stops the run, it never falls back to the key file)
     model_key_block: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.forecast_refresh_hours >= self.freshness_hours:
+            raise SettingError(
+                f"FLEETCAST_FORECAST_REFRESH_HOURS ({self.forecast_refresh_hours}) must be below "
+                f"FLEETCAST_FRESHNESS_HOURS ({self.freshness_hours}): a stored forecast kept that "
+                "long would be held as stale"
+            )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -176,6 +187,7 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "allowed_groups": ("FLEETCAST_ALLOWED_GROUPS", _names),
     "future_skew_minutes": ("FLEETCAST_FUTURE_SKEW_MINUTES", _positive_int),
     "freshness_hours": ("FLEETCAST_FRESHNESS_HOURS", _positive_int),
+    "forecast_refresh_hours": ("FLEETCAST_FORECAST_REFRESH_HOURS", _positive_int),
     "aws_concurrency": ("FLEETCAST_AWS_CONCURRENCY", _positive_int),
     "aws_max_attempts": ("FLEETCAST_AWS_MAX_ATTEMPTS", _positive_int),
     "aws_connect_timeout": ("FLEETCAST_AWS_CONNECT_TIMEOUT", _non_negative_float),

@@ -9,7 +9,7 @@ from prefect.states import Cancelled
 from fleetcast.config import Settings, capacity_backend
 from fleetcast.resources.locking import RunLockTimeout, run_lock
 from fleetcast.stages.orchestration import run_stage, settings_for
-from fleetcast.stages.pages import RunSummary
+from fleetcast.stages.pages import RunSummary, series_count
 from flows.params import ForecastAndScaleParams
 from models.clock import utcnow
 from tasks.apply import apply_capacity
@@ -27,7 +27,7 @@ from tasks.artifacts import (
     publish_summary,
 )
 from tasks.checks import read_run_context, series_in_scope
-from tasks.forecast import forecast_series
+from tasks.forecast import forecast_series, read_latest_forecasts
 from tasks.plan import plan_capacity
 
 
@@ -42,14 +42,18 @@ def forecast_plan_apply(
     pending first), and fill ``summary``. Called inside the caller's run lock; returns the
     forecast and the ids of the changes this run asks a person about (after the lock:
     :func:`ask_and_publish`)."""
-    forecast = run_stage(
+    made = run_stage(  # only the series due (FLEETCAST_FORECAST_REFRESH_HOURS)
         settings,
         forecast_series,
         params.game_type,
         horizon=params.horizon_hours,
         metrics=metrics,
+        refresh=settings.forecast_refresh_hours,
     )
-    summary.forecast_rows = forecast.height
+    forecast = read_latest_forecasts(settings, params.game_type, metrics)  # what is published
+    summary.forecast_rows = made.height
+    summary.forecast_series = (series_count(made), series_count(forecast))
+    summary.forecast_refresh_hours = settings.forecast_refresh_hours
     backend = capacity_backend(settings)  # one per run: plan and apply share it
     plan = plan_capacity(
         settings,

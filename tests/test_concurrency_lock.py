@@ -146,3 +146,20 @@ def test_timeout_message_names_the_file(tmp_path: Path, wait: float) -> None:
         with run_lock(settings, wait_seconds=wait):
             pass
     first.communicate(timeout=30)
+
+
+def test_a_read_waits_for_a_writing_connection_of_this_process(tmp_path: Path) -> None:
+    """Two flow runs in threads of one process: a read-only open while the other run's
+    read-write connection is open waits for it (DuckDB refuses the mixed configuration),
+    instead of failing the run; a wait that runs out is the usual clear error."""
+    import threading
+
+    from fleetcast.resources import db
+
+    path = tmp_path / "f.duckdb"
+    writer = db.connect(path)
+    with pytest.raises(db.DatabaseBusy, match="in use by another fleetcast run"):
+        db.connect(path, read_only=True, wait_seconds=0.3)
+    threading.Timer(0.5, writer.close).start()
+    with db.session(path, read_only=True, wait_seconds=10) as con:
+        assert con.sql("select count(*) from schema_migrations").fetchall()[0][0] > 0

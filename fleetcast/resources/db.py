@@ -25,7 +25,11 @@ def sql(name: str) -> str:
 
 
 def _is_lock_error(exc: Exception) -> bool:
+    """Another process writes the file, or (in this process: two flow runs in threads) a
+    connection of the other kind, read-only against read-write, is open on it."""
     text = str(exc)
+    if isinstance(exc, duckdb.ConnectionException):
+        return "different configuration" in text
     return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
 
 
@@ -48,7 +52,7 @@ def connect(
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
             if not _is_lock_error(exc):
                 raise
             if time.monotonic() >= deadline:

@@ -80,6 +80,7 @@ def render_forecast_table(forecast: pl.DataFrame | None) -> list[dict[str, Any]]
     the artifact's description (:func:`forecast_description`), not repeated."""
     if forecast is None or forecast.height == 0:
         return []
+    made = [pl.col("created_at").max().alias("made")] if "created_at" in forecast.columns else []
     peaks = (
         forecast.sort("ts")
         .group_by("game_type", "region", "metric", maintain_order=True)
@@ -89,6 +90,7 @@ def render_forecast_table(forecast: pl.DataFrame | None) -> list[dict[str, Any]]
             pl.col("yhat_lower").sort_by("yhat").last().alias("lower"),
             pl.col("yhat_upper").sort_by("yhat").last().alias("upper"),
             pl.col("model").last().alias("model"),
+            *made,
         )
         .sort("game_type", "region", "metric")
         .head(MAX_TABLE_ROWS)
@@ -107,6 +109,8 @@ def render_forecast_table(forecast: pl.DataFrame | None) -> list[dict[str, Any]]
                 "band (low - high)": f"{figure(r['lower'])} - {figure(r['upper'])}",
             }
         )
+        if r.get("made") is not None:  # stored forecasts are made on their own schedule
+            row["made (UTC)"] = f"{r['made']:%a %d %b %H:%M}"
         rows.append(row)
     return rows
 
@@ -246,6 +250,10 @@ class RunSummary:
     ingest: list[Any] = field(default_factory=list)  # BatchResult-like records
     training: str | None = None
     forecast_rows: int | None = None
+    # (series forecast by this run, series in scope with a stored forecast) and the refresh
+    # period, when the run forecasts only the series due (models/refresh.py)
+    forecast_series: tuple[int, int] | None = None
+    forecast_refresh_hours: int | None = None
     decisions: list[Any] = field(default_factory=list)
     margins: dict[str, float] = field(default_factory=dict)  # fleet -> safety margin
     overrides: list[Any] = field(default_factory=list)
@@ -253,6 +261,30 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     replays: list[dict[str, Any]] = field(default_factory=list)  # fleet, metric, out, table
     approvals: list[Any] = field(default_factory=list)  # PendingChange-like: waiting for a person
+
+
+def series_count(frame: pl.DataFrame | None) -> int:
+    """Distinct series (game type, region, metric) in a forecast frame."""
+    if frame is None or frame.height == 0:
+        return 0
+    return frame.select("game_type", "region", "metric").n_unique()
+
+
+def forecast_sentence(s: RunSummary) -> str:
+    """What the run forecast: rows written and, on the hourly cycle, how many series were due."""
+    rows = f"{s.forecast_rows} forecast row(s) written"
+    if s.forecast_series is None:
+        return rows + "."
+    made, shown = s.forecast_series
+    kept = max(shown - made, 0)
+    text = f"{made} series forecast ({rows})"
+    if kept:
+        text += (
+            f"; the other {kept} keep their newest forecast, each made within the last "
+            f"{s.forecast_refresh_hours} h (forecasts on their own schedule: "
+            "`FLEETCAST_FORECAST_REFRESH_HOURS`)"
+        )
+    return text + ". The forecast table shows the newest forecast of every series."
 
 
 def _md_table(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -330,7 +362,7 @@ def render_summary(s: RunSummary) -> str:
     if s.training:
         out.append(f"## Training\n{s.training}\n")
     if s.forecast_rows is not None:
-        out.append(f"## Forecast\n{s.forecast_rows} forecast row(s) written.\n")
+        out.append(f"## Forecast\n{forecast_sentence(s)}\n")
     if s.accuracy is not None and s.accuracy.height:
         acc = s.accuracy.head(20)
         out.append("## Accuracy\n" + _md_table(acc.iter_rows(named=True)))

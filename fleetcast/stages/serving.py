@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -25,6 +26,7 @@ from fleetcast.config import Settings, job_runner
 from fleetcast.resources import db
 from fleetcast.resources.logs import quiet_libraries
 from fleetcast.resources.registry import (
+    ChampionSet,
     ModelIntegrityError,
     SeriesKey,
     champion_sets,
@@ -36,6 +38,7 @@ from fleetcast.stages.training import PANEL, long_series, panel_frame, slow_cand
 from models import global_gbm
 from models.clock import utcnow
 from models.names import check_name
+from models.refresh import StoredForecast, forecast_due
 from models.selection import (
     COMBINATION,
     FORECASTERS,
@@ -152,10 +155,14 @@ def forecast_all(
     metric: str | None = None,
     metrics: Iterable[str] | None = None,
     workers: int | None = None,
+    refresh: int | None = None,
 ) -> pl.DataFrame:
     """Forecast ``horizon`` hours after each series' own last observation with its champion (or
     the next in its chain), store the run in ``forecasts`` and, with ``out``, write the CSV.
-    Returns the run's rows (CSV columns plus yhat_q90, model_id, run_id, created_at, note)."""
+    Returns the run's rows (CSV columns plus yhat_q90, model_id, run_id, created_at, note).
+
+    With ``refresh`` (hours; the hourly cycle) only the series :func:`models.refresh.forecast_due`
+    names are forecast, and the frame is empty when none is due."""
     if horizon < 1 or horizon > 24 * 60:
         raise ValueError(f"horizon must be 1..1440 hours, got {horizon}")
     quiet_libraries()
@@ -167,6 +174,11 @@ def forecast_all(
         if metrics is not None:
             chosen = set(metrics)
             sets = {k: v for k, v in sets.items() if k.metric in chosen}
+        if refresh is not None and sets:
+            due = series_due(con, sets, histories, game_type, horizon, refresh)
+            if not due:
+                return _empty_run()
+            sets = {k: v for k, v in sets.items() if k in due}
         panel = _panel_forecasts(con, sets, histories, horizon, mac_key)  # type: ignore[arg-type]
     if not sets:
         raise RuntimeError(
@@ -228,6 +240,55 @@ def forecast_all(
     if failures:
         frame = frame.with_columns(pl.lit(len(failures)).alias("failed_series"))
     return frame
+
+
+def series_due(
+    con: duckdb.DuckDBPyConnection,
+    sets: dict[SeriesKey, ChampionSet],
+    histories: dict[SeriesKey, pd.DataFrame],
+    game_type: str | None,
+    horizon: int,
+    refresh: int,
+    now: datetime | None = None,
+) -> dict[SeriesKey, str]:
+    """The series of ``sets`` the hourly cycle forecasts at ``now`` (default: now), each with
+    its reason (:mod:`models.refresh`)."""
+    rows = con.sql(db.sql("forecast_newest_runs"), params={"game_type": game_type}).fetchall()
+    stored = {
+        SeriesKey(g, r, m): StoredForecast(created, last, model_id)
+        for g, r, m, created, last, model_id in rows
+    }
+    now, due = now or utcnow(), {}
+    for key, cs in sets.items():
+        history = histories.get(key)
+        seen = 0 if history is None else int(history["y"].notna().sum())
+        why = forecast_due(
+            key.label(),
+            stored.get(key),
+            set(cs.model_ids.values()),
+            seen,
+            now,
+            refresh=refresh,
+            horizon=horizon,
+        )
+        if why is not None:
+            due[key] = why
+    return due
+
+
+def _empty_run() -> pl.DataFrame:
+    """A forecast run that forecast nothing (no series was due): the run's columns, no row."""
+    return pl.DataFrame(
+        schema={
+            **{c: pl.String for c in ("game_type", "region", "metric")},
+            "ts": pl.Datetime("us"),
+            **{c: pl.Float64 for c in ("yhat", "yhat_lower", "yhat_upper")},
+            "model": pl.String,
+            "yhat_q90": pl.Float64,
+            **{c: pl.String for c in ("model_id", "note", "run_id")},
+            "created_at": pl.Datetime("us"),
+        }
+    )
 
 
 def write_csv(frame: pl.DataFrame, out: Path) -> Path:
