@@ -45,6 +45,7 @@ from fleetcast.resources.registry import (
 from fleetcast.stages.accuracy import series_needing_retrain
 from fleetcast.stages.histories import events_for, load_events, load_histories
 from models import global_gbm
+from models.baselines import regularize
 from models.clock import utcnow
 from models.selection import (
     CHEAP_CANDIDATES,
@@ -56,6 +57,7 @@ from models.selection import (
     Forecaster,
     InsufficientHistory,
     SeriesTraining,
+    cv_cutoffs,
     panel_candidate,
     train_series,
 )
@@ -184,14 +186,21 @@ def _why(training: SeriesTraining) -> str:
     return text + f", {first.origins} CV origins)"
 
 
-def _panel_forecast_from(fitted: global_gbm.FittedGBM, label: str) -> object:
+def _panel_forecast_from(
+    fitted: global_gbm.FittedGBM,
+    label: str,
+    known: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = None,
+) -> object:
     """The panel model's forecasts for the series `label` (its interval multiplier) from a
-    history cut at any hour."""
+    history cut at any hour. `known`: point forecasts already made (``_cv_points``), by the
+    history's length, with the history they were made from (used only for that history)."""
 
     def forecast_from(past: pd.DataFrame, horizon: int) -> pd.DataFrame:
         start = pd.Timestamp(past["ds"].iloc[0]).to_pydatetime()
         y = past["y"].to_numpy(dtype=float)
-        out = global_gbm.predict(fitted, {label: (start, y)}, horizon)
+        hit = (known or {}).get(len(y))
+        points = [hit[1]] if hit is not None and np.array_equal(hit[0], y) else None
+        out = global_gbm.predict(fitted, {label: (start, y)}, horizon, points=points)
         if out["model"][0] != global_gbm.MODEL_NAME:
             raise ValueError(f"panel model could not forecast ({out['model'][0]} instead)")
         return panel_frame(out)
@@ -246,13 +255,14 @@ def _fit_panel(
     )
     fit = PanelFit(metric, text, fitted.n_series_trained, horizon, 0.0, note)
     scored = fitted.scored()  # the model the CV hours were held from
+    known = _cv_points(scored, histories, cv)
     for key, hist in histories.items():
         n = len(arrays[key])
         result = panel_candidate(
             PANEL,
             {"kind": PANEL},  # completed with the panel id when stored
             hist,
-            _panel_forecast_from(scored, key.label()),  # type: ignore[arg-type]
+            _panel_forecast_from(scored, key.label(), known[key]),  # type: ignore[arg-type]
             config=cv,
             earliest_cutoff=n - horizon,
             early=fitted.early.get(key.label()),
@@ -260,6 +270,25 @@ def _fit_panel(
         fit.scores[key] = PanelScore(result, note)
     fit.seconds = time.perf_counter() - start
     return fit
+
+
+def _cv_points(
+    fitted: global_gbm.FittedGBM, histories: dict[SeriesKey, pd.DataFrame], cv: CVConfig
+) -> dict[SeriesKey, dict[int, tuple[np.ndarray, np.ndarray | None]]]:
+    """The panel model's point forecasts at every series' CV cutoffs (``panel_candidate``'s
+    histories: the regular grid cut at each cutoff), in one LightGBM call for all: per series,
+    cutoff -> (the history before it, the forecast)."""
+    pasts: list[tuple[SeriesKey, np.ndarray]] = []
+    for key, hist in histories.items():
+        y = regularize(hist)["y"].to_numpy(dtype=float)
+        pasts += [(key, y[:cut]) for cut in cv_cutoffs(len(y), cv)]
+    points = global_gbm.point_forecasts(fitted, [y for _, y in pasts])
+    out: dict[SeriesKey, dict[int, tuple[np.ndarray, np.ndarray | None]]] = {
+        k: {} for k in histories
+    }
+    for (key, y), f in zip(pasts, points, strict=True):
+        out[key][len(y)] = (y, f)
+    return out
 
 
 def long_series(key: SeriesKey, history: pd.DataFrame) -> pl.DataFrame:
