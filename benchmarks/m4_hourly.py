@@ -65,11 +65,14 @@ def to_long(series: dict[str, np.ndarray], offsets: dict[str, int] | None = None
     return pl.concat(frames)
 
 
-def load_m4(data_dir: Path, limit: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(history, actuals) in long format; actuals continue each series' hourly timestamps."""
+def load_m4(
+    data_dir: Path, limit: int | None = None, every: int = 1
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(history, actuals) in long format; actuals continue each series' hourly timestamps.
+    `every`: every k-th series of the file (a subsample spread over it), then the first `limit`."""
     train = read_wide(data_dir / "m4_hourly_train.csv")
     test = read_wide(data_dir / "m4_hourly_test.csv")
-    ids = list(train)[: limit or None]
+    ids = list(train)[::every][: limit or None]
     train = {k: train[k] for k in ids}
     test = {k: test[k] for k in ids}
     return to_long(train), to_long(test, {k: len(v) for k, v in train.items()})
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data_dir", type=Path)
     ap.add_argument("--limit", type=int, default=None, help="first N series only")
+    ap.add_argument("--every", type=int, default=1, help="every k-th series only (a subsample)")
     ap.add_argument("--jobs", type=int, default=None, help="LightGBM threads (default: all cores)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-cutoffs", type=int, default=None, help="training cutoffs per series")
@@ -169,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--objective", default=None, help="LightGBM objective (default: l1)")
     ap.add_argument("--leaves", type=int, default=None, help="LightGBM num_leaves")
     ap.add_argument("--learning-rate", type=float, default=None, help="LightGBM learning rate")
+    ap.add_argument("--calibration-origins", type=int, default=None, help="calibration origins")
+    ap.add_argument("--bagging", type=float, default=None, help="LightGBM bagging_fraction")
     ap.add_argument(
         "--refit", action=argparse.BooleanOptionalAction, help="serve a refit on all hours"
     )
@@ -184,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--score-only", type=Path, default=None, help="score a forecasts CSV instead")
     args = ap.parse_args(argv)
 
-    history, actuals = load_m4(args.data_dir, args.limit)
+    history, actuals = load_m4(args.data_dir, args.limit, args.every)
     if args.validation:
         history, actuals = validation_split(history)
     overrides = {
@@ -195,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         "num_leaves": args.leaves,
         "learning_rate": args.learning_rate,
         "refit": args.refit,
+        "calibration_origins": args.calibration_origins,
+        "bagging_fraction": args.bagging,
     }
     config = global_gbm.GBMConfig(**{k: v for k, v in overrides.items() if v is not None})
     results = []
