@@ -156,13 +156,14 @@ def forecast_all(
     metrics: Iterable[str] | None = None,
     workers: int | None = None,
     refresh: int | None = None,
+    now: datetime | None = None,
 ) -> pl.DataFrame:
     """Forecast ``horizon`` hours after each series' own last observation with its champion (or
     the next in its chain), store the run in ``forecasts`` and, with ``out``, write the CSV.
     Returns the run's rows (CSV columns plus yhat_q90, model_id, run_id, created_at, note).
 
     With ``refresh`` (hours; the hourly cycle) only the series :func:`models.refresh.forecast_due`
-    names are forecast, and the frame is empty when none is due."""
+    names at ``now`` (default: now) are forecast, and the frame is empty when none is due."""
     if horizon < 1 or horizon > 24 * 60:
         raise ValueError(f"horizon must be 1..1440 hours, got {horizon}")
     quiet_libraries()
@@ -175,7 +176,7 @@ def forecast_all(
             chosen = set(metrics)
             sets = {k: v for k, v in sets.items() if k.metric in chosen}
         if refresh is not None and sets:
-            due = series_due(con, sets, histories, game_type, horizon, refresh)
+            due = series_due(con, sets, histories, game_type, horizon, refresh, now)
             if not due:
                 return _empty_run()
             sets = {k: v for k, v in sets.items() if k in due}
