@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from fleetcast.resources.logs import quiet_libraries
-from models.baselines import MSTLForecaster, SeasonalNaive, regularize
+from models.baselines import MSTLForecaster, SeasonalNaive, regularize, stl_jumps
 from models.selection import (
     COMBINATION,
     FORECASTERS,
@@ -136,6 +136,34 @@ def test_refused_model_falls_back() -> None:
     )
     assert result.model == "snaive24"
     assert "mstl refused: sha256 mismatch" in result.notes
+
+
+@pytest.mark.parametrize("seasons", [[24], [24, 168]])
+def test_mstl_loess_steps_are_r_defaults_for_the_longest_seasons_windows(
+    seasons: list[int],
+) -> None:
+    from statsmodels.tsa.seasonal import STL
+
+    # statsmodels' own windows for the longest season, as statsforecast's MSTL sets it up
+    config = STL(np.zeros(400), period=max(seasons), seasonal=7 + 4 * len(seasons)).config
+    steps = stl_jumps(seasons)
+    for part in ("seasonal", "trend", "low_pass"):
+        assert steps[f"{part}_jump"] == math.ceil(config[part] / 10)
+
+
+def test_mstl_is_served_with_the_loess_steps_it_was_scored_with() -> None:
+    history = series(21)
+    fast, exact = MSTLForecaster(), MSTLForecaster(jumps=False)
+    stored = fast.fit(history)
+    assert stored["stl_jumps"] is True and exact.fit(history)["stl_jumps"] is False
+    with_steps = fast.predict(stored, history, 48)
+    # a model stored before the steps existed (no "stl_jumps") is served as it was scored
+    old = {k: v for k, v in stored.items() if k != "stl_jumps"}
+    every_hour = fast.predict(old, history, 48)
+    pd.testing.assert_frame_equal(every_hour, exact.predict(exact.fit(history), history, 48))
+    assert not np.array_equal(with_steps["yhat"], every_hour["yhat"])
+    # the steps interpolate the same decomposition: the forecasts stay within a percent
+    np.testing.assert_allclose(with_steps["yhat"], every_hour["yhat"], rtol=0.01)
 
 
 def test_candidates_are_chained_by_cv_mase_behind_their_combination() -> None:
