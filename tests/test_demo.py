@@ -3,6 +3,9 @@ group's desired capacity equals the decision recorded in `allocations`; the repo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -52,3 +55,31 @@ def test_demo_applies_the_recorded_plan_and_writes_the_report(
     assert code == 0
     assert (settings.reports_dir / "report.html").exists()
     assert isinstance(result.report, Path)
+
+
+def test_the_prefect_server_started_in_background_is_the_one_the_flow_client_uses(
+    tmp_path: Path,
+) -> None:
+    """In a fresh process with no PREFECT_API_URL (as `make demo` runs): after the thread is
+    joined the ephemeral server answers, and the client a flow call opens talks to it instead
+    of starting another."""
+    script = """
+import httpx
+from prefect.client.orchestration import get_client
+from prefect.server.api.server import SubprocessASGIServer
+from fleetcast.interface.demo import prefect_server_in_background
+
+prefect_server_in_background().join()
+server = SubprocessASGIServer()
+print("health", httpx.get(server.api_url + "/health").status_code)
+with get_client(sync_client=True) as client:
+    print("same", str(client.api_url).rstrip("/") == server.api_url.rstrip("/"))
+server.stop()
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert "health 200" in out.stdout and "same True" in out.stdout

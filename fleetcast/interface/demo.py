@@ -8,7 +8,9 @@ then prints what happened per game type and writes an HTML report with plots.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -53,6 +55,28 @@ def _desired(settings: Settings, names: list[str]) -> dict[str, int]:
     }
 
 
+def prefect_server_in_background() -> threading.Thread:
+    """Start Prefect's ephemeral server (15-25 s on a quiet 2-core machine: a uvicorn process
+    that imports Prefect's server and opens its database) in a thread while the sample is written
+    and moto starts; join the thread before the first flow call. Prefect's client then finds its
+    one ``SubprocessASGIServer`` running (``start`` is safe to call again). With
+    ``PREFECT_API_URL`` set (a real server, a test harness) there is nothing to start. A failure
+    here is left to the flow call, which starts the server itself and says why it could not."""
+
+    def start() -> None:
+        from prefect.server.api.server import SubprocessASGIServer
+        from prefect.settings import PREFECT_API_URL
+
+        if PREFECT_API_URL.value():
+            return
+        with contextlib.suppress(Exception):
+            SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, name="prefect-server-start", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_demo(
     settings: Settings, *, days: int = 30, seed: int = 7, replay_days: int = 7
 ) -> DemoResult:
@@ -60,6 +84,7 @@ def run_demo(
     from flows.pipeline import pipeline
 
     started = time.perf_counter()
+    prefect_ready = prefect_server_in_background()
     sample_dir = settings.landing_dir / "sample"
     manifest = sample.generate(sample_dir, days=days, seed=seed)
     # The fleets file describes infrastructure, not telemetry: keep it out of the landing folder.
@@ -84,6 +109,7 @@ def run_demo(
         print(f"local AWS (moto) at {moto.url}: {len(names)} Auto Scaling groups")
         log = settings.work_dir / "demo.log"
         print(f"running the pipeline flow (Prefect, ephemeral mode; its log also in {log}) ...")
+        prefect_ready.join()  # the flow's client finds the server running
         with run_logs_to(log):
             pipeline(
                 PipelineParams(
