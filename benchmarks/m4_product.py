@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/m4_product.py /work/shared/data/m4-hourly [--workdir DIR]
         [--limit N] [--keep] [--train-args "..."] [--steps ingest,train,forecast]
 
+Without the forecast step (e.g. `--steps ingest,train`, to time training) nothing is scored.
+
 In a temporary folder (or ``--workdir``), the script writes the M4 hourly training series as one
 long-format CSV in a landing folder (``ts`` hourly from 1970-01-01 00:00, ``game_type`` = the
 lowercased M4 id such as ``h1``, ``metric`` = ``players``, ``region`` = ``global``, ``value``),
@@ -151,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         "forecast": [*cli, "forecast", "--horizon", str(HORIZON), "--out", str(out)],
     }
     timings = [run_step(s, commands[s], env) for s in steps]
+    if "forecast" not in steps:  # nothing to score (e.g. `--steps ingest,train` to time training)
+        with pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True):
+            print(pl.DataFrame(timings))
+        return 0
 
     fc = read_forecasts(out, db_path, pl.col("game_type").str.to_uppercase())
     intervals = [("q90_upper", None, "q90"), ("80_two_sided", "yhat_lower", "yhat_upper")]
