@@ -44,8 +44,8 @@ class Settings:
     future_skew_minutes: int = 15
     freshness_hours: int = 6
     # the hourly cycle forecasts a series again every this many hours (models/refresh.py);
-    # below freshness_hours, so that a failed run never leaves a stale forecast
-    forecast_refresh_hours: int = 3
+    # None: half the freshness limit (3 of 6), so that a failed run never leaves a stale forecast
+    forecast_refresh_hours: int | None = None
     # AWS calls: fleets applied at once, botocore's standard-mode attempts and timeouts (seconds)
     aws_concurrency: int = 8
     aws_max_attempts: int = 5
@@ -73,12 +73,19 @@ class Settings:
     model_key_block: str | None = None
 
     def __post_init__(self) -> None:
-        if self.forecast_refresh_hours >= self.freshness_hours:
+        r = self.forecast_refresh_hours
+        if r is not None and r > 1 and r >= self.freshness_hours:
             raise SettingError(
-                f"FLEETCAST_FORECAST_REFRESH_HOURS ({self.forecast_refresh_hours}) must be below "
-                f"FLEETCAST_FRESHNESS_HOURS ({self.freshness_hours}): a stored forecast kept that "
-                "long would be held as stale"
+                f"FLEETCAST_FORECAST_REFRESH_HOURS ({r}) must be below FLEETCAST_FRESHNESS_HOURS "
+                f"({self.freshness_hours}), or 1: a stored forecast kept that long would be held "
+                "as stale"
             )
+
+    @property
+    def refresh_hours(self) -> int:
+        """How often the hourly cycle forecasts a series again: ``forecast_refresh_hours``, or
+        half the freshness limit (at least 1: every hour)."""
+        return self.forecast_refresh_hours or max(1, self.freshness_hours // 2)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -48,12 +48,12 @@ def forecast_plan_apply(
         params.game_type,
         horizon=params.horizon_hours,
         metrics=metrics,
-        refresh=settings.forecast_refresh_hours,
+        refresh=settings.refresh_hours,
     )
     forecast = read_latest_forecasts(settings, params.game_type, metrics)  # what is published
     summary.forecast_rows = made.height
     summary.forecast_series = (series_count(made), series_count(forecast))
-    summary.forecast_refresh_hours = settings.forecast_refresh_hours
+    summary.forecast_refresh_hours = settings.refresh_hours
     backend = capacity_backend(settings)  # one per run: plan and apply share it
     plan = plan_capacity(
         settings,

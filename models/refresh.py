@@ -19,9 +19,9 @@ forecasting every series every hour buys little. The hourly cycle forecasts a se
    hash of their name, so that each hourly run forecasts about ``1 / refresh`` of them, not all
    of them once every ``refresh`` hours.
 
-``refresh = 1`` forecasts every series every hour (the behaviour before). It must be below the
-freshness limit, so that a run that fails (or two, at the defaults 3 and 6) never leaves a fleet
-with a stale forecast.
+``refresh = 1`` forecasts every series every hour (the behaviour before). Above 1 it must be
+below the freshness limit (the default is half of it), so that a run that fails (or two, at the
+defaults 3 and 6) never leaves a fleet with a stale forecast.
 """
 
 from __future__ import annotations

@@ -81,8 +81,11 @@ def test_series_are_spread_over_the_cycle_and_never_kept_too_long() -> None:
 def test_the_refresh_period_must_be_below_the_freshness_limit() -> None:
     with pytest.raises(SettingError, match="must be below FLEETCAST_FRESHNESS_HOURS"):
         Settings.from_mapping({"FLEETCAST_FORECAST_REFRESH_HOURS": "6"})
-    assert Settings.from_mapping({"FLEETCAST_FORECAST_REFRESH_HOURS": "1"}).forecast_refresh_hours
-    assert Settings().forecast_refresh_hours == 3
+    assert Settings.from_mapping({"FLEETCAST_FORECAST_REFRESH_HOURS": "1"}).refresh_hours == 1
+    assert Settings().refresh_hours == 3  # half the freshness limit of 6 h
+    assert Settings(freshness_hours=1).refresh_hours == 1  # a tighter limit: every hour
+    assert Settings(freshness_hours=1, forecast_refresh_hours=1).refresh_hours == 1
+    assert Settings(freshness_hours=12).refresh_hours == 6
 
 
 def _age_stored_forecasts(settings: Settings, hours: float) -> None:
