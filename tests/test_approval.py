@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from fleetcast.config import Settings, capacity_backend
@@ -220,6 +221,23 @@ def test_cli_approve_applies_once_with_the_note(
     # once: a second approve has nothing to apply
     assert main(["approve", *args]) == 2
     assert "nothing to approve" in capsys.readouterr().out
+
+
+def test_the_report_after_an_approval_gives_the_sizing_reason_then_the_approval(
+    held: tuple[Settings, datetime], moto: Any
+) -> None:
+    from fleetcast.interface.demo import fleet_summary, write_fleet_report
+
+    settings, _ = held
+    args = ["--db", str(settings.db_path), "--aws-endpoint", moto.url, "--fleet", "br-eu"]
+    assert main(["approve", *args, "--note", "launch"]) == 0
+    [reason] = fleet_summary(settings).filter(pl.col("fleet") == "br-eu")["reason"].to_list()
+    sized, approval = reason.split("; then ")
+    assert "14 instances for" in sized and "players per instance" in sized  # with its units
+    assert "approved by cli" in approval and "launch" in approval
+    page = write_fleet_report(settings, fleet_summary(settings), 1).read_text()
+    assert "14 instances for" in page.split("<h2>Overview</h2>")[1].split("</table>")[0]
+    assert "reason in full" in page  # the approval is in the reason in full
 
 
 def test_pages_after_an_answer_show_what_was_applied(

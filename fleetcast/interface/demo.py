@@ -227,7 +227,7 @@ def write_fleet_report(
                         },
                         # one renderer of a decision (models.explain): as in the UI and status
                         "why": why,
-                        "reason in full": None if in_full == why else in_full,
+                        "reason in full": in_full if in_full and in_full != why else None,
                     },
                     images=images,
                 )

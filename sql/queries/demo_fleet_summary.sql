@@ -3,7 +3,8 @@
 -- stored model that serves the published forecast: published_by), the champion's CV score (the score
 -- that chose it: not a held-out score), its realised MASE on actuals that arrived after a stored
 -- forecast (a true held-out score, where one exists), the peak of the newest forecast, and the
--- newest capacity decision with its reason and the instances it could not get (max or budget).
+-- newest capacity decision with its reason (after an approval: the sizing reason, then the
+-- approval) and the instances it could not get (max or budget).
 with newest_run as (
     select game_type, region, metric, arg_max(run_id, created_at) as run_id
     from forecasts
@@ -27,7 +28,22 @@ realised as (
     group by model_id
 ),
 decision as (
-    select fleet, arg_max(reason, decided_at) as reason, arg_max(target_desired, decided_at) as target,
+    select fleet,
+           -- the newest decision's sizing reason, then what happened to it since (an approval's
+           -- row reads no forecast and says only "change ... approved by ...")
+           case
+               when arg_max(reason, decided_at) filter (
+                        where json_extract(inputs, '$.forecast_models') is not null
+                    ) is null
+                 or arg_max(reason, decided_at) = arg_max(reason, decided_at) filter (
+                        where json_extract(inputs, '$.forecast_models') is not null
+                    )
+               then arg_max(reason, decided_at)
+               else arg_max(reason, decided_at) filter (
+                        where json_extract(inputs, '$.forecast_models') is not null
+                    ) || '; then ' || arg_max(reason, decided_at)
+           end as reason,
+           arg_max(target_desired, decided_at) as target,
            arg_max(coalesce(unserved_instances, 0), decided_at) as unserved,
            -- the newest decision that read a forecast (an approval's row reads none)
            arg_max(inputs, decided_at)
