@@ -173,8 +173,9 @@ class MSTLForecaster:
     """statsforecast MSTL with daily and weekly seasons (weekly only with two weeks of data), on the
     log scale for multiplicative series; its trend is forecast by AutoETS, which gives intervals.
     ``jumps``: the STL loess steps of ``stl_jumps`` (R's defaults), chosen over the loess at
-    every hour on the validation windows of the sample and steam-dev (benchmarks/README.md, "A
-    demo that answers fast"); a stored model says which it was scored with, and is served so."""
+    every hour on the sample's validation windows (the same MASE; steam-dev's measured after
+    only: benchmarks/README.md, "A demo that answers fast"); a stored model says which it was
+    scored with, and is served so."""
 
     seasons: tuple[int, ...] = (24, 168)
     level: int = DEFAULT_LEVEL
