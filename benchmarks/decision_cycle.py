@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "--decide-workers",
         type=int,
         default=None,
-        help="this machine's workers for the decisions (default: the product's DECIDE_WORKERS)",
+        help="this machine's workers for the decisions (default: allocate.decide_workers)",
     )
     args = p.parse_args(argv)
     from fleetcast.stages import allocate
@@ -279,7 +279,7 @@ def _report(args, days, data_s, setup_s, rows) -> None:  # type: ignore[no-untyp
     print(machine())
     extra = "" if setup_s is None else f"; groups + the previous hour's cycle {setup_s:.1f} s"
     jobs = math.ceil(args.fleets / allocate.DECIDE_BATCH)
-    kind, workers = training_pool(jobs, allocate.DECIDE_WORKERS)
+    kind, workers = training_pool(jobs, allocate.decide_workers(args.fleets))
     print(
         f"\n{args.fleets} fleets, {days} days of hourly players each; setup (not timed): "
         f"data {data_s:.1f} s{extra}; decided in {jobs} batches of up to "

@@ -381,3 +381,14 @@ def test_fleets_decided_in_batches_on_worker_processes_decide_as_in_one_batch_he
     why = {d.fleet: d.reason for d in here.decisions}
     assert "cup" in why["arena-r3"] and "busy" in why["arena-r7"]
     assert "override" in why["arena-r5"] and "forecast failed validation" in why["arena-r9"]
+
+
+def test_decisions_use_every_core_only_for_a_large_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of a few fleets decides in its own process (a spawned one costs seconds to
+    start); from DECIDE_PARALLEL_FLEETS on, every core (None); a set DECIDE_WORKERS wins."""
+    import fleetcast.stages.allocate as alloc
+
+    assert alloc.decide_workers(alloc.DECIDE_PARALLEL_FLEETS - 1) == 1
+    assert alloc.decide_workers(alloc.DECIDE_PARALLEL_FLEETS) is None
+    monkeypatch.setattr(alloc, "DECIDE_WORKERS", 3)
+    assert alloc.decide_workers(5) == 3

@@ -42,12 +42,13 @@ from models.processes import ProcessFit
 # Fleets per decision job: a fleet fed the nowcast's whole window (about 47 days) costs about
 # 27 ms of CPU, a batch about 1.3 s. On a Dask cluster the batches spread over its workers.
 DECIDE_BATCH = 50
-# This machine's workers for the decisions: 1, every batch in this process. Measured on the
-# 2-core machine shared at load 3.5-5.6 (benchmarks/decision_cycle.py --plan-only, 1,000 fleets),
-# a spawned second process did not pay: plan 43.6 s wall against 37.7 s in one at load 5.6,
-# 37.1 s against 34.3 s at load 4, with 3.6-6.8 s more CPU (its start, imports and the data
-# shipped to it); it pays only on idle cores. docs/performance.md "Decision cycle at studio scale".
-DECIDE_WORKERS = 1
+# This machine's workers for the decisions: None = every core from DECIDE_PARALLEL_FLEETS
+# fleets on (below that, every batch in this process: a spawned process costs about 3 s to
+# start). benchmarks/decision_cycle.py --plan-only, 1,000 fleets, on the idle 2-core machine:
+# 13.2 s in two processes against 22.6 s in one; on the machine shared at load 4-6 two were
+# slower (43.9 s against 36.5 s): docs/performance.md "Decision cycle at studio scale".
+DECIDE_WORKERS: int | None = None
+DECIDE_PARALLEL_FLEETS = 200
 
 
 def new_run_id(now: datetime) -> str:
@@ -199,20 +200,29 @@ def plan(
     return Plan(run_id, now, tuple(decisions), states, busy_extra, tuple(proposals), asked)
 
 
+def decide_workers(fleets: int) -> int | None:
+    """This machine's workers for ``fleets`` decisions: ``DECIDE_WORKERS``, or (None) every
+    core from ``DECIDE_PARALLEL_FLEETS`` fleets on and this process below."""
+    if DECIDE_WORKERS is None and fleets < DECIDE_PARALLEL_FLEETS:
+        return 1
+    return DECIDE_WORKERS
+
+
 def _decide_all(
     settings: Settings, clock: tuple[datetime, timedelta, timedelta], fleets: Sequence[FleetJob]
 ) -> list[Decision]:
     """Each fleet's decision, in order: batches of ``DECIDE_BATCH`` fleets through the job
-    runner (:func:`fleetcast.config.job_runner`): on this machine with ``DECIDE_WORKERS``
-    workers, or on the Dask cluster when an address is configured (the same pure function on
-    plain data; the decisions are the same wherever they are made). ``clock``: now, the
-    observed demand's and the stored forecasts' maximum ages (as :data:`DecideJob` has them)."""
+    runner (:func:`fleetcast.config.job_runner`): on this machine with
+    :func:`decide_workers` workers, or on the Dask cluster when an address is configured (the
+    same pure function on plain data; the decisions are the same wherever they are made).
+    ``clock``: now, the observed demand's and the stored forecasts' maximum ages (as
+    :data:`DecideJob` has them)."""
     if not fleets:
         return []
     batches: list[DecideJob] = [
         (*clock, fleets[i : i + DECIDE_BATCH]) for i in range(0, len(fleets), DECIDE_BATCH)
     ]
-    done = job_runner(settings, DECIDE_WORKERS).run(
+    done = job_runner(settings, decide_workers(len(fleets))).run(
         decide_batch,
         batches,
         slow=True,
