@@ -393,17 +393,14 @@ def _calibration_errors(
     forecasts = dict(
         zip(origins, point_forecasts(model, [before[i][:cut] for i, cut in origins]), strict=True)
     )
-    errs, owners, early = [], [], []
-    for i, v in enumerate(before):
-        mine: dict[int, np.ndarray] = {}
-        for j in range(k):
-            cut = len(v) - span + j * step
-            f = forecasts.get((i, cut))
-            if f is not None:
-                errs.append((v[cut : cut + horizon] - f) / _scale(v[:cut], season))
-                owners.append(i)
-                mine[len(v) + horizon - cut] = f
-        early.append(mine)
+    errs, owners = [], []
+    early: list[dict[int, np.ndarray]] = [{} for _ in before]
+    for (i, cut), f in forecasts.items():  # series-major, as the origins were listed
+        if f is not None:
+            v = before[i]
+            errs.append((v[cut : cut + horizon] - f) / _scale(v[:cut], season))
+            owners.append(i)
+            early[i][len(v) + horizon - cut] = f
     how = (
         f"intervals calibrated on {len(errs)} windows of {horizon} h ({k} origins {step} h "
         f"apart, before the held-out last {horizon} h) forecast by a model trained before them"
