@@ -26,8 +26,8 @@ from tasks.artifacts import (
     publish_plots,
     publish_summary,
 )
-from tasks.checks import read_run_context, series_in_scope
-from tasks.forecast import forecast_series, read_latest_forecasts
+from tasks.checks import read_latest_forecasts, read_run_context, series_in_scope
+from tasks.forecast import forecast_series
 from tasks.plan import plan_capacity
 
 

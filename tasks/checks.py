@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -96,3 +97,16 @@ def series_in_scope(settings: Settings, game_type: str | None, scope: str) -> li
     with db.session(settings.db_path) as con:
         specs = load_fleets(con, game_type)
     return capacity_metrics(specs, scope) if specs else None
+
+
+@task(name="read-latest-forecasts", **_read)
+def read_latest_forecasts(
+    settings: Settings, game_type: str | None, metrics: list[str] | None = None
+) -> pl.DataFrame:
+    """The newest stored forecast of every series in scope (what the run publishes)."""
+    from fleetcast.resources import db
+    from fleetcast.stages.serving import latest_forecasts
+
+    with db.session(settings.db_path) as con:
+        frame = latest_forecasts(con, game_type)
+    return frame if metrics is None else frame.filter(pl.col("metric").is_in(metrics))

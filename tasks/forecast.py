@@ -6,12 +6,9 @@ from pathlib import Path
 
 import polars as pl
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from fleetcast.config import Settings
-from fleetcast.resources import db
-from fleetcast.stages.orchestration import is_transient
-from fleetcast.stages.serving import forecast_all, latest_forecasts
+from fleetcast.stages.serving import forecast_all
 from tasks.progress import progress_artifact
 
 
@@ -30,19 +27,3 @@ def forecast_series(
         return forecast_all(
             settings, horizon, game_type=game_type, out=out, metrics=metrics, refresh=refresh
         )
-
-
-@task(
-    name="read-latest-forecasts",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
-)
-def read_latest_forecasts(
-    settings: Settings, game_type: str | None, metrics: list[str] | None = None
-) -> pl.DataFrame:
-    """The newest stored forecast of every series in scope (what the run publishes)."""
-    with db.session(settings.db_path) as con:
-        frame = latest_forecasts(con, game_type)
-    return frame if metrics is None else frame.filter(pl.col("metric").is_in(metrics))
