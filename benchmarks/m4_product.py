@@ -48,11 +48,13 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_step(name: str, cmd: list[str], env: dict[str, str]) -> dict[str, object]:
-    print(f"$ {shlex.join(cmd)}", flush=True)
+def run_step(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[str, object]:
+    """Run one step; its whole output (progress lines with their times) goes to `log`."""
+    print(f"$ {shlex.join(cmd)}  (output: {log})", flush=True)
     t0, c0 = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
+    log.write_text(proc.stdout + proc.stderr)
     tail = (proc.stdout.strip().splitlines() or [""])[-3:]
     print("\n".join(f"    {line}" for line in tail), flush=True)
     if proc.returncode != 0:
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": [*cli, "train", *shlex.split(args.train_args)],
         "forecast": [*cli, "forecast", "--horizon", str(HORIZON), "--out", str(out)],
     }
-    timings = [run_step(s, commands[s], env) for s in steps]
+    timings = [run_step(s, commands[s], env, work / f"{s}.log") for s in steps]
     if "forecast" not in steps:  # nothing to score (e.g. `--steps ingest,train` to time training)
         with pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True):
             print(pl.DataFrame(timings))

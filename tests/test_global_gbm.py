@@ -211,6 +211,65 @@ def test_refit_serves_the_held_out_hours_and_cv_reads_the_model_that_never_saw_t
     assert global_gbm.loads(global_gbm.dumps(a)).held_out is None  # what is stored is served
 
 
+def test_a_warm_refit_keeps_the_calibration_trees_and_learns_the_held_out_hours() -> None:
+    """With ``refit_rounds`` the served booster is the calibration model's trees and that many
+    more fitted on every hour: its first trees predict exactly as the calibration model, the new
+    ones read the held-out hours (they change with them), the calibration model and the
+    intervals are the same as with a full refit, and the note says which refit was made."""
+    arrays = _panel(4, n=600)
+    rng = np.random.default_rng(7)
+    changed = {k: np.r_[v[:-H], v[-H:] * rng.lognormal(0, 0.5, H)] for k, v in arrays.items()}
+    warm = replace(FAST, refit=True, refit_rounds=7)
+    a = global_gbm.fit(arrays, H, n_jobs=1, config=warm)
+    b = global_gbm.fit(changed, H, n_jobs=1, config=warm)
+    full = global_gbm.fit(arrays, H, n_jobs=1, config=replace(FAST, refit=True))
+    assert a.booster is not None and a.held_out is not None and full.held_out is not None
+    cal = a.held_out
+    assert a.booster.current_iteration() == cal.current_iteration() + 7
+    x, _ = global_gbm._features(arrays["s0"], np.arange(300, 400), H)
+    np.testing.assert_array_equal(
+        a.booster.predict(x, num_iteration=cal.current_iteration()), cal.predict(x)
+    )
+    assert not np.array_equal(a.booster.predict(x), cal.predict(x))
+    assert b.booster is not None and b.held_out is not None
+    assert a.booster.model_to_string() != b.booster.model_to_string()  # the new trees read them
+    assert b.held_out.model_to_string() == cal.model_to_string() == full.held_out.model_to_string()
+    for p in full.quantiles:
+        np.testing.assert_array_equal(a.quantiles[p], full.quantiles[p])
+    assert a.notes[-1] == (
+        "served model: the calibration model trained 7 more rounds on every hour, the held-out "
+        "last 48 h included"
+    )
+    stored = global_gbm.loads(global_gbm.dumps(a))
+    assert stored.booster is not None
+    np.testing.assert_array_equal(stored.booster.predict(x), a.booster.predict(x))
+
+
+@pytest.mark.parametrize("stride", [1, 3, 4])
+@pytest.mark.parametrize("every", [2, 3, 4])
+def test_thinned_steps_keep_a_kth_of_each_cutoff_every_step_and_the_hours(
+    stride: int, every: int
+) -> None:
+    """``steps_every=k`` keeps a k-th of each cutoff's steps, not the same ones at every cutoff:
+    every step is still trained on, and of the hours seen from 3k cutoffs or more at most 10% are
+    no longer a target (each is lost with probability about (1 - 1/k) ** 3k; none in all)."""
+    n = 60
+    keep = global_gbm.kept_steps(n, H, every).reshape(n, H)
+    assert (keep.sum(axis=1) == H // every).all()
+    assert keep.any(axis=0).all()
+    seen = np.zeros(n * stride + H, dtype=int)
+    kept = np.zeros_like(seen)
+    for i in range(n):
+        seen[i * stride : i * stride + H] += 1
+        kept[i * stride : i * stride + H] += keep[i]
+    lost = kept[seen >= 3 * every] == 0
+    assert lost.size > 0 and lost.mean() <= 0.1
+    y = np.random.default_rng(0).gamma(2.0, 50.0, 700)
+    x_all, _ = global_gbm._training_rows([y], H, replace(FAST, stride=stride, steps_every=1))
+    x_thin, _ = global_gbm._training_rows([y], H, replace(FAST, stride=stride, steps_every=every))
+    assert x_thin.shape[0] * every == x_all.shape[0]
+
+
 def test_too_short_for_an_earlier_calibration_window_is_said() -> None:
     """Long enough to train, too short for any window before the held-out hours: the intervals
     are calibrated on the held-out hours and the model's notes say the coverage is optimistic."""
