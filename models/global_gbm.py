@@ -1,7 +1,8 @@
 """A global LightGBM forecaster for panels of hourly series (direct multi-horizon).
 
 One LightGBM model learns across all series of a panel. Every training row is one
-(series, cutoff, horizon step h) triple, for half the steps of each cutoff (``GBMConfig.steps_every``):
+(series, cutoff, horizon step h) triple, for half the steps of each cutoff
+(``GBMConfig.steps_every``):
 
 - Normalisation: each window is divided by its level, the mean of the 168 observations up to the
   cutoff (a ratio scale, so series of any size share one model; values are demand, >= 0).
