@@ -48,13 +48,16 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_step(name: str, cmd: list[str], env: dict[str, str], log: Path) -> dict[str, object]:
-    """Run one step; its whole output (progress lines with their times) goes to `log`."""
-    print(f"$ {shlex.join(cmd)}  (output: {log})", flush=True)
+def run_step(
+    name: str, cmd: list[str], env: dict[str, str], log: Path | None = None
+) -> dict[str, object]:
+    """Run one step; its whole output goes to `log` when given."""
+    print(f"$ {shlex.join(cmd)}" + (f"  (output: {log})" if log else ""), flush=True)
     t0, c0 = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
-    log.write_text(proc.stdout + proc.stderr)
+    if log is not None:
+        log.write_text(proc.stdout + proc.stderr)
     tail = (proc.stdout.strip().splitlines() or [""])[-3:]
     print("\n".join(f"    {line}" for line in tail), flush=True)
     if proc.returncode != 0:

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": [*cli, "train", *shlex.split(args.train_args)],
         "forecast": [*cli, "forecast", "--horizon", str(HORIZON), "--out", str(out)],
     }
-    timings = [run_step(name, cmd, env) for name, cmd in steps.items()]
+    timings = [run_step(name, cmd, env, work / f"{name}.log") for name, cmd in steps.items()]
 
     product = read_forecasts(out, db_path, pl.col("game_type"))
     history, fc = baselines(train)
