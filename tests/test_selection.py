@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from fleetcast.resources.logs import quiet_libraries
-from models.baselines import MSTLForecaster, SeasonalNaive, regularize, stl_jumps
+from models.baselines import MSTLForecaster, SeasonalNaive, clip_negative, regularize, stl_jumps
 from models.selection import (
     COMBINATION,
     FORECASTERS,
@@ -222,3 +222,13 @@ def test_panel_forecaster_plugs_in_as_a_candidate() -> None:
     assert "conformal" in models["global_gbm"]
     assert not (result.frame["yhat_q90"] - result.frame["yhat"]).round(6).eq(40).all()
     assert (result.frame["yhat_q90"] >= result.frame["yhat"]).all()
+
+
+def test_clip_negative_is_pandas_clip_at_zero() -> None:
+    """Negative values become 0; NaN, -0.0 and non-negative values are kept, bit for bit as
+    pandas' ``clip(lower=0.0)`` (which it replaced on the CV path)."""
+    values = np.array([-2.5, -0.0, 0.0, 1e-300, -1e-300, np.nan, 3.0, -np.inf, np.inf])
+    got = clip_negative(values)
+    want = pd.Series(values).clip(lower=0.0).to_numpy()
+    np.testing.assert_array_equal(got, want)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
