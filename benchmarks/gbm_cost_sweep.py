@@ -39,12 +39,7 @@ VARIANTS: dict[str, list[str]] = {
     ],
     "r200_lr0.15_bag0.4": ["--rounds", "200", "--learning-rate", "0.15", "--bagging", "0.4"],
     "r150_lr0.2_bag0.4": ["--rounds", "150", "--learning-rate", "0.2", "--bagging", "0.4"],
-    "warm100": ["--refit-rounds", "100"],
-    "warm150": ["--refit-rounds", "150"],
-    "warm200": ["--refit-rounds", "200"],
-    "no_refit": ["--no-refit"],
-    "steps2": ["--steps-every", "2"],
-    "steps2_warm100": ["--steps-every", "2", "--refit-rounds", "100"],
+    "all_steps": ["--steps-every", "1"],  # every horizon step of each cutoff (before 2026-12-07)
 }
 
 

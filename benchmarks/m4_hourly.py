@@ -177,9 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bagging", type=float, default=None, help="LightGBM bagging_fraction")
     ap.add_argument("--steps-every", type=int, default=None, help="every k-th step per cutoff")
     ap.add_argument(
-        "--refit-rounds", type=int, default=None, help="continue the calibration model N rounds"
-    )
-    ap.add_argument(
         "--refit", action=argparse.BooleanOptionalAction, help="serve a refit on all hours"
     )
     ap.add_argument(
@@ -207,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         "refit": args.refit,
         "calibration_origins": args.calibration_origins,
         "bagging_fraction": args.bagging,
-        "refit_rounds": args.refit_rounds,
         "steps_every": args.steps_every,
     }
     config = global_gbm.GBMConfig(**{k: v for k, v in overrides.items() if v is not None})

@@ -122,10 +122,6 @@ class GBMConfig:
     # serve a model retrained on the whole history, held-out hours included; the CV windows
     # are still scored with the one trained without them (``FittedGBM.held_out``)
     refit: bool = True  # chosen on M4 validation windows (benchmarks/README.md)
-    # the refit: None retrains from scratch (``num_rounds`` on every row); a number continues
-    # the calibration model for that many rounds on every row, held-out hours included (its
-    # trees kept, the new ones fitted to what they leave), a fraction of a fit's cost
-    refit_rounds: int | None = None
     # per-series normalised intervals (module docstring); chosen on the validation windows of M4
     # and steam-dev (benchmarks/README.md, "Normalised intervals")
     normalise: bool = True
@@ -251,11 +247,12 @@ def _scale(y: np.ndarray, season: int) -> float:
     return s
 
 
-def kept_steps(n_cutoffs: int, horizon: int, every: int, seed: int = 0) -> np.ndarray:
+def kept_steps(n_cutoffs: int, horizon: int, every: int) -> np.ndarray:
     """Which of the cutoff-major (cutoff, step) training rows ``GBMConfig.steps_every`` keeps:
-    ``horizon // every`` steps of each cutoff, drawn afresh for each (seeded), so every step
-    and almost every target hour stay in the rows, seen from fewer cutoffs."""
-    draws = np.random.default_rng(seed).random((n_cutoffs, horizon))
+    ``horizon // every`` steps of each cutoff, drawn afresh for each (a fixed seed: the same
+    rows every time), so every step and almost every target hour stay in the rows, seen from
+    fewer cutoffs."""
+    draws = np.random.default_rng(0).random((n_cutoffs, horizon))
     return (draws.argsort(axis=1).argsort(axis=1) < max(1, horizon // every)).reshape(-1)
 
 
@@ -345,31 +342,17 @@ def fit(
     else:
         fitted.notes.append("no calibration window: intervals from seasonal naive errors")
     if cfg.refit:
-        warm = booster if cfg.refit_rounds is not None else None
-        full = _train(list(usable.values()), horizon, cfg, n_jobs, seed, start=warm)
+        full = _train(list(usable.values()), horizon, cfg, n_jobs, seed)
         if full is not None:
             fitted.held_out, fitted.booster = booster, full
-            fitted.notes.append(
-                f"served model retrained with the held-out last {horizon} h"
-                if warm is None
-                else f"served model: the calibration model trained {cfg.refit_rounds} more "
-                f"rounds on every hour, the held-out last {horizon} h included"
-            )
+            fitted.notes.append(f"served model retrained with the held-out last {horizon} h")
     return fitted
 
 
 def _train(
-    series: list[np.ndarray],
-    horizon: int,
-    cfg: GBMConfig,
-    n_jobs: int | None,
-    seed: int,
-    start: lgb.Booster | None = None,
+    series: list[np.ndarray], horizon: int, cfg: GBMConfig, n_jobs: int | None, seed: int
 ) -> lgb.Booster | None:
-    """The LightGBM booster on every (series, cutoff, step) row of `series`; None if too few.
-
-    With `start`: that booster's trees and ``cfg.refit_rounds`` more fitted on these rows (a
-    new booster; `start` is not changed)."""
+    """The LightGBM booster on the (series, cutoff, step) rows of `series`; None if too few."""
     x, t = _training_rows(series, horizon, cfg)
     if x.shape[0] < 10 * horizon:
         return None
@@ -393,8 +376,7 @@ def _train(
     return lgb.train(
         params,
         lgb.Dataset(x[ok], t[ok], feature_name=list(FEATURE_NAMES), free_raw_data=True),
-        num_boost_round=cfg.num_rounds if start is None else max(1, cfg.refit_rounds or 1),
-        init_model=start,
+        num_boost_round=cfg.num_rounds,
     )
 
 

@@ -409,7 +409,8 @@ def conformal(errors: np.ndarray, pool: int = CONFORMAL_POOL) -> dict[str, list[
     steps = e.shape[1]
     # each step's window of +-pool steps, padded with NaN past the ends (NaN is left out, so a
     # window holds exactly the errors of the slice e[:, h - pool : h + pool + 1]), all steps and
-    # probabilities in one call: the same values as a call per step, for a fraction of the cost
+    # probabilities in one call: the same values as a call per step (0.6-0.7x its time at 48
+    # steps, about the same at 24: numpy still loops over the steps inside)
     padded = np.pad(e, ((0, 0), (pool, pool)), constant_values=np.nan)
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * pool + 1, axis=1)
     flat = windows.transpose(1, 0, 2).reshape(steps, -1)

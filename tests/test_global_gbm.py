@@ -211,40 +211,6 @@ def test_refit_serves_the_held_out_hours_and_cv_reads_the_model_that_never_saw_t
     assert global_gbm.loads(global_gbm.dumps(a)).held_out is None  # what is stored is served
 
 
-def test_a_warm_refit_keeps_the_calibration_trees_and_learns_the_held_out_hours() -> None:
-    """With ``refit_rounds`` the served booster is the calibration model's trees and that many
-    more fitted on every hour: its first trees predict exactly as the calibration model, the new
-    ones read the held-out hours (they change with them), the calibration model and the
-    intervals are the same as with a full refit, and the note says which refit was made."""
-    arrays = _panel(4, n=600)
-    rng = np.random.default_rng(7)
-    changed = {k: np.r_[v[:-H], v[-H:] * rng.lognormal(0, 0.5, H)] for k, v in arrays.items()}
-    warm = replace(FAST, refit=True, refit_rounds=7)
-    a = global_gbm.fit(arrays, H, n_jobs=1, config=warm)
-    b = global_gbm.fit(changed, H, n_jobs=1, config=warm)
-    full = global_gbm.fit(arrays, H, n_jobs=1, config=replace(FAST, refit=True))
-    assert a.booster is not None and a.held_out is not None and full.held_out is not None
-    cal = a.held_out
-    assert a.booster.current_iteration() == cal.current_iteration() + 7
-    x, _ = global_gbm._features(arrays["s0"], np.arange(300, 400), H)
-    np.testing.assert_array_equal(
-        a.booster.predict(x, num_iteration=cal.current_iteration()), cal.predict(x)
-    )
-    assert not np.array_equal(a.booster.predict(x), cal.predict(x))
-    assert b.booster is not None and b.held_out is not None
-    assert a.booster.model_to_string() != b.booster.model_to_string()  # the new trees read them
-    assert b.held_out.model_to_string() == cal.model_to_string() == full.held_out.model_to_string()
-    for p in full.quantiles:
-        np.testing.assert_array_equal(a.quantiles[p], full.quantiles[p])
-    assert a.notes[-1] == (
-        "served model: the calibration model trained 7 more rounds on every hour, the held-out "
-        "last 48 h included"
-    )
-    stored = global_gbm.loads(global_gbm.dumps(a))
-    assert stored.booster is not None
-    np.testing.assert_array_equal(stored.booster.predict(x), a.booster.predict(x))
-
-
 @pytest.mark.parametrize("stride", [1, 3, 4])
 @pytest.mark.parametrize("every", [2, 3, 4])
 def test_thinned_steps_keep_a_kth_of_each_cutoff_every_step_and_the_hours(
