@@ -13,7 +13,7 @@ import pytest
 
 from fleetcast.config import Settings
 from fleetcast.interface.cli import main as cli_main
-from fleetcast.interface.demo import run_demo
+from fleetcast.interface.demo import fleet_sections, fleet_summary, run_demo
 
 
 def test_demo_applies_the_recorded_plan_and_writes_the_report(
@@ -49,6 +49,15 @@ def test_demo_applies_the_recorded_plan_and_writes_the_report(
         "casual_puzzle",
         "tournament_series",
     }
+
+    # the 12 fleets' sections were drawn in worker processes: the page is the one drawn here,
+    # one by one in this process
+    fleets = fleet_summary(settings)
+    drawn = fleet_sections(settings, fleets, 2)
+    plots = {p: p.read_bytes() for section in drawn for p in section.images}
+    assert len(plots) == 24
+    assert fleet_sections(settings, fleets, 2, workers=1) == drawn
+    assert {p: p.read_bytes() for p in plots} == plots
 
     monkeypatch.setenv("FLEETCAST_WORK_DIR", str(settings.work_dir))
     code = cli_main(["report", "--db", str(settings.db_path), "--days", "1"])

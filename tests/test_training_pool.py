@@ -4,6 +4,7 @@ that gives the same champions and CV scores as training in-process."""
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from helpers_data import store_metrics
 
 from fleetcast.config import Settings
 from fleetcast.resources import db
-from fleetcast.resources.pool import _pool_kind, training_pool
+from fleetcast.resources.pool import _pool_kind, run_jobs, training_pool
 from fleetcast.resources.registry import list_models
 from fleetcast.stages.training import slow_candidates, train_all
 
@@ -50,6 +51,17 @@ def test_training_pool_clamps_workers_to_jobs() -> None:
     assert training_pool(4, 2) == ("process", 2)
     assert training_pool(2, 8) == ("thread", 2)
     assert training_pool(1, 8) == ("in-process", 1)
+
+
+def _thread_id(job: int) -> int:
+    return threading.get_ident()
+
+
+def test_jobs_that_may_not_share_a_process_run_in_it_where_threads_would() -> None:
+    """3 jobs on 2 workers would go to threads (matplotlib's fonts are not thread-safe)."""
+    here = threading.get_ident()
+    assert here not in run_jobs(_thread_id, [1, 2, 3], 2)
+    assert run_jobs(_thread_id, [1, 2, 3], 2, threads=False) == [here] * 3
 
 
 def _insert(settings: Settings, n_series: int, hours: int) -> None:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -30,6 +31,7 @@ from fleetcast.resources import db
 from fleetcast.resources.aws import make_client
 from fleetcast.resources.local_aws import moto_server, provision_groups
 from fleetcast.resources.logs import run_logs_to
+from fleetcast.resources.pool import run_jobs
 from fleetcast.stages.backtest import BacktestRequest, run_backtest
 from fleetcast.stages.events import event_spans_over
 from fleetcast.stages.fleets import import_fleets
@@ -173,69 +175,88 @@ def write_fleet_report(
     settings: Settings, fleets: pl.DataFrame, replay_days: int, *, name: str = "report.html"
 ) -> Path:
     """Plots per fleet (forecast vs actual; a replay of capacity vs demand over the last
-    ``replay_days`` days) in one self-contained HTML page under the reports folder."""
-    out = settings.reports_dir
-    out.mkdir(parents=True, exist_ok=True)
-    sections = []
+    ``replay_days`` days) in one self-contained HTML page under the reports folder, the changes
+    waiting for approval first."""
+    sections = fleet_sections(settings, fleets, replay_days)
     with db.session(settings.db_path, read_only=True) as con:
-        for row in fleets.iter_rows(named=True):
-            key = {"game_type": row["game_type"], "region": row["region"], "metric": "players"}
-            actual = con.sql(db.sql("demo_actuals"), params=key).pl()
-            forecast = con.sql(db.sql("demo_latest_forecast"), params=key).pl()
-            images = []
-            if actual.height and forecast.height:
-                images.append(
-                    plot_forecast_vs_actual(
-                        actual.tail(24 * 7),
-                        forecast,
-                        f"{row['fleet']}: players, last week and the next 48 h",
-                        out / f"{row['fleet']}-forecast.png",
-                    )
-                )
-            last = actual["ts"].max() if actual.height else None
-            if last is not None:
-                start: datetime = last - timedelta(days=replay_days) + timedelta(hours=1)
-                replayed, _ = run_backtest(
-                    con,
-                    BacktestRequest(
-                        game_type=row["game_type"],
-                        region=row["region"],
-                        metric="players",
-                        start=start,
-                        lead=lead_hours(row["lead_time_minutes"]),
-                    ),
-                )
-                frame = replayed.frame
-                events = event_spans_over(con, row["game_type"], row["region"], frame["ts"])
-                images.append(
-                    plot_capacity_vs_demand(
-                        frame.select("ts", pl.col("demand").alias("value")),
-                        frame.select("ts", "capacity"),
-                        f"{row['fleet']}: replay of the last {replay_days} days",
-                        out / f"{row['fleet']}-capacity.png",
-                        events=events,
-                    )
-                )
-            why, in_full = short_reason(row.get("reason")), full_reason(row.get("reason"))
-            sections.append(
-                ReportSection(
-                    title=row["fleet"],
-                    summary={
-                        **{
-                            k: row.get(k)
-                            for k in ("game_type", "region", *FLEET_FIGURES, "target", "unserved")
-                        },
-                        # one renderer of a decision (models.explain): as in the UI and status
-                        "why": why,
-                        "reason in full": in_full if in_full and in_full != why else None,
-                    },
-                    images=images,
-                )
-            )
         waiting = read_pending(con, set(fleets["fleet"].to_list()))
     if waiting:  # first: a person has something to decide
         sections.insert(0, approval_section(waiting))
-    return write_html_report(sections, out / name, title="fleetcast report")
+    return write_html_report(sections, settings.reports_dir / name, title="fleetcast report")
+
+
+def fleet_sections(
+    settings: Settings, fleets: pl.DataFrame, replay_days: int, *, workers: int | None = None
+) -> list[ReportSection]:
+    """Each fleet's report section, its plots written under the reports folder: drawn in
+    processes on every core (``run_jobs``; mostly matplotlib, whose fonts are not thread-safe:
+    in-process for a few fleets), the same as drawn one by one (``workers=1``)."""
+    out = settings.reports_dir
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(settings.db_path, row, replay_days, out) for row in fleets.iter_rows(named=True)]
+    return run_jobs(_fleet_section, jobs, workers, threads=False)
+
+
+# the database, a row of ``fleet_summary``, the days replayed, the reports folder: plain,
+# picklable data (what crosses to a worker process)
+SectionJob = tuple[Path, dict[str, Any], int, Path]
+
+
+def _fleet_section(job: SectionJob) -> ReportSection:
+    """One fleet's report section: its figures, why, and two plots (module level, so that a
+    worker process can run it; each opens the database read-only)."""
+    db_path, row, replay_days, out = job
+    images = []
+    with db.session(db_path, read_only=True) as con:
+        key = {"game_type": row["game_type"], "region": row["region"], "metric": "players"}
+        actual = con.sql(db.sql("demo_actuals"), params=key).pl()
+        forecast = con.sql(db.sql("demo_latest_forecast"), params=key).pl()
+        if actual.height and forecast.height:
+            images.append(
+                plot_forecast_vs_actual(
+                    actual.tail(24 * 7),
+                    forecast,
+                    f"{row['fleet']}: players, last week and the next 48 h",
+                    out / f"{row['fleet']}-forecast.png",
+                )
+            )
+        last = actual["ts"].max() if actual.height else None
+        if last is not None:
+            start: datetime = last - timedelta(days=replay_days) + timedelta(hours=1)
+            replayed, _ = run_backtest(
+                con,
+                BacktestRequest(
+                    game_type=row["game_type"],
+                    region=row["region"],
+                    metric="players",
+                    start=start,
+                    lead=lead_hours(row["lead_time_minutes"]),
+                ),
+            )
+            frame = replayed.frame
+            events = event_spans_over(con, row["game_type"], row["region"], frame["ts"])
+            images.append(
+                plot_capacity_vs_demand(
+                    frame.select("ts", pl.col("demand").alias("value")),
+                    frame.select("ts", "capacity"),
+                    f"{row['fleet']}: replay of the last {replay_days} days",
+                    out / f"{row['fleet']}-capacity.png",
+                    events=events,
+                )
+            )
+    why, in_full = short_reason(row.get("reason")), full_reason(row.get("reason"))
+    return ReportSection(
+        title=row["fleet"],
+        summary={
+            **{
+                k: row.get(k) for k in ("game_type", "region", *FLEET_FIGURES, "target", "unserved")
+            },
+            # one renderer of a decision (models.explain): as in the UI and status
+            "why": why,
+            "reason in full": in_full if in_full and in_full != why else None,
+        },
+        images=images,
+    )
 
 
 def approval_section(changes: list[PendingChange]) -> ReportSection:

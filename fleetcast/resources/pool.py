@@ -81,13 +81,18 @@ def run_jobs(
     slow: bool = True,
     cost: Callable[[J], float] | None = None,
     progress: str | None = None,
+    threads: bool = True,
 ) -> list[R]:
     """``fn`` on every job, results in job order, in-process, in threads or in spawned processes
     (``training_pool``). ``fn`` should not raise for one bad job (return a failed result); a
     worker process that dies raises ``RuntimeError`` naming the cause instead of hanging.
     ``cost``: a job's relative cost; in processes the costliest jobs start first.
-    ``progress``: what the jobs are, for a progress bar (on a terminal only)."""
+    ``progress``: what the jobs are, for a progress bar (on a terminal only). ``threads=False``:
+    jobs that must not share a process (matplotlib's fonts are not thread-safe) run in-process
+    where threads would be chosen."""
     kind, n = training_pool(len(jobs), workers, slow=slow)
+    if kind == "thread" and not threads:
+        kind = "in-process"
     bump: Callable[[Any], Any] = tracker(len(jobs), progress) if progress else (lambda r: r)
     if kind == "in-process":
         return [bump(fn(j)) for j in jobs]
@@ -98,9 +103,9 @@ def run_jobs(
         return _run_in_processes(fn, jobs, n, cost, bump)
     except BrokenProcessPool as exc:
         raise RuntimeError(
-            f"a training worker process died ({exc}); no series of this run were stored. "
-            "Out of memory is the usual cause: retry with fewer workers (`--workers 1` trains "
-            "in-process)"
+            f"a worker process died ({exc}); none of this batch's results were kept (no series "
+            "stored). Out of memory is the usual cause: retry with fewer workers (`fleetcast "
+            "train|forecast --workers 1` runs in-process)"
         ) from exc
 
 
