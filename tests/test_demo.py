@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -13,7 +14,7 @@ import pytest
 
 from fleetcast.config import Settings
 from fleetcast.interface.cli import main as cli_main
-from fleetcast.interface.demo import fleet_sections, fleet_summary, run_demo
+from fleetcast.interface.demo import fleet_sections, fleet_summary, import_while, run_demo
 
 
 def test_demo_applies_the_recorded_plan_and_writes_the_report(
@@ -92,3 +93,29 @@ server.stop()
     )
     assert out.returncode == 0, out.stderr
     assert "health 200" in out.stdout and "same True" in out.stdout
+
+
+def test_the_flows_libraries_are_imported_only_while_the_server_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_demo`` imports the flow's heavy libraries while it would only wait for Prefect's
+    server: never once the server is up (the flow would start later)."""
+    for name in ("warm_a", "warm_b"):
+        (tmp_path / f"{name}.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    up = threading.Thread(target=lambda: None)
+    up.start()
+    up.join()
+    import_while(up, ("warm_a",))
+    assert "warm_a" not in sys.modules
+    release = threading.Event()
+    starting = threading.Thread(target=release.wait)
+    starting.start()
+    try:
+        import_while(starting, ("warm_a", "warm_b"))
+        assert {"warm_a", "warm_b"} <= set(sys.modules)
+    finally:
+        release.set()
+        starting.join()
+        for name in ("warm_a", "warm_b"):
+            sys.modules.pop(name, None)
