@@ -40,7 +40,13 @@ import numpy as np
 import pandas as pd
 
 from models.accuracy import coverage, mase, mase_scale, smape
-from models.baselines import MSTLForecaster, SeasonalNaive, clip_negative, regularize
+from models.baselines import (
+    CleanMSTLForecaster,
+    MSTLForecaster,
+    SeasonalNaive,
+    clip_negative,
+    regularize,
+)
 from models.hourly import DAY
 from models.prophet_model import ProphetForecaster, event_overlay, remove_events
 
@@ -132,6 +138,7 @@ class PrecomputedForecaster:
 FORECASTERS: dict[str, Callable[[], Forecaster]] = {
     "prophet": ProphetForecaster,
     "mstl": MSTLForecaster,
+    "mstl_clean": CleanMSTLForecaster,
     "snaive168": lambda: SeasonalNaive(168),
     "snaive24": lambda: SeasonalNaive(24),
 }
