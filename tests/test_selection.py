@@ -11,7 +11,16 @@ import pandas as pd
 import pytest
 
 from fleetcast.resources.logs import quiet_libraries
-from models.baselines import MSTLForecaster, SeasonalNaive, clip_negative, regularize, stl_jumps
+from models.baselines import (
+    CleanMSTLForecaster,
+    MSTLForecaster,
+    SeasonalNaive,
+    clean_log,
+    clip_negative,
+    level_shift_adjust,
+    regularize,
+    stl_jumps,
+)
 from models.selection import (
     COMBINATION,
     FORECASTERS,
@@ -232,3 +241,75 @@ def test_clip_negative_is_pandas_clip_at_zero() -> None:
     want = pd.Series(values).clip(lower=0.0).to_numpy()
     np.testing.assert_array_equal(got, want)
     assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
+def players(days: int, seed: int = 11) -> pd.DataFrame:
+    """Hourly players: a wide daily swing (x6 trough to peak), weekends 40% higher, 4% more
+    players a day, noise."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2026-01-05", periods=24 * days, freq="h")  # a Monday
+    hour, dow = ds.hour.to_numpy(), ds.dayofweek.to_numpy()
+    y = 2000 * np.exp(0.9 * np.sin(2 * np.pi * (hour - 14) / 24)) * (1 + 0.4 * (dow >= 5))
+    y = y * np.exp(0.04 * np.arange(len(ds)) / 24)
+    return pd.DataFrame({"ds": ds, "y": y * np.exp(rng.normal(0, 0.03, len(ds)))})
+
+
+def test_clean_log_interpolates_glitches_and_keeps_every_other_hour() -> None:
+    y = players(7)["y"].to_numpy()
+    glitched = y.copy()
+    glitched[[30, 31, 100]] = 0.0  # a dropout of two hours and one of one
+    glitched[140] = np.nan
+    glitched[60] = 5 * y[60]  # a spike
+    x = clean_log(glitched)
+    bad = [30, 31, 60, 100, 140]
+    ok = np.setdiff1d(np.arange(y.size), bad)
+    np.testing.assert_array_equal(x[ok], np.log(y[ok]))
+    assert np.all(np.isfinite(x))
+    # each glitch replaced by a value between its neighbours' (linear in log)
+    for i in bad:
+        lo, hi = sorted((x[i - 1] if i - 1 not in bad else x[i - 2], x[i + 1]))
+        assert lo - 1e-9 <= x[i] <= hi + 1e-9
+
+
+def test_a_launch_step_is_taken_out_of_the_past_and_a_weekend_is_not() -> None:
+    x = np.log(players(21)["y"].to_numpy())
+    # the weekend lift recurs every week: not a step
+    np.testing.assert_array_equal(level_shift_adjust(x), x)
+    launched = x.copy()
+    launched[: 24 * 9] -= np.log(8.0)  # 8x more players from day 9 on
+    adjusted = level_shift_adjust(launched)
+    np.testing.assert_allclose(adjusted[24 * 9 :], x[24 * 9 :])
+    before = adjusted[: 24 * 9] - x[: 24 * 9]
+    assert np.abs(before).max() < np.log(1.15)  # the past moved to the new level, about
+
+
+def test_mstl_clean_uses_the_log_scale_despite_glitch_zeros_and_forecasts_closer() -> None:
+    """One glitch zero keeps plain MSTL off the log scale: as the players grow, its additive
+    seasonality keeps last weeks' swing where the cleaned log scale grows it with them."""
+    full = players(26)
+    history, actual = full.iloc[:-48].copy(), full["y"].to_numpy()[-48:]
+    history.loc[[200, 401], "y"] = 0.0
+    clean, plain = CleanMSTLForecaster(), MSTLForecaster()
+    got = clean.predict(clean.fit(history), history, 48)
+    base = plain.predict(plain.fit(history), history, 48)
+    assert plain.fit(history)["log"] is False
+    assert len(got) == 48 and got["ds"].iloc[0] == history["ds"].iloc[-1] + pd.Timedelta(hours=1)
+    assert (got["yhat_lower"] <= got["yhat"]).all() and (got["yhat"] <= got["yhat_upper"]).all()
+    err_clean = np.abs(got["yhat"].to_numpy() - actual).mean()
+    err_plain = np.abs(base["yhat"].to_numpy() - actual).mean()
+    assert err_clean < 0.5 * err_plain
+
+
+def test_mstl_clean_stays_on_the_raw_scale_where_zeros_are_real_and_needs_two_days() -> None:
+    history = players(14)
+    history.loc[history["ds"].dt.hour.between(2, 5), "y"] = 0.0  # idle every night: real zeros
+    clean = CleanMSTLForecaster()
+    got = clean.predict(clean.fit(history), history, 48)
+    assert np.all(np.isfinite(got["yhat"])) and (got["yhat"] >= 0).all()
+    # the idle hours forecast below the hours around them (cleaned as glitches on the log
+    # scale, they would be interpolated between them)
+    hour = got["ds"].dt.hour
+    idle, around = got["yhat"][hour.between(2, 5)], got["yhat"][hour.isin([1, 6])]
+    assert idle.max() < around.min()
+    with pytest.raises(ValueError, match="48 hours"):
+        clean.fit(history.iloc[:47])
