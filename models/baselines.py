@@ -94,6 +94,23 @@ def frame_from(
     )
 
 
+def frame_from_upper(
+    history: pd.DataFrame, mean: np.ndarray, hi: np.ndarray, *, level: int, log: bool, y: np.ndarray
+) -> pd.DataFrame:
+    """The forecast frame for the hours after ``history`` from a mean and the upper bound of its
+    ``level``% interval (normal errors; the model's scale, log when ``log``), never below 0 when
+    the history ``y`` is not."""
+    sigma = np.maximum(hi - mean, 0.0) / z_for(0.5 + level / 200.0)
+    return frame_from(
+        future_index(history["ds"].iloc[-1], len(mean)),
+        mean,
+        sigma,
+        level=level,
+        log=log,
+        nonnegative=bool(np.nanmin(y) >= 0),
+    )
+
+
 def clip_negative(values: np.ndarray) -> np.ndarray:
     """Negative values set to 0, NaN and -0.0 kept: pandas' ``clip(lower=0.0)`` on an array
     (a thousandth of its cost, which dominated the seasonal naive candidates' CV)."""
@@ -228,15 +245,7 @@ class MSTLForecaster:
         ).forecast(y=series, h=horizon, level=[level])
         mean = np.asarray(res["mean"], dtype=float)
         hi = np.asarray(res[f"hi-{level}"], dtype=float)
-        sigma = np.maximum(hi - mean, 0.0) / z_for(0.5 + level / 200.0)
-        return frame_from(
-            future_index(history["ds"].iloc[-1], horizon),
-            mean,
-            sigma,
-            level=level,
-            log=log,
-            nonnegative=bool(np.nanmin(y) >= 0),
-        )
+        return frame_from_upper(history, mean, hi, level=level, log=log, y=y)
 
 
 WEEK = 7 * DAY
@@ -350,12 +359,4 @@ class CleanMSTLForecaster:
         res = AutoETS(model="AAN", damped=True).forecast(y=rest, h=horizon, level=[level])
         mean = np.asarray(res["mean"], dtype=float) + seasonal
         hi = np.asarray(res[f"hi-{level}"], dtype=float) + seasonal
-        sigma = np.maximum(hi - mean, 0.0) / z_for(0.5 + level / 200.0)
-        return frame_from(
-            future_index(history["ds"].iloc[-1], horizon),
-            mean,
-            sigma,
-            level=level,
-            log=log,
-            nonnegative=bool(np.nanmin(y) >= 0),
-        )
+        return frame_from_upper(history, mean, hi, level=level, log=log, y=y)
