@@ -8,15 +8,18 @@ and the cycle again; and a learned value beyond its band asked about, approved, 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 import pytest
 
 from fleetcast.config import Settings
 from fleetcast.interface.cli import main
+from fleetcast.interface.demo import fleet_summary, write_fleet_report
 from fleetcast.resources.local_aws import provision_groups
 from fleetcast.stages.fleets import read_fleet_file
 from models.processes import (
@@ -190,6 +193,13 @@ def test_a_learned_value_beyond_its_band_waits_for_a_person_then_is_used(
                                      "casual_puzzle-eu-west"}  # fmt: skip
     assert all(learned > 16 and used == 16 and ref == 8 for _, learned, used, ref in asked)
     assert set(ppi.values()) == {16}
+    # the report lists what waits, as `fleetcast status` does, before the fleets
+    settings = replace(aws_settings, db_path=Path(db), work_dir=tmp_path / "work")
+    fleets = fleet_summary(settings).filter(pl.col("game_type") == "casual_puzzle")
+    page = write_fleet_report(settings, fleets, 1).read_text()
+    section = page.split("<h2>Learned settings waiting for approval</h2>")[1].split("<h2>")[0]
+    assert all(f"casual_puzzle-{r}" in section for r in ("na-east", "na-west", "eu-west"))
+    assert "sized on meanwhile" in section and "<td>16</td>" in section
     # the next cycle asks nothing new (the same learned value is still waiting)
     assert main(["scale", "--forecast-only", "--game-type", "casual_puzzle", *base]) == 0
     with duckdb.connect(db, read_only=True) as con:
@@ -213,6 +223,9 @@ def test_a_learned_value_beyond_its_band_waits_for_a_person_then_is_used(
     # approved: the band is centred on the learned value, which rises from 16 at most 1.5x a day
     assert now_ppi["casual_puzzle-na-east"] == 24 and learned["casual_puzzle-na-east"] > 24
     assert now_ppi["casual_puzzle-na-west"] == 16  # not approved: still the bound
+    page = write_fleet_report(settings, fleets, 1).read_text()
+    section = page.split("<h2>Learned settings waiting for approval</h2>")[1].split("<h2>")[0]
+    assert "casual_puzzle-na-east" not in section and "casual_puzzle-na-west" in section
     assert main(["approve", "--fleet", "casual_puzzle-na-east", *base]) == 2  # nothing waits
 
 

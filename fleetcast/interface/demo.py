@@ -36,6 +36,7 @@ from fleetcast.resources.pool import run_jobs
 from fleetcast.stages.backtest import BacktestRequest, run_backtest
 from fleetcast.stages.events import event_spans_over
 from fleetcast.stages.fleets import import_fleets
+from fleetcast.stages.processes import list_setting_changes
 from fleetcast.stages.status import read_pending
 from models.approval import PendingChange
 from models.clock import lead_hours
@@ -195,11 +196,16 @@ def write_fleet_report(
 ) -> Path:
     """Plots per fleet (forecast vs actual; a replay of capacity vs demand over the last
     ``replay_days`` days) in one self-contained HTML page under the reports folder, the changes
-    waiting for approval first."""
+    and the learned settings waiting for approval first."""
     sections = fleet_sections(settings, fleets, replay_days)
+    names = set(fleets["fleet"].to_list())
     with db.session(settings.db_path, read_only=True) as con:
-        waiting = read_pending(con, set(fleets["fleet"].to_list()))
-    if waiting:  # first: a person has something to decide
+        waiting = read_pending(con, names)
+        learned = [c for c in list_setting_changes(con) if c["fleet"] in names]
+    # first: a person has something to decide
+    if learned:
+        sections.insert(0, learned_settings_section(learned))
+    if waiting:
         sections.insert(0, approval_section(waiting))
     return write_html_report(sections, settings.reports_dir / name, title="fleetcast report")
 
@@ -275,6 +281,32 @@ def _fleet_section(job: SectionJob) -> ReportSection:
             "reason in full": in_full if in_full and in_full != why else None,
         },
         images=images,
+    )
+
+
+def learned_settings_section(changes: list[dict[str, Any]]) -> ReportSection:
+    """The learned settings waiting for approval (processes per instance beyond their band),
+    as one report section: what ``fleetcast status`` lists under the same name."""
+    table = pl.DataFrame(
+        [
+            {
+                "fleet": c["fleet"],
+                "setting": "processes per instance",
+                "learned": f"{c['learned']:g}",
+                "band around": f"{c['reference']:g}",
+                "sized on meanwhile": f"{c['used']:g}",
+                "asked (UTC)": f"{c['created_at']:%Y-%m-%d %H:%M}",
+            }
+            for c in changes
+        ]
+    )
+    return ReportSection(
+        title="Learned settings waiting for approval",
+        summary={"settings": len(changes)},
+        notes="A value learned from telemetry beyond its band around the configured one: the "
+        "fleet is sized on the band's edge until a person answers with `fleetcast approve|reject "
+        "--fleet F --note ...`.",
+        table=table,
     )
 
 

@@ -249,6 +249,15 @@ def list_setting_changes(
     return list(frame.iter_rows(named=True))
 
 
+def describe_setting(change: dict[str, Any]) -> str:
+    """One line for a learned setting waiting for a person (status, the report)."""
+    return (
+        f"{change['fleet']}: processes per instance learned {change['learned']:g}, outside the "
+        f"band around {change['reference']:g}; sized on {change['used']:g} meanwhile (asked "
+        f"{change['created_at']:%Y-%m-%d %H:%M})"
+    )
+
+
 def record_setting_changes(
     con: duckdb.DuckDBPyConnection, decisions: Sequence[Decision], now: datetime
 ) -> list[str]:

@@ -194,14 +194,10 @@ def _print_rest(console: Console, status: Status, *, wide: bool) -> None:
         console.print("changes waiting for approval: none")
     if status.settings:
         console.print("learned settings waiting for approval (fleetcast approve|reject --fleet F):")
+        from fleetcast.stages.processes import describe_setting
+
         for s in status.settings:
-            _say(
-                console,
-                f"{s['fleet']}: processes per instance learned {s['learned']:g}, outside the "
-                f"band around {s['reference']:g}; sized on {s['used']:g} meanwhile (asked "
-                f"{s['created_at']:%Y-%m-%d %H:%M})",
-                indent="  ",
-            )
+            _say(console, describe_setting(s), indent="  ")
 
     if status.accuracy is not None and status.accuracy.height:
         acc = status.accuracy.head(20)
