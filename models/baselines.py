@@ -327,9 +327,15 @@ class CleanMSTLForecaster:
         return "mstl_clean"
 
     def fit(self, history: pd.DataFrame, events: pd.DataFrame | None = None) -> dict[str, Any]:
-        if int(np.isfinite(history["y"].to_numpy(dtype=float)).sum()) < 2 * DAY:
-            raise ValueError(f"{self.name} needs at least {2 * DAY} hours with a value")
+        self._enough(history["y"].to_numpy(dtype=float))
         return {"kind": self.name, "level": self.level, **_window(history)}
+
+    def _enough(self, y: np.ndarray) -> np.ndarray:
+        """Where ``y`` has a value; at least two days of them, or a clear error."""
+        finite = np.isfinite(y)
+        if int(finite.sum()) < 2 * DAY:
+            raise ValueError(f"{self.name} needs at least {2 * DAY} hours with a value")
+        return finite
 
     def predict(
         self,
@@ -342,10 +348,7 @@ class CleanMSTLForecaster:
         from statsforecast.mstl import mstl
 
         y = history["y"].to_numpy(dtype=float)
-        finite = np.isfinite(y)
-        if finite.sum() < 2 * DAY:
-            raise ValueError(f"{self.name} needs at least {2 * DAY} hours with a value")
-        y = y[int(np.argmax(finite)) :]  # a leading gap dropped
+        y = y[int(np.argmax(self._enough(y))) :]  # a leading gap dropped
         log = bool(np.mean(y[np.isfinite(y)] <= 0) <= ZERO_SHARE)
         x = level_shift_adjust(clean_log(y)) if log else fill_gaps_linear(y)
         seasons = [DAY] + ([WEEK] if x.size >= 1.5 * WEEK else [])
