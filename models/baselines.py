@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.hourly import DAY, fill_gaps, to_hourly
+from models.hourly import DAY, WEEK, fill_gaps, to_hourly
 
 HOUR = pd.Timedelta(hours=1)
 DEFAULT_LEVEL = 80  # two-sided interval level (%): yhat_lower = q10, yhat_upper = q90
@@ -248,7 +248,6 @@ class MSTLForecaster:
         return frame_from_upper(history, mean, hi, level=level, log=log, y=y)
 
 
-WEEK = 7 * DAY
 GLITCH_FACTOR = 1.6  # a value this factor away from its centred 5-hour median is a glitch
 SHIFT_FACTOR = 1.8  # a 24-hour level this factor away from the previous 24 hours is a step
 MAX_SHIFTS = 3
@@ -314,9 +313,9 @@ class CleanMSTLForecaster:
     """MSTL for real player counts: glitches cleaned, on the log scale, launch steps taken out.
     The plain ``mstl`` stays off the log scale when one value is not positive (steam-dev's
     glitch zeros: every series) and copies a launch's jump into its weekly season. Here:
-    ``clean_log``, ``level_shift_adjust``, then statsforecast's MSTL decomposition (24 h, and
-    168 h from 1.5 weeks, R's loess steps), each season repeated from its last period and the
-    rest forecast by a damped additive-trend ETS, back with ``exp`` (the median). More than
+    ``clean_log``, ``level_shift_adjust``, then statsforecast's MSTL (24 h, and 168 h from 1.5
+    weeks, R's loess steps; each season repeated from its last period) with a damped
+    additive-trend ETS for the rest, back with ``exp`` (the median). More than
     ``ZERO_SHARE`` of the values at or below 0: the same on the raw scale. Found on the
     validation windows of steam-dev's 9-series subsets (benchmarks/README.md)."""
 
@@ -344,22 +343,19 @@ class CleanMSTLForecaster:
         horizon: int,
         events: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        from statsforecast.models import AutoETS
-        from statsforecast.mstl import mstl
+        from statsforecast.models import MSTL, AutoETS
 
         y = history["y"].to_numpy(dtype=float)
         y = y[int(np.argmax(self._enough(y))) :]  # a leading gap dropped
         log = bool(np.mean(y[np.isfinite(y)] <= 0) <= ZERO_SHARE)
         x = level_shift_adjust(clean_log(y)) if log else fill_gaps_linear(y)
         seasons = [DAY] + ([WEEK] if x.size >= 1.5 * WEEK else [])
-        parts = mstl(x, seasons, stl_kwargs=stl_jumps(seasons))
-        seasonal = np.zeros(horizon)
-        for p in seasons:
-            comp = parts[f"seasonal{p}"] if len(seasons) > 1 else parts["seasonal"]
-            seasonal += np.resize(comp.to_numpy()[x.size - p :], horizon)
-        rest = (parts["trend"] + parts["remainder"]).to_numpy()
         level = int(model.get("level", self.level))
-        res = AutoETS(model="AAN", damped=True).forecast(y=rest, h=horizon, level=[level])
-        mean = np.asarray(res["mean"], dtype=float) + seasonal
-        hi = np.asarray(res[f"hi-{level}"], dtype=float) + seasonal
+        res = MSTL(
+            season_length=seasons,
+            trend_forecaster=AutoETS(model="AAN", damped=True),
+            stl_kwargs=stl_jumps(seasons),
+        ).forecast(y=x, h=horizon, level=[level])
+        mean = np.asarray(res["mean"], dtype=float)
+        hi = np.asarray(res[f"hi-{level}"], dtype=float)
         return frame_from_upper(history, mean, hi, level=level, log=log, y=y)
