@@ -36,8 +36,7 @@ from fleetcast.resources.pool import run_jobs
 from fleetcast.stages.backtest import BacktestRequest, run_backtest
 from fleetcast.stages.events import event_spans_over
 from fleetcast.stages.fleets import import_fleets
-from fleetcast.stages.processes import list_setting_changes
-from fleetcast.stages.status import read_pending
+from fleetcast.stages.status import read_pending, read_waiting_settings
 from models.approval import PendingChange
 from models.clock import lead_hours
 from models.explain import full_reason, short_reason
@@ -201,7 +200,7 @@ def write_fleet_report(
     names = set(fleets["fleet"].to_list())
     with db.session(settings.db_path, read_only=True) as con:
         waiting = read_pending(con, names)
-        learned = [c for c in list_setting_changes(con) if c["fleet"] in names]
+        learned = read_waiting_settings(con, names)
     # first: a person has something to decide
     if learned:
         sections.insert(0, learned_settings_section(learned))

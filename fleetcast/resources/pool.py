@@ -51,26 +51,30 @@ def workers_for(n_jobs: int, workers: int | None) -> int:
     return max(1, min(n_jobs, workers or os.cpu_count() or 1))
 
 
-def _pool_kind(n_jobs: int, workers: int, *, daemonic: bool, slow: bool = True) -> PoolKind:
+def _pool_kind(
+    n_jobs: int, workers: int, *, daemonic: bool, slow: bool = True, threads: bool = True
+) -> PoolKind:
     """Where ``n_jobs`` jobs run with ``workers`` workers (see the module doc): ``in-process``
     for one worker; ``thread`` for a daemonic process (it cannot have children), too few jobs
-    per worker to pay for starting processes, or jobs that are not ``slow``; else ``process``
+    per worker to pay for starting processes, or jobs that are not ``slow``, unless the jobs
+    must not share a process (``threads=False``: then ``in-process``); else ``process``
     (spawn)."""
     if workers <= 1 or n_jobs <= 1:
         return "in-process"
     if daemonic or not slow or n_jobs < PROCESS_MIN_JOBS_PER_WORKER * workers:
-        return "thread"
+        return "thread" if threads else "in-process"
     return "process"
 
 
 def training_pool(
-    n_jobs: int, workers: int | None = None, *, slow: bool = True
+    n_jobs: int, workers: int | None = None, *, slow: bool = True, threads: bool = True
 ) -> tuple[PoolKind, int]:
     """How ``run_jobs`` runs ``n_jobs`` jobs in this process: (pool kind, workers). ``slow``:
-    some job takes seconds, not milliseconds."""
+    some job takes seconds, not milliseconds; ``threads=False``: the jobs may not share a
+    process."""
     n = workers_for(n_jobs, workers)
     daemonic = multiprocessing.current_process().daemon
-    return _pool_kind(n_jobs, n, daemonic=daemonic, slow=slow), n
+    return _pool_kind(n_jobs, n, daemonic=daemonic, slow=slow, threads=threads), n
 
 
 def run_jobs(
@@ -90,9 +94,7 @@ def run_jobs(
     ``progress``: what the jobs are, for a progress bar (on a terminal only). ``threads=False``:
     jobs that must not share a process (matplotlib's fonts are not thread-safe) run in-process
     where threads would be chosen."""
-    kind, n = training_pool(len(jobs), workers, slow=slow)
-    if kind == "thread" and not threads:
-        kind = "in-process"
+    kind, n = training_pool(len(jobs), workers, slow=slow, threads=threads)
     bump: Callable[[Any], Any] = tracker(len(jobs), progress) if progress else (lambda r: r)
     if kind == "in-process":
         return [bump(fn(j)) for j in jobs]

@@ -42,6 +42,11 @@ def read_pending(con: duckdb.DuckDBPyConnection, fleets: set[str]) -> list[Pendi
         return []
 
 
+def read_waiting_settings(con: duckdb.DuckDBPyConnection, fleets: set[str]) -> list[dict[str, Any]]:
+    """Learned settings waiting for a person for these fleets (newest first)."""
+    return [c for c in list_setting_changes(con) if c["fleet"] in fleets]
+
+
 def read_accuracy(con: duckdb.DuckDBPyConnection, game_type: str | None) -> pl.DataFrame:
     """The newest realised accuracy of each series (empty when nothing was scored yet)."""
     return con.sql(db.sql("status_accuracy"), params={"game_type": game_type}).pl()
@@ -60,7 +65,7 @@ def read_status(
         overrides = [o for o in list_overrides(con, now) if o.fleet in names]
         accuracy = read_accuracy(con, game_type)
         approvals = read_pending(con, names)
-        waiting = [c for c in list_setting_changes(con) if c["fleet"] in names]
+        waiting = read_waiting_settings(con, names)
     return Status(
         fleets=fleets,
         overrides=overrides,
