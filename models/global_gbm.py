@@ -32,7 +32,10 @@ by its difficulty, the mean |scaled error| of its own calibration windows (each 
 the difficulty of the series' other windows, so the pooled quantiles are not made narrow by the
 errors they are computed from), and the served interval is the pooled quantile times the
 series' difficulty: a series the model forecasts well gets a narrower interval than one it
-forecasts badly, at the same pooled coverage (normalised conformal). The calibration model also
+forecasts badly, at the same pooled coverage (normalised conformal). Each tail is read at
+`GBMConfig.tail_share` of its nominal probability (q90 at 0.92): on M4's validation windows the
+served model's errors were larger than the calibration windows' (mean |normalised error| 1.20
+against 1.05), which the calibration windows cannot show. The calibration model also
 scores the held-out hours (two fits in all: it and the served one); without `refit`, a model
 trained on the history minus the last `horizon` hours is served and scored. Neither the
 scored model nor the calibration model reads the last `horizon` hours' values. A history too
@@ -119,6 +122,11 @@ class GBMConfig:
     # the last window ending where the held-out (CV) hours begin
     calibration_origins: int = 4  # chosen on M4 validation windows (benchmarks/README.md)
     calibration_step: int = 24
+    # each tail's probability read from the calibration errors, as a share of its nominal one
+    # (0.8: q90 read at 0.92, the 80% interval's lower end at 0.08). Chosen on M4's validation
+    # windows: the global model's served q90 covered 87.7% at 1.0, 89.8% at 0.8 (80% interval
+    # 79.4% -> 82.9%), benchmarks/README.md "Training in proportion, sixth pass"
+    tail_share: float = 0.8
     # serve a model retrained on the whole history, held-out hours included; the CV windows
     # are still scored with the one trained without them (``FittedGBM.held_out``)
     refit: bool = True  # chosen on M4 validation windows (benchmarks/README.md)
@@ -337,7 +345,7 @@ def fit(
             }
             fitted.difficulty_default = default
             how += "; normalised by each series' own calibration error"
-        fitted.quantiles = _step_quantiles(e, small=small)
+        fitted.quantiles = _step_quantiles(e, small=small, tail_share=cfg.tail_share)
         fitted.notes.append(how)
     else:
         fitted.notes.append("no calibration window: intervals from seasonal naive errors")
@@ -468,16 +476,21 @@ def difficulty(
 _PROBS = (0.025, 0.05, 0.1, 0.25, 0.75, 0.9, 0.95, 0.975)
 
 
-def _step_quantiles(e: np.ndarray, small: bool) -> dict[float, np.ndarray]:
-    """Quantiles of scaled errors per horizon step; pooled over +-k neighbouring steps."""
+def _step_quantiles(
+    e: np.ndarray, small: bool, tail_share: float = 1.0
+) -> dict[float, np.ndarray]:
+    """Quantiles of scaled errors per horizon step, pooled over +-k neighbouring steps, keyed by
+    nominal probability: each tail read at `tail_share` of its probability (0.9 -> 1 - 0.1 *
+    share, 0.1 -> 0.1 * share)."""
     horizon = e.shape[1]
     k = 12 if small else 2
     out: dict[float, np.ndarray] = {}
     for p in _PROBS:
+        read = 1 - (1 - p) * tail_share if p > 0.5 else p * tail_share
         q = np.empty(horizon)
         for h in range(horizon):
             lo, hi = max(0, h - k), min(horizon, h + k + 1)
-            q[h] = np.nanquantile(e[:, lo:hi], p)
+            q[h] = np.nanquantile(e[:, lo:hi], read)
         # errors do not shrink with the horizon: enforce monotone widening of the tails
         q = np.maximum.accumulate(q) if p > 0.5 else np.minimum.accumulate(q)
         out[p] = q

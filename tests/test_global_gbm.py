@@ -315,3 +315,28 @@ def test_normalised_intervals_cover_calm_and_noisy_series_alike() -> None:
     stored = global_gbm.loads(global_gbm.dumps(normal))
     assert stored.difficulty == normal.difficulty
     assert stored.difficulty_default == normal.difficulty_default
+
+
+def test_each_tail_is_read_at_its_share_of_the_nominal_probability() -> None:
+    """``tail_share`` 0.8 reads q90 at the errors' 0.92 quantile and the 80% interval's lower end
+    at 0.08 (both tails wider), keyed by the nominal probability; the point forecast is the
+    same model's."""
+    rng = np.random.default_rng(3)
+    errors = rng.standard_normal((400, H))
+    read = global_gbm._step_quantiles(errors, small=False, tail_share=0.8)
+    nominal = global_gbm._step_quantiles(errors, small=False, tail_share=1.0)
+    # step 10 pools steps 8-12 (+-2), and the tails never narrow with the step
+    assert read[0.9][10] >= np.quantile(errors[:, 8:13], 0.92) - 1e-12
+    assert np.quantile(errors[:, 8:13], 0.92) > np.quantile(errors[:, 8:13], 0.9)
+    assert np.all(read[0.9] > nominal[0.9]) and np.all(read[0.1] < nominal[0.1])
+    assert read[0.9][0] == pytest.approx(np.quantile(errors[:, 0:3], 0.92))
+    assert read[0.1][0] == pytest.approx(np.quantile(errors[:, 0:3], 0.08))
+
+    arrays = _panel(6)
+    wide = global_gbm.fit(arrays, H, n_jobs=1, config=replace(FAST, tail_share=0.8))
+    narrow = global_gbm.fit(arrays, H, n_jobs=1, config=replace(FAST, tail_share=1.0))
+    series = {k: (T0, v) for k, v in arrays.items()}
+    fw, fn = global_gbm.predict(wide, series), global_gbm.predict(narrow, series)
+    assert fw["yhat"].to_list() == fn["yhat"].to_list()
+    assert (fw["q90"] >= fn["q90"]).all() and (fw["q90"] > fn["q90"]).any()
+    assert (fw["yhat_lower"] <= fn["yhat_lower"]).all()
