@@ -66,14 +66,18 @@ def to_long(series: dict[str, np.ndarray], offsets: dict[str, int] | None = None
 
 
 def load_m4(
-    data_dir: Path, limit: int | None = None, every: int = 1
+    data_dir: Path, limit: int | None = None, every: int = 1, *, validation: bool = False
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(history, actuals) in long format; actuals continue each series' hourly timestamps.
-    `every`: every k-th series of the file (a subsample spread over it), then the first `limit`."""
+    `every`: every k-th series of the file (a subsample spread over it), then the first `limit`.
+    `validation`: the protocol's validation windows (``validation_split``) instead, the test
+    file not even read."""
     train = read_wide(data_dir / "m4_hourly_train.csv")
-    test = read_wide(data_dir / "m4_hourly_test.csv")
     ids = list(train)[::every][: limit or None]
     train = {k: train[k] for k in ids}
+    if validation:
+        return validation_split(to_long(train))
+    test = read_wide(data_dir / "m4_hourly_test.csv")
     test = {k: test[k] for k in ids}
     return to_long(train), to_long(test, {k: len(v) for k, v in train.items()})
 
@@ -175,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--learning-rate", type=float, default=None, help="LightGBM learning rate")
     ap.add_argument("--calibration-origins", type=int, default=None, help="calibration origins")
     ap.add_argument("--bagging", type=float, default=None, help="LightGBM bagging_fraction")
+    ap.add_argument(
+        "--tail-share", type=float, default=None, help="interval tails read at this share"
+    )
     ap.add_argument("--steps-every", type=int, default=None, help="every k-th step per cutoff")
     ap.add_argument(
         "--refit", action=argparse.BooleanOptionalAction, help="serve a refit on all hours"
@@ -191,9 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--score-only", type=Path, default=None, help="score a forecasts CSV instead")
     args = ap.parse_args(argv)
 
-    history, actuals = load_m4(args.data_dir, args.limit, args.every)
-    if args.validation:
-        history, actuals = validation_split(history)
+    history, actuals = load_m4(args.data_dir, args.limit, args.every, validation=args.validation)
     overrides = {
         "max_cutoffs": args.max_cutoffs,
         "num_rounds": args.rounds,
@@ -205,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "calibration_origins": args.calibration_origins,
         "bagging_fraction": args.bagging,
         "steps_every": args.steps_every,
+        "tail_share": args.tail_share,
     }
     config = global_gbm.GBMConfig(**{k: v for k, v in overrides.items() if v is not None})
     results = []

@@ -36,7 +36,7 @@ import polars as pl
 if __package__ in (None, ""):  # run as a script: make the repo importable (no effect on import)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.m4_hourly import HORIZON, load_m4, published_rows, validation_split  # noqa: E402
+from benchmarks.m4_hourly import HORIZON, load_m4, published_rows  # noqa: E402
 from models.m4_scoring import score_frame  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="m4-product-"))
     work.mkdir(parents=True, exist_ok=True)
     landing, db_path, out = work / "landing", work / "m4.duckdb", work / "f.csv"
-    history, actuals = load_m4(args.data_dir, args.limit)
-    if args.validation:
-        history, actuals = validation_split(history)
+    history, actuals = load_m4(args.data_dir, args.limit, validation=args.validation)
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     if "ingest" in steps:
         landing.mkdir(exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -67,3 +68,24 @@ def test_score_frame_refuses_missing_forecasts() -> None:
     fc = actuals.head(1).rename({"y": "yhat"})
     with pytest.raises(ValueError, match="have no forecast"):
         score_frame(fc, actuals, history, season=1)
+
+
+def test_the_validation_windows_are_cut_from_the_training_file_without_the_test_file(
+    tmp_path: Path,
+) -> None:
+    """``load_m4(validation=True)`` holds out each training series' last 48 h and never opens the
+    test file (absent here); without it, the test file is what it reads."""
+    from benchmarks.m4_hourly import HORIZON, load_m4
+
+    rows = ['"V1","V2","V3"'] + [
+        ",".join([f'"H{i}"', *(f'"{v}"' for v in range(i, i + 60 + 10 * i))]) for i in (1, 2)
+    ]
+    (tmp_path / "m4_hourly_train.csv").write_text("\n".join(rows) + "\n")
+    history, held = load_m4(tmp_path, validation=True)
+    for i, uid in ((1, "H1"), (2, "H2")):
+        y = history.filter(pl.col("unique_id") == uid).sort("ds")["y"].to_list()
+        h = held.filter(pl.col("unique_id") == uid).sort("ds")["y"].to_list()
+        full = list(range(i, i + 60 + 10 * i))
+        assert y == full[:-HORIZON] and h == full[-HORIZON:]
+    with pytest.raises(FileNotFoundError):
+        load_m4(tmp_path)
