@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # package prefix -> prefixes it must never import
 FORBIDDEN = {
-    "models": ("fleetcast", "flows", "tasks", "prefect", "prefect_dask", "boto3", "duckdb"),
+    "models": ("fleetcast", "flows", "tasks", "prefect", "distributed", "dask", "boto3", "duckdb"),
     "fleetcast.resources": ("fleetcast.stages", "fleetcast.interface", "flows", "tasks"),
     "fleetcast.stages": ("fleetcast.interface", "flows", "tasks"),
     "tasks": ("fleetcast.interface", "flows"),
