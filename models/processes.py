@@ -403,9 +403,13 @@ def bound_fit(
         plo, phi = BAND[0] * ref_pl, BAND[1] * ref_pl
         if not plo <= players <= phi:
             approval = True
+            # the band on players per instance at ppi processes is the band on players per
+            # process: said per process, the unit both values are configured and learned in
+            per, ref_per = players / ppi, ref_pl / ppi
             why.append(
-                f"learned {players:.4g} players per instance is outside {plo:.4g}-{phi:.4g} "
-                f"({BAND[0]:g}x-{BAND[1]:g}x the {reference.source} players per process)"
+                f"learned {per:.4g} players per process is outside {BAND[0] * ref_per:.4g}-"
+                f"{BAND[1] * ref_per:.4g} ({BAND[0]:g}x-{BAND[1]:g}x the {reference.source} "
+                f"{ref_per:.4g})"
             )
             players = _clamp(players, plo, phi)
         if last is not None and last.low_players is not None:

@@ -95,6 +95,11 @@ def test_the_band_sizes_on_the_nearer_bound_and_asks_a_person() -> None:
     assert inside.players_per_instance == pytest.approx(480)
     heavy_players = bound_fit(_fit(4, 3.2, players_per_process=400.0), REF, None, CAPS)
     assert heavy_players.approval and heavy_players.players_per_instance == pytest.approx(640)
+    # said in the unit both are configured and learned in: 400 players per process against 80
+    assert "learned 400 players per process is outside 40-160 (0.5x-2x the " in (
+        heavy_players.bounded
+    )
+    assert heavy_players.bounded.endswith(" 80)")
 
 
 def test_processes_rise_at_most_the_daily_factor_and_fall_at_once() -> None:
