@@ -188,6 +188,14 @@ def test_a_learned_value_beyond_its_band_waits_for_a_person_then_is_used(
     url = aws_settings.aws_endpoint_url or ""
     base, _ = _sample(tmp_path, url, days=8)
     db = base[1]
+    settings = replace(aws_settings, db_path=Path(db), work_dir=tmp_path / "work")
+    # before any decision: the report says so and what makes one, with no empty rows
+    fleets = fleet_summary(settings).filter(pl.col("game_type") == "casual_puzzle")
+    page = write_fleet_report(settings, fleets, 1).read_text()
+    assert page.count("No capacity decision for this fleet yet: `fleetcast scale`") == 3
+    assert page.count("No stored players forecast to plot") == 3
+    assert "<th>why</th>" not in page and "<th>target</th>" not in page
+    assert "<th>game_type</th><td>casual_puzzle</td>" in page  # what is known is shown
     assert main(["scale", "--forecast-only", "--game-type", "casual_puzzle", *base]) == 0
     with duckdb.connect(db, read_only=True) as con:
         asked = con.sql(
@@ -199,9 +207,9 @@ def test_a_learned_value_beyond_its_band_waits_for_a_person_then_is_used(
     assert all(learned > 16 and used == 16 and ref == 8 for _, learned, used, ref in asked)
     assert set(ppi.values()) == {16}
     # the report lists what waits, as `fleetcast status` does, before the fleets
-    settings = replace(aws_settings, db_path=Path(db), work_dir=tmp_path / "work")
     fleets = fleet_summary(settings).filter(pl.col("game_type") == "casual_puzzle")
     page = write_fleet_report(settings, fleets, 1).read_text()
+    assert "No capacity decision for this fleet yet" not in page and "<th>why</th>" in page
     section = page.split("<h2>Learned settings waiting for approval</h2>")[1].split("<h2>")[0]
     assert all(f"casual_puzzle-{r}" in section for r in ("na-east", "na-west", "eu-west"))
     assert "sized on meanwhile" in section and "<td>16</td>" in section

@@ -180,3 +180,24 @@ def test_overview_puts_a_long_reason_on_its_own_row(tmp_path: Path) -> None:
     assert "capacity after" in header and "why" not in header  # not a narrow column
     assert overview.count('<tr class="details"><td colspan="2"><b>why</b>: ') == 2
     assert html.escape(reason) in overview
+
+
+def test_a_label_without_a_value_gets_no_row(tmp_path: Path) -> None:
+    """None is "not known yet": no row in the section's table (its note says why) and an empty
+    overview cell; NaN is a value that could not be computed, shown as n/a."""
+    sections = [
+        ReportSection(
+            title="f1",
+            summary={"published_by": "combination", "why": None, "realised_mase": float("nan")},
+            notes="No capacity decision for this fleet yet.",
+        ),
+        ReportSection(title="f2", summary={"why": None}),
+    ]
+    page = write_html_report(sections, tmp_path / "r.html").read_text()
+    first = page[page.index('<section id="s0">') : page.index('<section id="s1">')]
+    assert "<th>published_by</th><td>combination</td>" in first
+    assert "<th>realised_mase</th><td>n/a</td>" in first
+    assert "<th>why</th>" not in page
+    assert "<p>No capacity decision for this fleet yet.</p>" in first
+    second = page[page.index('<section id="s1">') :]
+    assert '<table class="kv">' not in second  # nothing known: no empty table

@@ -269,8 +269,21 @@ def _fleet_section(job: SectionJob) -> ReportSection:
                 )
             )
     why, in_full = short_reason(row.get("reason")), full_reason(row.get("reason"))
+    missing = []
+    if row.get("target") is None and row.get("reason") is None:
+        missing.append(
+            "No capacity decision for this fleet yet: `fleetcast scale` (or the pipeline flow) "
+            "makes one."
+        )
+    if not actual.height:
+        missing.append("No players actuals stored for this fleet: nothing to plot or replay.")
+    elif not forecast.height:
+        missing.append(
+            "No stored players forecast to plot: `fleetcast forecast --horizon 48` makes one."
+        )
     return ReportSection(
         title=row["fleet"],
+        notes=" ".join(missing),
         summary={
             **{
                 k: row.get(k) for k in ("game_type", "region", *FLEET_FIGURES, "target", "unserved")

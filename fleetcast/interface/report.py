@@ -30,7 +30,8 @@ from fleetcast.resources.plots import (  # noqa: F401 - the report's plots, re-e
 class ReportSection:
     """One block of the report, usually one fleet.
 
-    ``summary``: label -> value, shown as a two-column table and in the overview table.
+    ``summary``: label -> value, shown as a two-column table and in the overview table (a None
+    value: no row, and an empty cell in the overview).
     ``images``: PNG (or SVG) files to embed. ``table``: an optional detail table.
     """
 
@@ -54,11 +55,14 @@ def _fmt(value: object) -> str:
 
 
 def _kv_table(summary: Mapping[str, object]) -> str:
+    """Label and value rows; a label without a value (None) gets no row (the section's note
+    says what is missing and why)."""
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
         for k, v in summary.items()
+        if v is not None
     )
-    return f'<table class="kv">{rows}</table>'
+    return f'<table class="kv">{rows}</table>' if rows else ""
 
 
 def _frame_table(frame: pl.DataFrame, max_rows: int = 200) -> str:
