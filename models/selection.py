@@ -47,7 +47,7 @@ from models.baselines import (
     clip_negative,
     regularize,
 )
-from models.hourly import DAY
+from models.hourly import DAY, WEEK
 from models.prophet_model import ProphetForecaster, event_overlay, remove_events
 
 MIN_HISTORY_HOURS = 48
@@ -243,6 +243,18 @@ def cv_cutoffs(n: int, config: CVConfig) -> list[int]:
     leaving at least ``min_train`` hours before the cutoff."""
     cuts = [n - k * config.horizon for k in range(config.n_origins, 0, -1)]
     return [c for c in cuts if c >= config.min_train]
+
+
+def scored_cutoffs(n: int, config: CVConfig) -> list[int]:
+    """The cutoffs candidates are scored at (``cv_cutoffs``), without those with less than a week
+    of history before them when a later one has a week: a candidate that needs a week
+    (``snaive168``) is then scored instead of sunk by an origin too early for it, which on a
+    history of 8-9 days left it out of every series' choice (``benchmarks/README.md``, "Short
+    histories"). The cutoffs left out still calibrate the intervals."""
+    cuts = cv_cutoffs(n, config)
+    if any(c >= WEEK for c in cuts):
+        return [c for c in cuts if c >= WEEK]
+    return cuts
 
 
 def _usable(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
@@ -572,7 +584,7 @@ def train_series(
                 m if m == EVENT_SOURCE or m not in cands else events_variant(m) for m in members
             )
     y = hist["y"].to_numpy(dtype=float)
-    cuts = cv_cutoffs(len(hist), config)
+    cuts = scored_cutoffs(len(hist), config)
     extra = max(0, config.calibration_origins - config.n_origins)
     calib_only = cv_cutoffs(len(hist), replace(config, n_origins=config.n_origins + extra))
     calib_only = [c for c in calib_only if c not in cuts]  # before the scored ones
@@ -837,7 +849,7 @@ def panel_candidate(
     end -> forecast, e.g. the panel's calibration model), kept for the combination's CV."""
     hist = regularize(history)
     y = hist["y"].to_numpy(dtype=float)
-    cuts = cv_cutoffs(len(hist), config)
+    cuts = scored_cutoffs(len(hist), config)
     scores: list[Score] = []
     points: dict[int, np.ndarray] = {}
     for back, f in (early or {}).items():

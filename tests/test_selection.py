@@ -28,6 +28,7 @@ from models.selection import (
     cv_cutoffs,
     forecast_at,
     forecast_series,
+    scored_cutoffs,
     train_series,
 )
 
@@ -77,6 +78,27 @@ def test_cutoffs_are_time_ordered_and_leave_enough_history() -> None:
     assert cv_cutoffs(240, cfg) == [168, 192, 216]
     assert cv_cutoffs(96, cfg) == [48, 72]  # the oldest origin would see only 24 hours
     assert cv_cutoffs(60, cfg) == []
+
+
+def test_a_scored_origin_too_early_for_a_week_is_left_to_calibration() -> None:
+    """8 days of history: the origin at 6 days would sink ``snaive168`` (it needs a week), so
+    the candidates are scored at the 7-day origin alone and ``snaive168`` competes; the earlier
+    origin still calibrates the intervals. With a week before every origin, or before none,
+    nothing changes."""
+    cfg = CVConfig(horizon=24, n_origins=2)
+    assert cv_cutoffs(192, cfg) == [144, 168] and scored_cutoffs(192, cfg) == [168]
+    assert scored_cutoffs(216, cfg) == cv_cutoffs(216, cfg) == [168, 192]
+    assert scored_cutoffs(180, cfg) == cv_cutoffs(180, cfg) == [132, 156]
+    history = series(8)
+    cands = {"snaive24": SeasonalNaive(24), "snaive168": SeasonalNaive(168)}
+    got = train_series(history, forecasters=cands, ensembles={}, config=cfg)
+    week = got.candidates["snaive168"]
+    assert week.error is None and math.isfinite(week.cv_mase) and week.origins == 1
+    assert got.candidates["snaive24"].origins == 1
+    assert 168 in week.cv_points and 144 in got.candidates["snaive24"].cv_points
+    # what sank it before: at the 6-day origin it cannot forecast at all
+    with pytest.raises(ValueError, match="needs at least 168 hours"):
+        SeasonalNaive(168).fit(history.iloc[:144])
 
 
 @pytest.mark.parametrize("name", sorted(FORECASTERS))

@@ -57,8 +57,8 @@ from models.selection import (
     Forecaster,
     InsufficientHistory,
     SeriesTraining,
-    cv_cutoffs,
     panel_candidate,
+    scored_cutoffs,
     train_series,
 )
 
@@ -281,7 +281,7 @@ def _cv_points(
     pasts: list[tuple[SeriesKey, np.ndarray]] = []
     for key, hist in histories.items():
         y = regularize(hist)["y"].to_numpy(dtype=float)
-        pasts += [(key, y[:cut]) for cut in cv_cutoffs(len(y), cv)]
+        pasts += [(key, y[:cut]) for cut in scored_cutoffs(len(y), cv)]
     points = global_gbm.point_forecasts(fitted, [y for _, y in pasts])
     out: dict[SeriesKey, dict[int, tuple[np.ndarray, np.ndarray | None]]] = {
         k: {} for k in histories
