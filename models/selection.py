@@ -658,10 +658,11 @@ def train_series(
                 [cv_actuals[i] for i in ok],
                 [cv_scales[i] for i in ok],
             )
-            if cal is not None:
+            if cal is not None:  # what is served: the conformal interval, measured leaving
+                # one origin out; with one origin to calibrate on, not measured (NaN), never
+                # the raw interval's coverage (a week's copy on 7 days of history: zero width)
                 model = {**model, "conformal": cal}
-                cv_cov = loo if math.isfinite(loo) else cv_cov
-                cv_q90 = loo90 if math.isfinite(loo90) else cv_q90
+                cv_cov, cv_q90 = loo, loo90
         results[name] = CandidateResult(
             name=name,
             model=model,

@@ -94,6 +94,10 @@ def test_a_scored_origin_too_early_for_a_week_is_left_to_calibration() -> None:
     got = train_series(history, forecasters=cands, ensembles={}, config=cfg)
     week = got.candidates["snaive168"]
     assert week.error is None and math.isfinite(week.cv_mase) and week.origins == 1
+    # one origin to calibrate its interval on: its CV coverage is not measured, not its raw
+    # interval's (zero width on exactly a week of history)
+    assert math.isnan(week.cv_coverage) and math.isnan(week.cv_coverage_q90)
+    assert math.isfinite(got.candidates["snaive24"].cv_coverage)  # 6 origins
     assert got.candidates["snaive24"].origins == 1
     assert 168 in week.cv_points and 144 in got.candidates["snaive24"].cv_points
     # what sank it before: at the 6-day origin it cannot forecast at all
