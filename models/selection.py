@@ -358,8 +358,9 @@ def combination(
     """The served forecast: the ``COMBINE_BEST`` candidates of ``chain`` with the lowest finite
     CV MASE, those at most ``1 + COMBINE_WITHIN`` times the lowest, weighted by 1 / CV MASE.
     Scored at the ``scored`` cuts from its members' CV forecasts; its intervals are conformal
-    from its own errors at every cut of ``origins`` where all members forecast out of sample
-    (leave-one-origin-out coverage, as for every candidate). None when fewer than 2 candidates
+    from its own errors at every cut of ``origins`` where all members forecast out of sample, or,
+    when fewer than 2 such, where any did (those members, weights renormalised);
+    leave-one-origin-out coverage, as for every candidate. None when fewer than 2 candidates
     qualify or one has no CV forecast at a scored cut (the champion is then served alone)."""
     members = [
         n
@@ -374,12 +375,20 @@ def combination(
     inverse = [1.0 / max(results[n].cv_mase, 1e-9) for n in members]
     weights = [v / sum(inverse) for v in inverse]
     h = config.horizon
-    cuts = [c for c in origins if all(c in results[n].cv_points for n in members)]
-    if any(c not in cuts for c in scored):
+    if any(c not in results[n].cv_points for c in scored for n in members):
         return None
+    cuts = [c for c in origins if all(c in results[n].cv_points for n in members)]
+    if len(cuts) < 2:  # one origin calibrates nothing honestly (its errors lean one way): every
+        # origin where a member forecast, those that did with their weights renormalised, as at
+        # forecast time when a member fails (a week's copy on 8-9 days of history has 1 origin)
+        cuts = [c for c in origins if any(c in results[n].cv_points for n in members)]
     frames = []
     for c in cuts:
-        point = sum(w * results[n].cv_points[c][:h] for n, w in zip(members, weights, strict=True))
+        have = [(n, w) for n, w in zip(members, weights, strict=True) if c in results[n].cv_points]
+        if len(have) < len(members):
+            total = sum(w for _, w in have)
+            have = [(n, w / total) for n, w in have]
+        point = sum(w * results[n].cv_points[c][:h] for n, w in have)
         frames.append(pd.DataFrame({"yhat": point, "yhat_lower": point, "yhat_upper": point,
                                     "yhat_q90": point}))  # fmt: skip
     actuals = [y[c : c + h] for c in cuts]

@@ -19,6 +19,7 @@ from models.selection import (
     PANEL_KEEP_MARGIN,
     CandidateResult,
     CVConfig,
+    combination,
     conformal,
     cv_cutoffs,
     forecast_at,
@@ -250,3 +251,38 @@ def test_conformal_quantiles_are_each_steps_pooled_errors_quantiles() -> None:
         plain = [np.nanquantile(errors[:, max(0, h - 3) : h + 4], p) for h in range(24)]
         want = np.maximum.accumulate(plain) if p > 0.5 else np.minimum.accumulate(plain)
         np.testing.assert_array_equal(got[repr(p)], want)
+
+
+def test_with_one_origin_where_every_member_forecast_the_others_calibrate_renormalised() -> None:
+    """8 days of history: a week's copy forecasts only at the 7-day origin, the other members at
+    all six. One origin would calibrate the interval on one day's errors, leaning one way;
+    instead every origin calibrates it, where the week's copy is missing with the other members'
+    weights renormalised (as at forecast time when a member fails)."""
+    y = series(8)["y"].to_numpy()
+    origins = [48, 72, 96, 120, 144, 168]
+    rng = np.random.default_rng(1)
+    points = {
+        n: {c: y[c : c + 24] + rng.normal(shift, 40, 24) for c in origins}
+        for n, shift in (("a", 30.0), ("b", -20.0))
+    }
+    points["week"] = {168: y[168:192] + rng.normal(0, 30, 24)}
+    results = {
+        n: CandidateResult(n, {"kind": n}, mase_, 1.0, 0.8, 1, cv_points=points[n])
+        for n, mase_ in (("week", 0.5), ("a", 0.55), ("b", 0.6))
+    }
+    combo = combination(results, ["week", "a", "b"], y, [168], origins, CVConfig())
+    assert combo is not None and combo.model is not None
+    w = dict(zip(combo.model["members"], combo.model["weights"], strict=True))
+    assert set(w) == {"week", "a", "b"}
+    errors = []
+    for c in origins:
+        have = [n for n in ("week", "a", "b") if c in points[n]]
+        point = sum(w[n] / sum(w[m] for m in have) * points[n][c] for n in have)
+        errors.append((y[c : c + 24] - point) / mase_scale(y[:c], 24))
+    want = conformal(np.stack(errors))
+    for p in ("0.05", "0.1", "0.9", "0.95"):
+        np.testing.assert_allclose(combo.model["conformal"][p], want[p])
+    assert 0.0 < combo.cv_coverage <= 1.0  # measured leaving one of six origins out
+    # scored where every member forecast: the 7-day origin, all three members
+    full = sum(w[n] * points[n][168] for n in ("week", "a", "b"))
+    assert combo.origin_mase == [pytest.approx(mase(y[168:192], full, mase_scale(y[:168], 24)))]
