@@ -83,7 +83,8 @@ def _summary(frame: pl.DataFrame) -> None:
         print(f"{without} series without a champion: see `fleetcast models --verbose`")
     print(textwrap.fill(
         "cv_mase: the CV score that chose what is served (lower is better); cv_cov80 / cv_q90: "
-        "CV coverage of the 80% interval (band 0.75-0.85) and of the 0.9 quantile (0.86-0.94); "
+        "CV coverage of the 80% interval (band 0.75-0.85) and of the 0.9 quantile (0.86-0.94), "
+        "'-' where fewer than 2 CV origins could measure it (a short history); "
         "realised: MASE on actuals that arrived after a forecast. Every candidate and why: "
         "`fleetcast models SERIES` or `--verbose`.", 100))  # fmt: skip
 
