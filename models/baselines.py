@@ -229,7 +229,7 @@ class MSTLForecaster:
         horizon: int,
         events: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        from statsforecast.models import MSTL, AutoETS
+        from statsforecast.models import AutoETS
 
         y = history["y"].to_numpy(dtype=float)
         seasons = [s for s in model.get("seasons", self.seasons) if y.size >= 2 * s]
@@ -240,12 +240,27 @@ class MSTLForecaster:
         series = np.log(y) if log else y
         # a model stored before the steps existed was scored with the loess at every hour
         steps = stl_jumps(seasons) if model.get("stl_jumps", False) else None
-        res = MSTL(
-            season_length=seasons, trend_forecaster=AutoETS(model="ANN"), stl_kwargs=steps
-        ).forecast(y=series, h=horizon, level=[level])
-        mean = np.asarray(res["mean"], dtype=float)
-        hi = np.asarray(res[f"hi-{level}"], dtype=float)
+        mean, hi = mstl_forecast(series, seasons, AutoETS(model="ANN"), steps, horizon, level)
         return frame_from_upper(history, mean, hi, level=level, log=log, y=y)
+
+
+def mstl_forecast(
+    x: np.ndarray,
+    seasons: list[int],
+    trend: Any,
+    steps: dict[str, int] | None,
+    horizon: int,
+    level: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """statsforecast's MSTL on ``x`` with ``trend`` forecasting what the seasons leave and the
+    STL loess ``steps`` (``stl_jumps``, or None for every hour): the ``horizon``-hour mean and
+    the upper bound of its ``level``% interval."""
+    from statsforecast.models import MSTL
+
+    res = MSTL(season_length=seasons, trend_forecaster=trend, stl_kwargs=steps).forecast(
+        y=x, h=horizon, level=[level]
+    )
+    return np.asarray(res["mean"], dtype=float), np.asarray(res[f"hi-{level}"], dtype=float)
 
 
 GLITCH_FACTOR = 1.6  # a value this factor away from its centred 5-hour median is a glitch
@@ -343,7 +358,7 @@ class CleanMSTLForecaster:
         horizon: int,
         events: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        from statsforecast.models import MSTL, AutoETS
+        from statsforecast.models import AutoETS
 
         y = history["y"].to_numpy(dtype=float)
         y = y[int(np.argmax(self._enough(y))) :]  # a leading gap dropped
@@ -351,11 +366,6 @@ class CleanMSTLForecaster:
         x = level_shift_adjust(clean_log(y)) if log else fill_gaps_linear(y)
         seasons = [DAY] + ([WEEK] if x.size >= 1.5 * WEEK else [])
         level = int(model.get("level", self.level))
-        res = MSTL(
-            season_length=seasons,
-            trend_forecaster=AutoETS(model="AAN", damped=True),
-            stl_kwargs=stl_jumps(seasons),
-        ).forecast(y=x, h=horizon, level=[level])
-        mean = np.asarray(res["mean"], dtype=float)
-        hi = np.asarray(res[f"hi-{level}"], dtype=float)
+        trend = AutoETS(model="AAN", damped=True)
+        mean, hi = mstl_forecast(x, seasons, trend, stl_jumps(seasons), horizon, level)
         return frame_from_upper(history, mean, hi, level=level, log=log, y=y)

@@ -477,7 +477,7 @@ def difficulty(
 _PROBS = (0.025, 0.05, 0.1, 0.25, 0.75, 0.9, 0.95, 0.975)
 
 
-def _step_quantiles(e: np.ndarray, small: bool, tail_share: float = 1.0) -> dict[float, np.ndarray]:
+def _step_quantiles(e: np.ndarray, small: bool, tail_share: float) -> dict[float, np.ndarray]:
     """Quantiles of scaled errors per horizon step, pooled over +-k neighbouring steps, keyed by
     nominal probability: each tail read at `tail_share` of its probability (0.9 -> 1 - 0.1 *
     share, 0.1 -> 0.1 * share)."""

@@ -250,7 +250,8 @@ def list_setting_changes(
 
 
 def describe_setting(change: dict[str, Any]) -> str:
-    """One line for a learned setting waiting for a person (status, the report)."""
+    """One line for a learned setting waiting for a person (``fleetcast status``; the report
+    shows the same fields as a table)."""
     return (
         f"{change['fleet']}: processes per instance learned {change['learned']:g}, outside the "
         f"band around {change['reference']:g}; sized on {change['used']:g} meanwhile (asked "
